@@ -1,0 +1,267 @@
+/**
+ * `$changeStream`: turns oplog entries into change events, as MongoDB 7.0
+ * documents them, and keeps one stream's position (its last resume token).
+ *
+ * A reader is pure bookkeeping over the oplog: `read()` scans synchronously and
+ * never waits; the getMore handler does the awaiting (tailable, awaitData).
+ */
+import { Aggregator } from "mingo";
+import type { Document, Timestamp } from "bson";
+import { Codes, fail } from "./errors";
+import { compareTs, type Oplog, type OplogEntry, type UpdateDescription } from "./oplog";
+import { decodeToken, encodeToken, hwmToken, type TokenData } from "./resume-token";
+import { valueKey, type Store } from "./store";
+
+export type Level = "collection" | "database" | "cluster";
+
+export interface ChangeStreamSpec {
+  level: Level;
+  db: string;
+  coll?: string;
+  fullDocument: "default" | "updateLookup" | "whenAvailable" | "required";
+  fullDocumentBeforeChange: "off" | "whenAvailable" | "required";
+  showExpandedEvents: boolean;
+}
+
+const STAGE_OPTIONS = new Set([
+  "fullDocument",
+  "fullDocumentBeforeChange",
+  "resumeAfter",
+  "startAfter",
+  "startAtOperationTime",
+  "allChangesForCluster",
+  "showExpandedEvents",
+  "allowToRunOnConfigDB",
+  "allowToRunOnSystemNS",
+]);
+const FULL_DOCUMENT = new Set(["default", "updateLookup", "whenAvailable", "required"]);
+const BEFORE_CHANGE = new Set(["off", "whenAvailable", "required"]);
+/** Stages MongoDB allows after $changeStream. */
+const ALLOWED_STAGES = new Set(["$match", "$project", "$addFields", "$set", "$unset", "$replaceRoot", "$replaceWith", "$redact"]);
+/** Stages MongoDB knows but refuses in a change stream (anything else is "unrecognized"). */
+const KNOWN_STAGES = new Set(["$group", "$sort", "$limit", "$skip", "$lookup", "$unwind", "$facet", "$out", "$merge", "$count", "$sample", "$bucket", "$graphLookup", "$sortByCount", "$densify", "$fill", "$setWindowFields", "$unionWith", "$documents", "$geoNear", "$collStats", "$indexStats", "$currentOp", "$listSessions", "$changeStream"]);
+const INTERNAL_DBS = new Set(["admin", "config", "local"]);
+const NON_RESUMABLE = ["NonResumableChangeStreamError"];
+
+export class ChangeStreamReader {
+  /** Exclusive lower bound: the token of the last event (or high-water mark) consumed. */
+  position: string;
+  invalidated = false;
+  private readonly pipeline: Aggregator | undefined;
+
+  constructor(
+    readonly spec: ChangeStreamSpec,
+    start: string,
+    stages: Document[],
+    private readonly oplog: Oplog,
+    private readonly store: Store,
+  ) {
+    this.position = start;
+    this.pipeline = stages.length > 0 ? new Aggregator(stages) : undefined;
+  }
+
+  /** Up to `max` events after the current position; advances the position past what it scanned. */
+  read(max: number): Document[] {
+    const pos = decodeToken({ _data: this.position })!;
+    this.checkHistory(pos);
+    const out: Document[] = [];
+    for (const entry of this.oplog.from(pos.ts)) {
+      for (const [token, make] of this.expand(entry)) {
+        if (token <= this.position) continue;
+        const event = make();
+        this.position = token;
+        if (event.operationType === "invalidate") {
+          this.invalidated = true;
+          out.push(event);
+          return out;
+        }
+        const shown = this.applyPipeline(event);
+        if (shown) out.push(shown);
+        if (out.length >= max) return out;
+      }
+    }
+    // Everything up to the newest write has been scanned: the high-water mark moves past it.
+    const hwm = hwmToken(nextTs(this.oplog.lastTs));
+    if (hwm > this.position) this.position = hwm;
+    return out;
+  }
+
+  private checkHistory(pos: TokenData): void {
+    const lost = this.oplog.truncatedThrough;
+    if (!lost) return;
+    const c = compareTs(pos.ts, lost);
+    if (pos.kind === "hwm" ? c <= 0 : c < 0) {
+      fail(Codes.ChangeStreamHistoryLost, "Resume of change stream was not possible, as the resume point may no longer be in the oplog.", NON_RESUMABLE);
+    }
+  }
+
+  private applyPipeline(event: Document): Document | undefined {
+    if (!this.pipeline) return event;
+    const [result] = this.pipeline.run([event]) as Document[];
+    if (!result) return undefined;
+    if (valueKey(result._id) !== valueKey(event._id)) {
+      fail(
+        Codes.ChangeStreamFatalError,
+        "Encountered an event whose _id field, which contains the resume token, was modified by the pipeline. Modifying the _id field of an event makes it impossible to resume the stream from that point. Only transformations that retain the unmodified _id field are allowed.",
+        NON_RESUMABLE,
+      );
+    }
+    return result;
+  }
+
+  /** The events one oplog entry produces for this stream, as [token, lazy event] pairs in order. */
+  private expand(e: OplogEntry): Array<[string, () => Document]> {
+    const { spec } = this;
+    const token = (seq: number, fromInvalidate = false) => encodeToken({ ts: e.ts, kind: "event", seq, fromInvalidate });
+    const base = (seq: number, operationType: string, inv = false): Document => ({
+      _id: { _data: token(seq, inv) },
+      operationType,
+      clusterTime: e.ts,
+      wallTime: e.wall,
+    });
+    const invalidate: [string, () => Document] = [token(1, true), () => base(1, "invalidate", true)];
+
+    if (spec.level === "cluster" && (INTERNAL_DBS.has(e.db) || e.coll?.startsWith("system."))) return [];
+    if (e.db !== spec.db && spec.level !== "cluster") return [];
+    if (spec.level === "collection" && e.coll !== spec.coll && e.op !== "dropDatabase") return [];
+    const ns = { db: e.db, coll: e.coll };
+    const expanded = spec.showExpandedEvents ? { collectionUUID: e.collectionUUID } : {};
+
+    switch (e.op) {
+      case "insert":
+        return [[token(0), () => ({ ...base(0, "insert"), ...expanded, fullDocument: e.post, ns, documentKey: { _id: e.id } })]];
+      case "update":
+        return [[token(0), () => this.withImages(e, { ...base(0, "update"), ...expanded, ns, documentKey: { _id: e.id }, updateDescription: this.describe(e.updateDescription!) }, true)]];
+      case "replace":
+        return [[token(0), () => this.withImages(e, { ...base(0, "replace"), ...expanded, fullDocument: e.post, ns, documentKey: { _id: e.id } }, false)]];
+      case "delete":
+        return [[token(0), () => this.withImages(e, { ...base(0, "delete"), ...expanded, ns, documentKey: { _id: e.id } }, false)]];
+      case "drop": {
+        const drop: [string, () => Document] = [token(0), () => ({ ...base(0, "drop"), ...expanded, ns })];
+        return spec.level === "collection" ? [drop, invalidate] : [drop];
+      }
+      case "rename": {
+        const rename: [string, () => Document] = [token(0), () => ({ ...base(0, "rename"), ...expanded, ns, to: e.to })];
+        return spec.level === "collection" ? [rename, invalidate] : [rename];
+      }
+      case "dropDatabase":
+        if (spec.level === "collection") return [];
+        if (spec.level === "database") return [[token(0), () => ({ ...base(0, "dropDatabase"), ns: { db: e.db } })], invalidate];
+        return [[token(0), () => ({ ...base(0, "dropDatabase"), ns: { db: e.db } })]];
+    }
+  }
+
+  /** disambiguatedPaths is an expanded-event field on 7.0 (MONGO-FACTS §3.2). */
+  private describe(d: UpdateDescription): Document {
+    const { disambiguatedPaths, ...rest } = d;
+    return this.spec.showExpandedEvents ? { ...rest, disambiguatedPaths } : rest;
+  }
+
+  /** Adds fullDocument (updates only) and fullDocumentBeforeChange as the stream asked. */
+  private withImages(e: OplogEntry, event: Document, isUpdate: boolean): Document {
+    const { fullDocument, fullDocumentBeforeChange } = this.spec;
+    if (isUpdate && fullDocument !== "default") {
+      if (fullDocument === "updateLookup") {
+        event.fullDocument = this.store.get(e.db, e.coll!)?.docs.get(valueKey(e.id)) ?? null;
+      } else {
+        const post = e.images ? e.post : undefined;
+        if (!post && fullDocument === "required") missingImage("post", event);
+        event.fullDocument = post ?? null;
+      }
+    }
+    if (fullDocumentBeforeChange !== "off") {
+      const pre = e.images ? e.pre : undefined;
+      if (!pre && fullDocumentBeforeChange === "required") missingImage("pre", event);
+      event.fullDocumentBeforeChange = pre ?? null;
+    }
+    return event;
+  }
+}
+
+function missingImage(which: "pre" | "post", event: Document): never {
+  fail(
+    Codes.NoMatchingDocument,
+    `Change stream was configured to require a ${which}-image for all update, delete and replace events, but the ${which}-image was not found for event: ${JSON.stringify(event._id)}`,
+    NON_RESUMABLE,
+  );
+}
+
+function nextTs(ts: Timestamp): Timestamp {
+  return new (ts.constructor as typeof Timestamp)({ t: ts.t, i: ts.i + 1 });
+}
+
+export interface OpenedStream {
+  spec: ChangeStreamSpec;
+  start: string;
+  stages: Document[];
+}
+
+/**
+ * Validates `{aggregate: target, pipeline: [{$changeStream: {...}}, ...]}` and
+ * works out where the stream starts. `target` is a collection name or 1.
+ */
+export function openChangeStream(db: string, target: unknown, pipeline: Document[], oplog: Oplog, topologyIsReplicaSet: boolean): OpenedStream {
+  if (!topologyIsReplicaSet) fail(40573, "The $changeStream stage is only supported on replica sets");
+  const options = (pipeline[0].$changeStream ?? {}) as Document;
+  if (typeof options !== "object" || Array.isArray(options)) fail(Codes.TypeMismatch, "the $changeStream stage must be an object");
+  for (const key of Object.keys(options)) {
+    if (!STAGE_OPTIONS.has(key)) fail(40415, `BSON field '$changeStream.${key}' is an unknown field.`);
+  }
+  const stages = pipeline.slice(1);
+  for (const stage of stages) {
+    const name = Object.keys(stage)[0];
+    if (ALLOWED_STAGES.has(name)) continue;
+    if (KNOWN_STAGES.has(name)) fail(Codes.IllegalOperation, `${name} is not permitted in a $changeStream pipeline`);
+    fail(Codes.UnrecognizedPipelineStage, `Unrecognized pipeline stage name: '${name}'`);
+  }
+
+  const fullDocument = options.fullDocument ?? "default";
+  if (!FULL_DOCUMENT.has(fullDocument)) fail(Codes.BadValue, `unrecognized fullDocument option: ${fullDocument}`);
+  const fullDocumentBeforeChange = options.fullDocumentBeforeChange ?? "off";
+  if (!BEFORE_CHANGE.has(fullDocumentBeforeChange)) fail(Codes.BadValue, `unrecognized fullDocumentBeforeChange option: ${fullDocumentBeforeChange}`);
+
+  let level: Level;
+  if (typeof target === "string") level = "collection";
+  else if (db === "admin") {
+    if (options.allChangesForCluster !== true) fail(Codes.InvalidNamespace, "$changeStream may not be opened on the internal admin database");
+    level = "cluster";
+  } else level = "database";
+  if (level !== "cluster" && INTERNAL_DBS.has(db)) fail(Codes.InvalidNamespace, `$changeStream may not be opened on the internal ${db} database`);
+
+  const starts = ["resumeAfter", "startAfter", "startAtOperationTime"].filter((k) => options[k] !== undefined);
+  if (starts.length > 1) fail(50865, `Only one type of resume option is allowed, but multiple were found: ${starts.join(", ")}`);
+
+  let start: string;
+  const token = options.resumeAfter ?? options.startAfter;
+  if (token !== undefined) {
+    const data = decodeToken(token);
+    if (!data) fail(Codes.FailedToParse, "Bad resume token: _data of missing or of wrong type");
+    if (options.resumeAfter && data.fromInvalidate) {
+      fail(Codes.InvalidResumeToken, "Attempting to resume a change stream using 'resumeAfter' is not allowed from an invalidate notification.");
+    }
+    // An event token must name an event this oplog still has, or it came from elsewhere.
+    const lost = oplog.truncatedThrough;
+    const beforeHistory = lost !== undefined && compareTs(data.ts, lost) <= 0;
+    if (data.kind === "event" && !beforeHistory && !oplog.has(data.ts)) {
+      fail(Codes.ChangeStreamFatalError, "cannot resume stream; the resume token was not found.", NON_RESUMABLE);
+    }
+    start = (token as { _data: string })._data;
+  } else if (options.startAtOperationTime !== undefined) {
+    const ts = options.startAtOperationTime as Timestamp;
+    if (typeof ts?.t !== "number") fail(Codes.TypeMismatch, "startAtOperationTime must be a Timestamp");
+    start = hwmToken(ts); // inclusive: a HWM at T sorts before the events at T
+  } else {
+    start = hwmToken(nextTs(oplog.lastTs));
+  }
+
+  const spec: ChangeStreamSpec = {
+    level,
+    db,
+    coll: typeof target === "string" ? target : undefined,
+    fullDocument,
+    fullDocumentBeforeChange,
+    showExpandedEvents: options.showExpandedEvents === true,
+  };
+  return { spec, start, stages };
+}
+

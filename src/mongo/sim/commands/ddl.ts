@@ -1,0 +1,113 @@
+/** Collections, databases and indexes: create, drop, rename, collMod, list*. */
+import type { Document } from "bson";
+import { collectionName, commandOptions, notImplemented, type Handler } from "../context";
+import { Codes, fail } from "../errors";
+import type { Collection, IndexSpec } from "../store";
+import { firstBatch } from "./read";
+
+/** Collection options the simulator keeps; validators are stored but not enforced. */
+const COLLECTION_OPTIONS = new Set(["changeStreamPreAndPostImages", "validator", "validationLevel", "validationAction"]);
+
+export const create: Handler = (cmd, db, { server }) => {
+  const name = collectionName(cmd, "create");
+  const options = commandOptions(cmd);
+  for (const key of Object.keys(options)) if (!COLLECTION_OPTIONS.has(key)) notImplemented(`create option '${key}'`);
+  server.store.create(db, name, options);
+  return { ok: 1 };
+};
+
+export const drop: Handler = (cmd, db, { server }) => {
+  const name = collectionName(cmd, "drop");
+  // 7.0: dropping a collection that does not exist succeeds.
+  const existed = server.store.drop(db, name);
+  return existed ? { nIndexesWas: 1, ns: `${db}.${name}`, ok: 1 } : { ok: 1 };
+};
+
+export const dropDatabase: Handler = (_cmd, db, { server }) => {
+  server.store.dropDatabase(db);
+  return { dropped: db, ok: 1 };
+};
+
+export const renameCollection: Handler = (cmd, db, { server }) => {
+  if (db !== "admin") fail(Codes.IllegalOperation, "renameCollection may only be run against the admin database.");
+  const [from, to] = [cmd.renameCollection, cmd.to].map((ns) => {
+    if (typeof ns !== "string" || !ns.includes(".")) fail(Codes.InvalidNamespace, `Invalid namespace specified '${ns}'`);
+    const dot = ns.indexOf(".");
+    return { db: ns.slice(0, dot), coll: ns.slice(dot + 1) };
+  });
+  server.store.rename(from.db, from.coll, to.db, to.coll, cmd.dropTarget === true);
+  return { ok: 1 };
+};
+
+export const collMod: Handler = (cmd, db, { server }) => {
+  const name = collectionName(cmd, "collMod");
+  const coll = server.store.get(db, name);
+  if (!coll) fail(Codes.NamespaceNotFound, `ns does not exist: ${db}.${name}`);
+  const options = commandOptions(cmd);
+  for (const key of Object.keys(options)) if (!COLLECTION_OPTIONS.has(key)) notImplemented(`collMod option '${key}'`);
+  coll.options = { ...coll.options, ...options };
+  return { ok: 1 };
+};
+
+export const createIndexes: Handler = (cmd, db, { server }) => {
+  const name = collectionName(cmd, "createIndexes");
+  const specs = cmd.indexes as IndexSpec[];
+  if (!Array.isArray(specs) || specs.length === 0) fail(Codes.BadValue, "Must specify at least one index to create");
+  const existed = server.store.get(db, name) !== undefined;
+  const coll = server.store.ensure(db, name);
+  const before = coll.indexes.length;
+  for (const spec of specs) {
+    if (!spec.key || typeof spec.name !== "string") fail(Codes.BadValue, "index specification must have 'key' and 'name'");
+    for (const opt of ["collation", "partialFilterExpression", "sparse", "expireAfterSeconds", "hidden", "wildcardProjection"]) {
+      if (spec[opt] !== undefined) notImplemented(`index option '${opt}'`);
+    }
+    server.store.createIndex(db, coll, { ...spec, v: 2 });
+  }
+  return { numIndexesBefore: before, numIndexesAfter: coll.indexes.length, createdCollectionAutomatically: !existed, ok: 1 };
+};
+
+export const dropIndexes: Handler = (cmd, db, { server }) => {
+  const name = collectionName(cmd, "dropIndexes");
+  const coll = server.store.get(db, name);
+  if (!coll) fail(Codes.NamespaceNotFound, `ns not found ${db}.${name}`);
+  const before = coll.indexes.length;
+  const which = cmd.index;
+  if (which === "*") for (const spec of coll.indexes.filter((i) => i.name !== "_id_")) server.store.dropIndex(coll, spec.name);
+  else for (const n of Array.isArray(which) ? which : [which]) server.store.dropIndex(coll, typeof n === "string" ? n : indexNameFor(coll, n));
+  return { nIndexesWas: before, ok: 1 };
+};
+
+function indexNameFor(coll: Collection, key: Document): string {
+  const spec = coll.indexes.find((i) => JSON.stringify(i.key) === JSON.stringify(key));
+  if (!spec) fail(Codes.IndexNotFound, `can't find index with key: ${JSON.stringify(key)}`);
+  return spec.name;
+}
+
+export const listIndexes: Handler = (cmd, db, ctx) => {
+  const name = collectionName(cmd, "listIndexes");
+  const coll = ctx.server.store.get(db, name);
+  if (!coll) fail(Codes.NamespaceNotFound, `ns does not exist: ${db}.${name}`);
+  const indexes = coll.indexes.map(({ v, key, name: n, ...rest }) => ({ v, key, name: n, ...rest }));
+  return firstBatch(ctx, `${db}.${name}`, indexes, cmd, cmd.cursor?.batchSize);
+};
+
+export const listCollections: Handler = (cmd, db, ctx) => {
+  const filter = (cmd.filter ?? {}) as Document;
+  const all = ctx.server.store.collections(db).map((c) =>
+    cmd.nameOnly ? { name: c.name, type: "collection" } : { name: c.name, type: "collection", options: c.options, info: { readOnly: false, uuid: c.uuid }, idIndex: { v: 2, key: { _id: 1 }, name: "_id_" } },
+  );
+  const wanted = all.filter((c) => Object.entries(filter).every(([k, v]) => (k === "name" ? matchesName(c.name, v) : k === "type" ? v === "collection" : true)));
+  return firstBatch(ctx, `${db}.$cmd.listCollections`, wanted, cmd, cmd.cursor?.batchSize);
+};
+
+function matchesName(name: string, cond: unknown): boolean {
+  if (typeof cond === "string") return name === cond;
+  if (cond instanceof RegExp) return cond.test(name);
+  if (cond && typeof cond === "object" && Array.isArray((cond as Document).$in)) return (cond as Document).$in.includes(name);
+  notImplemented(`listCollections filter on name ${JSON.stringify(cond)}`);
+}
+
+export const listDatabases: Handler = (cmd, _db, { server }) => {
+  const databases = server.store.databases().map((name) => ({ name, sizeOnDisk: 0, empty: false }));
+  return cmd.nameOnly ? { databases: databases.map(({ name }) => ({ name })), ok: 1 } : { databases, totalSize: 0, totalSizeMb: 0, ok: 1 };
+};

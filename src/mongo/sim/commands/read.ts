@@ -1,0 +1,198 @@
+/** find, getMore, killCursors, aggregate (incl. $changeStream and $currentOp), count, distinct. */
+import { Aggregator, Query } from "mingo";
+import { Long, type Document } from "bson";
+import { ChangeStreamReader, openChangeStream } from "../change-stream";
+import { collectionName, notImplemented, readTime, type Ctx, type Handler } from "../context";
+import type { Cursor, QueryCursor, StreamCursor } from "../cursors";
+import { Codes, fail, RESUMABLE_CODES } from "../errors";
+import { valueKey } from "../store";
+
+const DEFAULT_BATCH = 101;
+/** How long a change-stream getMore waits for events when the client gives no maxTimeMS (SERVER-19665). */
+const DEFAULT_AWAIT_MS = 1000;
+
+/** A cursor reply; `id` must be int64 on the wire (MONGO-FACTS §2.1). */
+export function cursorReply(ns: string, id: number, batch: Document[], first: boolean, extra: Document = {}): Document {
+  return { cursor: { id: Long.fromNumber(id), ns, [first ? "firstBatch" : "nextBatch"]: batch, ...extra }, ok: 1 };
+}
+
+/** Returns the first batch of `docs`, opening a cursor for the rest if there is more. */
+export function firstBatch(ctx: Ctx, ns: string, docs: Document[], cmd: Document, batchSize: number | undefined, extra: Document = {}): Document {
+  const size = batchSize === undefined || batchSize < 0 ? DEFAULT_BATCH : batchSize;
+  const batch = docs.slice(0, size);
+  if (batch.length === docs.length || cmd.singleBatch) return cursorReply(ns, 0, batch, true, extra);
+  const cursor = ctx.server.cursors.add<QueryCursor>({ kind: "query", ns, originatingCommand: cmd, docs, at: batch.length });
+  return cursorReply(ns, cursor.id, batch, true, extra);
+}
+
+function snapshotField(cmd: Document, ctx: Ctx): Document {
+  const at = readTime(cmd, ctx);
+  return at ? { atClusterTime: at } : {};
+}
+
+export const find: Handler = (cmd, db, ctx) => {
+  const name = collectionName(cmd, "find");
+  for (const opt of ["collation", "min", "max", "returnKey", "showRecordId", "tailable", "awaitData"]) {
+    if (cmd[opt]) notImplemented(`find option '${opt}'`);
+  }
+  const docs = ctx.server.store.documentsAt(db, name, readTime(cmd, ctx));
+  let cursor = new Query(cmd.filter ?? {}).find(docs, cmd.projection);
+  const sort = cmd.sort as Document | undefined;
+  if (sort && Object.keys(sort).length > 0 && !("$natural" in sort)) cursor = cursor.sort(sort as never);
+  if (cmd.skip) cursor = cursor.skip(cmd.skip);
+  let limit = cmd.limit as number | undefined;
+  let single = cmd.singleBatch === true;
+  if (limit !== undefined && limit < 0) {
+    limit = -limit;
+    single = true;
+  }
+  if (limit) cursor = cursor.limit(limit);
+  const result = cursor.all() as Document[];
+  return firstBatch(ctx, `${db}.${name}`, result, { ...cmd, singleBatch: single }, cmd.batchSize, snapshotField(cmd, ctx));
+};
+
+export const count: Handler = (cmd, db, ctx) => {
+  const name = collectionName(cmd, "count");
+  const docs = ctx.server.store.documentsAt(db, name, readTime(cmd, ctx));
+  let n = new Query(cmd.query ?? {}).find(docs).all().length;
+  n = Math.max(0, n - (cmd.skip ?? 0));
+  if (cmd.limit) n = Math.min(n, Math.abs(cmd.limit));
+  return { n, ok: 1 };
+};
+
+export const distinct: Handler = (cmd, db, ctx) => {
+  const name = collectionName(cmd, "distinct");
+  if (typeof cmd.key !== "string") fail(Codes.TypeMismatch, "distinct: 'key' must be a string");
+  const docs = ctx.server.store.documentsAt(db, name, readTime(cmd, ctx));
+  const seen = new Map<string, unknown>();
+  const add = (v: unknown) => {
+    if (v !== undefined && !seen.has(valueKey(v))) seen.set(valueKey(v), v);
+  };
+  for (const doc of new Query(cmd.query ?? {}).find(docs).all()) {
+    const [value] = new Aggregator([{ $project: { _id: 0, v: `$${cmd.key}` } }]).run([doc]) as Document[];
+    if (Array.isArray(value?.v)) value.v.forEach(add);
+    else add(value?.v);
+  }
+  return { values: [...seen.values()], ...snapshotField(cmd, ctx), ok: 1 };
+};
+
+export const aggregate: Handler = (cmd, db, ctx) => {
+  const pipeline = cmd.pipeline as Document[];
+  if (!Array.isArray(pipeline)) fail(Codes.TypeMismatch, "aggregate: 'pipeline' must be an array");
+  if (cmd.explain) notImplemented("explain");
+  const first = pipeline[0] ? Object.keys(pipeline[0])[0] : undefined;
+  const batchSize = (cmd.cursor as Document | undefined)?.batchSize as number | undefined;
+  for (const stage of pipeline.slice(1)) {
+    const name = Object.keys(stage)[0];
+    if (name === "$changeStream") fail(40602, "$changeStream is only valid as the first stage in a pipeline");
+    if (name === "$out" || name === "$merge") notImplemented(`aggregation stage ${name}`);
+  }
+  if (first === "$changeStream") return openStream(cmd, db, ctx, pipeline, batchSize);
+  if (cmd.aggregate === 1) {
+    if (first !== "$currentOp" || db !== "admin") notImplemented(`database-level aggregate starting with ${first}`);
+    const ops = currentOp(ctx.server.cursors.list(), (pipeline[0].$currentOp ?? {}) as Document);
+    return firstBatch(ctx, "admin.$cmd.aggregate", new Aggregator(pipeline.slice(1)).run(ops) as Document[], cmd, batchSize);
+  }
+  const name = collectionName(cmd, "aggregate");
+  if (cmd.collation) notImplemented("collation");
+  const at = readTime(cmd, ctx);
+  const store = ctx.server.store;
+  const docs = store.documentsAt(db, name, at);
+  let result: Document[];
+  try {
+    result = new Aggregator(pipeline, { collectionResolver: (other: string) => store.documentsAt(db, other, at) }).run(docs) as Document[];
+  } catch (err) {
+    fail(Codes.BadValue, (err as Error).message);
+  }
+  return firstBatch(ctx, `${db}.${name}`, result, cmd, batchSize, at ? { atClusterTime: at } : {});
+};
+
+function openStream(cmd: Document, db: string, ctx: Ctx, pipeline: Document[], batchSize: number | undefined): Document {
+  const { server } = ctx;
+  const opened = openChangeStream(db, cmd.aggregate, pipeline, server.oplog, server.setName !== undefined);
+  const reader = new ChangeStreamReader(opened.spec, opened.start, opened.stages, server.oplog, server.store);
+  const ns = typeof cmd.aggregate === "string" ? `${db}.${cmd.aggregate}` : `${db}.$cmd.aggregate`;
+  const batch = reader.read(batchSize ?? DEFAULT_BATCH);
+  const extra = { postBatchResumeToken: { _data: reader.position } };
+  if (reader.invalidated) return cursorReply(ns, 0, batch, true, extra);
+  const cursor = server.cursors.add<StreamCursor>({ kind: "changeStream", ns, originatingCommand: cmd, reader });
+  return cursorReply(ns, cursor.id, batch, true, extra);
+}
+
+export const getMore: Handler = async (cmd, db, ctx) => {
+  const id = Number(cmd.getMore);
+  const { cursors, failPoints } = ctx.server;
+  const cursor = cursors.get(id);
+  if (!cursor) fail(Codes.CursorNotFound, `cursor id ${id} not found`);
+  const expectedNs = `${db}.${cmd.collection}`;
+  if (cursor.ns !== expectedNs && !(cursor.ns.endsWith(".$cmd.aggregate") && cmd.collection === "$cmd.aggregate")) {
+    fail(Codes.Unauthorized, `Requested getMore on namespace '${expectedNs}', but cursor belongs to a different namespace ${cursor.ns}`);
+  }
+  cursor.lastUsed = new Date();
+  const injected = failPoints.check("failGetMoreAfterCursorCheckout", { command: "getMore", appName: ctx.conn.appName, ns: cursor.ns });
+  if (injected?.errorCode !== undefined) {
+    const labels = cursor.kind === "changeStream" && RESUMABLE_CODES.has(injected.errorCode) ? ["ResumableChangeStreamError"] : undefined;
+    fail(injected.errorCode, `Failing command via 'failGetMoreAfterCursorCheckout' failpoint`, labels);
+  }
+  if (cursor.kind === "query") return nextQueryBatch(ctx, cursor, cmd.batchSize);
+  return nextStreamBatch(ctx, cursor, cmd);
+};
+
+function nextQueryBatch(ctx: Ctx, cursor: QueryCursor, batchSize: number | undefined): Document {
+  const end = batchSize && batchSize > 0 ? cursor.at + batchSize : cursor.docs.length;
+  const batch = cursor.docs.slice(cursor.at, end);
+  cursor.at += batch.length;
+  const done = cursor.at >= cursor.docs.length;
+  if (done) ctx.server.cursors.remove(cursor.id);
+  return cursorReply(cursor.ns, done ? 0 : cursor.id, batch, false);
+}
+
+/** Tailable + awaitData: wait up to maxTimeMS for events, then answer, possibly with an empty batch. */
+async function nextStreamBatch(ctx: Ctx, cursor: StreamCursor, cmd: Document): Promise<Document> {
+  const { oplog, cursors } = ctx.server;
+  const deadline = Date.now() + ((cmd.maxTimeMS as number | undefined) ?? DEFAULT_AWAIT_MS);
+  const stop = AbortSignal.any([cursor.killed.signal, ctx.conn.closed]);
+  let batch: Document[];
+  for (;;) {
+    try {
+      batch = cursor.reader.read((cmd.batchSize as number | undefined) || DEFAULT_BATCH);
+    } catch (err) {
+      cursors.remove(cursor.id); // an error ends the cursor, as on a real server
+      throw err;
+    }
+    const remaining = deadline - Date.now();
+    if (batch.length > 0 || cursor.reader.invalidated || remaining <= 0 || stop.aborted) break;
+    await oplog.waitForAppend(remaining, stop);
+  }
+  if (cursor.killed.signal.aborted && batch.length === 0) fail(Codes.CursorKilled, `cursor id ${cursor.id} was killed`);
+  const extra = { postBatchResumeToken: { _data: cursor.reader.position } };
+  if (cursor.reader.invalidated) cursors.remove(cursor.id);
+  return cursorReply(cursor.ns, cursor.reader.invalidated ? 0 : cursor.id, batch, false, extra);
+}
+
+export const killCursors: Handler = (cmd, _db, ctx) => {
+  const ids = ((cmd.cursors ?? []) as unknown[]).map(Number);
+  const killed: Long[] = [];
+  const notFound: Long[] = [];
+  for (const id of ids) (ctx.server.cursors.remove(id) ? killed : notFound).push(Long.fromNumber(id));
+  return { cursorsKilled: killed, cursorsNotFound: notFound, cursorsAlive: [], cursorsUnknown: [], ok: 1 };
+};
+
+/** `$currentOp` output for open cursors, the way mongod lists idle cursors. */
+function currentOp(open: Cursor[], options: Document): Document[] {
+  if (!options.idleCursors) return [];
+  return open.map((c) => ({
+    type: "idleCursor",
+    active: false,
+    ns: c.ns,
+    cursor: {
+      cursorId: Long.fromNumber(c.id),
+      createdDate: c.createdAt,
+      lastAccessDate: c.lastUsed,
+      originatingCommand: c.originatingCommand,
+      tailable: c.kind === "changeStream",
+      awaitData: c.kind === "changeStream",
+      noCursorTimeout: false,
+    },
+  }));
+}

@@ -1,0 +1,138 @@
+/** insert, update, delete, findAndModify (MONGO-FACTS §2.2, §2.3). */
+import { Query } from "mingo";
+import { ObjectId, type Document } from "bson";
+import { applyUpdate, updateKind, upsertDocument, withIdFirst } from "../apply-update";
+import { clone, collectionName, type Ctx, type Handler } from "../context";
+import { Codes, fail, ServerError } from "../errors";
+import { valueKey, type Collection } from "../store";
+import { describeUpdate } from "../update-description";
+
+interface WriteError {
+  index: number;
+  code: number;
+  errmsg: string;
+}
+
+/** Runs each statement, collecting write errors; ordered writes stop at the first. */
+function eachStatement<T>(statements: T[], ordered: boolean, run: (s: T, index: number) => void): WriteError[] {
+  const errors: WriteError[] = [];
+  for (let index = 0; index < statements.length; index++) {
+    try {
+      run(statements[index], index);
+    } catch (err) {
+      if (!(err instanceof ServerError)) throw err;
+      errors.push({ index, code: err.code, errmsg: err.message });
+      if (ordered) break;
+    }
+  }
+  return errors;
+}
+
+function reply(fields: Document, errors: WriteError[]): Document {
+  // An empty writeErrors array makes the driver throw: leave it out (MONGO-FACTS §2.2).
+  return errors.length > 0 ? { ...fields, writeErrors: errors, ok: 1 } : { ...fields, ok: 1 };
+}
+
+function matching(coll: Collection | undefined, filter: Document, sort?: Document): Document[] {
+  if (!coll) return [];
+  const cursor = new Query(filter ?? {}).find([...coll.docs.values()]);
+  return (sort && Object.keys(sort).length > 0 ? cursor.sort(sort as never) : cursor).all() as Document[];
+}
+
+export const insert: Handler = (cmd, db, { server }) => {
+  const name = collectionName(cmd, "insert");
+  const docs = cmd.documents as Document[];
+  if (!Array.isArray(docs)) fail(Codes.TypeMismatch, "insert: 'documents' must be an array");
+  let n = 0;
+  const errors = eachStatement(docs, cmd.ordered !== false, (doc) => {
+    const coll = server.store.ensure(db, name);
+    const stored = withIdFirst(clone(doc._id === undefined ? { _id: new ObjectId(), ...doc } : doc));
+    server.store.insert(db, coll, stored);
+    n++;
+  });
+  return reply({ n }, errors);
+};
+
+export const update: Handler = (cmd, db, { server }) => {
+  const name = collectionName(cmd, "update");
+  const statements = cmd.updates as Document[];
+  if (!Array.isArray(statements)) fail(Codes.TypeMismatch, "update: 'updates' must be an array");
+  let n = 0;
+  let nModified = 0;
+  const upserted: Document[] = [];
+  const errors = eachStatement(statements, cmd.ordered !== false, (s, index) => {
+    if (s.collation) fail(Codes.NotImplemented, "collation is not implemented by the flowsync MongoDB simulator");
+    const coll = server.store.get(db, name);
+    const targets = matching(coll, s.q, s.sort);
+    const chosen = s.multi ? targets : targets.slice(0, 1);
+    if (chosen.length === 0 && s.upsert) {
+      const doc = upsertDocument(s.q ?? {}, s.u, s.arrayFilters);
+      server.store.insert(db, server.store.ensure(db, name), doc);
+      upserted.push({ index, _id: doc._id });
+      n++;
+      return;
+    }
+    if (s.multi && updateKind(s.u) === "replacement") fail(Codes.FailedToParse, "multi update is not supported for replacement-style update");
+    for (const before of chosen) {
+      const after = applyUpdate(before, s.u, { arrayFilters: s.arrayFilters, query: s.q });
+      n++;
+      if (writeVersion(server.store, db, coll!, before, after, s.u)) nModified++;
+    }
+  });
+  return reply(upserted.length > 0 ? { n, nModified, upserted } : { n, nModified }, errors);
+};
+
+export const remove: Handler = (cmd, db, { server }) => {
+  const name = collectionName(cmd, "delete");
+  const statements = cmd.deletes as Document[];
+  if (!Array.isArray(statements)) fail(Codes.TypeMismatch, "delete: 'deletes' must be an array");
+  let n = 0;
+  const errors = eachStatement(statements, cmd.ordered !== false, (s) => {
+    if (s.collation) fail(Codes.NotImplemented, "collation is not implemented by the flowsync MongoDB simulator");
+    const coll = server.store.get(db, name);
+    const targets = matching(coll, s.q);
+    for (const doc of s.limit === 1 ? targets.slice(0, 1) : targets) {
+      server.store.remove(db, coll!, doc);
+      n++;
+    }
+  });
+  return reply({ n }, errors);
+};
+
+export const findAndModify: Handler = (cmd, db, { server }) => {
+  const name = collectionName(cmd, "findAndModify");
+  if (cmd.collation) fail(Codes.NotImplemented, "collation is not implemented by the flowsync MongoDB simulator");
+  if (cmd.remove && cmd.update !== undefined) fail(Codes.FailedToParse, "Cannot specify both an update and remove=true");
+  if (!cmd.remove && cmd.update === undefined) fail(Codes.FailedToParse, "Either an update or remove=true must be specified");
+  const coll = server.store.get(db, name);
+  const [before] = matching(coll, cmd.query ?? {}, cmd.sort);
+  const project = (doc: Document | null) => (doc && cmd.fields ? (new Query({}).find([doc], cmd.fields).all()[0] as Document) : doc);
+
+  if (cmd.remove) {
+    if (before) server.store.remove(db, coll!, before);
+    return { lastErrorObject: { n: before ? 1 : 0 }, value: project(before ?? null), ok: 1 };
+  }
+  if (!before) {
+    if (!cmd.upsert) return { lastErrorObject: { n: 0, updatedExisting: false }, value: null, ok: 1 };
+    const doc = upsertDocument(cmd.query ?? {}, cmd.update, cmd.arrayFilters);
+    server.store.insert(db, server.store.ensure(db, name), doc);
+    return { lastErrorObject: { n: 1, updatedExisting: false, upserted: doc._id }, value: project(cmd.new ? doc : null), ok: 1 };
+  }
+  const after = applyUpdate(before, cmd.update, { arrayFilters: cmd.arrayFilters, query: cmd.query });
+  writeVersion(server.store, db, coll!, before, after, cmd.update);
+  return { lastErrorObject: { n: 1, updatedExisting: true }, value: project(cmd.new ? after : before), ok: 1 };
+};
+
+/** Stores `after` if it differs from `before` (a no-op write is not logged, as in MongoDB). */
+function writeVersion(store: Ctx["server"]["store"], db: string, coll: Collection, before: Document, after: Document, u: unknown): boolean {
+  if (updateKind(u) === "replacement") {
+    if (valueKey(before) === valueKey(after)) return false;
+    store.write(db, coll, before, after, { op: "replace" });
+    return true;
+  }
+  const updateDescription = describeUpdate(before, after);
+  const changed = Object.keys(updateDescription.updatedFields).length + updateDescription.removedFields.length + updateDescription.truncatedArrays.length;
+  if (changed === 0) return false;
+  store.write(db, coll, before, after, { op: "update", updateDescription });
+  return true;
+}

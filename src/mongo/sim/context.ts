@@ -1,0 +1,73 @@
+/** What a command handler may reach: the simulated server's state plus its own connection. */
+import { deserialize, serialize, type Document, type Timestamp } from "bson";
+import type { Cursors } from "./cursors";
+import type { FailPoints } from "./fail-points";
+import type { Oplog } from "./oplog";
+import type { Store } from "./store";
+import { Codes, fail } from "./errors";
+
+export const SERVER_VERSION = [7, 0, 14] as const;
+/** Wire version of MongoDB 7.0 (wireversion-featurelist). */
+export const MAX_WIRE_VERSION = 21;
+
+export interface ServerState {
+  store: Store;
+  oplog: Oplog;
+  cursors: Cursors;
+  failPoints: FailPoints;
+  /** "host:port" as the driver must see it in `hosts`. */
+  me: string;
+  /** Replica set name; undefined for a standalone (no change streams). */
+  setName: string | undefined;
+  startedAt: Date;
+}
+
+export interface Connection {
+  id: number;
+  appName?: string;
+  /** Aborted when the socket closes, so waits on its behalf stop. */
+  closed: AbortSignal;
+}
+
+export interface Ctx {
+  server: ServerState;
+  conn: Connection;
+}
+
+export type Handler = (cmd: Document, db: string, ctx: Ctx) => Document | Promise<Document>;
+
+/** Deep copy that keeps BSON types (Long, Decimal128, ...) intact. */
+export function clone<T extends Document>(doc: T): T {
+  return deserialize(serialize(doc), { promoteLongs: true, promoteValues: true }) as T;
+}
+
+/**
+ * The point in time a read sees: undefined for "latest", or a cluster time for
+ * `readConcern: {level: "snapshot"}` (MONGO-FACTS §5).
+ */
+export function readTime(cmd: Document, ctx: Ctx): Timestamp | undefined {
+  const rc = cmd.readConcern as Document | undefined;
+  if (!rc || rc.level !== "snapshot") return undefined;
+  if (rc.atClusterTime && rc.afterClusterTime) fail(Codes.InvalidOptions, "readConcern: atClusterTime and afterClusterTime are mutually exclusive");
+  return (rc.atClusterTime as Timestamp | undefined) ?? ctx.server.oplog.lastTs;
+}
+
+/** Collection name argument of a command, validated. */
+export function collectionName(cmd: Document, name: string): string {
+  const coll = cmd[name];
+  if (typeof coll !== "string" || coll.length === 0) fail(Codes.InvalidNamespace, `collection name has invalid type ${typeof coll}`);
+  return coll;
+}
+
+export function notImplemented(what: string): never {
+  fail(Codes.NotImplemented, `${what} is not implemented by the flowsync MongoDB simulator (it covers what flowsync needs; use a real mongod for the rest)`);
+}
+
+/** Fields the driver adds to every command; they are not options of the command itself. */
+const GENERIC_FIELDS = new Set(["lsid", "txnNumber", "writeConcern", "readConcern", "comment", "maxTimeMS", "apiVersion", "apiStrict", "apiDeprecationErrors", "autocommit"]);
+
+/** The command's own options: everything but its name, `$`-fields and generic fields. */
+export function commandOptions(cmd: Document): Document {
+  const [, ...keys] = Object.keys(cmd);
+  return Object.fromEntries(keys.filter((k) => !k.startsWith("$") && !GENERIC_FIELDS.has(k)).map((k) => [k, cmd[k]]));
+}

@@ -1,0 +1,76 @@
+/**
+ * Server-side errors as MongoDB reports them: `{ok: 0, errmsg, code, codeName, errorLabels?}`.
+ * Codes and names follow the server's error_codes.yml; only the ones the simulator raises.
+ */
+import type { Document } from "bson";
+
+export const Codes = {
+  BadValue: 2,
+  FailedToParse: 9,
+  TypeMismatch: 14,
+  InvalidLength: 16,
+  IllegalOperation: 20,
+  NamespaceNotFound: 26,
+  CursorNotFound: 43,
+  NoMatchingDocument: 47,
+  NamespaceExists: 48,
+  InvalidOptions: 72,
+  InvalidNamespace: 73,
+  IndexNotFound: 27,
+  ImmutableField: 66,
+  IndexOptionsConflict: 85,
+  IndexKeySpecsConflict: 86,
+  NotImplemented: 238,
+  CursorKilled: 237,
+  SnapshotTooOld: 239,
+  SnapshotUnavailable: 246,
+  InvalidResumeToken: 260,
+  ChangeStreamFatalError: 280,
+  ChangeStreamHistoryLost: 286,
+  CommandNotFound: 59,
+  DuplicateKey: 11000,
+  UnrecognizedPipelineStage: 40324,
+  ChangeStreamNotSupported: 40573,
+  NotWritablePrimary: 10107,
+  Unauthorized: 13,
+} as const;
+
+const NAMES: Record<number, string> = Object.fromEntries(
+  Object.entries(Codes)
+    // Codes that the server reports without a codeName (assertion ids, not named codes).
+    .filter(([, code]) => code !== 40324 && code !== 40573)
+    .map(([name, code]) => [code, name]),
+);
+
+export function codeName(code: number): string | undefined {
+  return NAMES[code];
+}
+
+export class ServerError extends Error {
+  override name = "ServerError";
+  constructor(
+    readonly code: number,
+    message: string,
+    readonly errorLabels?: string[],
+  ) {
+    super(message);
+  }
+
+  toReply(): Document {
+    const reply: Document = { ok: 0, errmsg: this.message, code: this.code };
+    const name = codeName(this.code);
+    if (name) reply.codeName = name;
+    if (this.errorLabels && this.errorLabels.length > 0) reply.errorLabels = this.errorLabels;
+    return reply;
+  }
+}
+
+export function fail(code: number, message: string, errorLabels?: string[]): never {
+  throw new ServerError(code, message, errorLabels);
+}
+
+/** Codes that a real server labels ResumableChangeStreamError on a change-stream getMore (MONGO-FACTS §3.4). */
+export const RESUMABLE_CODES = new Set([6, 7, 43, 63, 89, 91, 133, 150, 189, 234, 262, 9001, 10107, 11600, 11602, 13388, 13435, 13436]);
+
+/** Codes that get RetryableWriteError on retryable writes (MONGO-FACTS §2.4). */
+export const RETRYABLE_WRITE_CODES = new Set([6, 7, 89, 91, 134, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436]);

@@ -1,0 +1,150 @@
+/**
+ * The simulator's TCP server: a one-member replica set `rs0` speaking the
+ * MongoDB wire protocol, for offline development and tests. Never production.
+ *
+ * Each connection handles its messages one at a time, in order, as the driver
+ * expects (it never pipelines on a pooled connection).
+ */
+import net from "node:net";
+import type { Document } from "bson";
+import type { Logger } from "pino";
+import { CLOSE_CONNECTION, runCommand } from "./commands";
+import type { Connection, Ctx, ServerState } from "./context";
+import { Cursors } from "./cursors";
+import { FailPoints } from "./fail-points";
+import { Oplog } from "./oplog";
+import { Store } from "./store";
+import { encodeOpMsg, encodeOpReply, messageLength, OP_QUERY, parseMessage } from "./wire";
+
+export interface SimulatorOptions {
+  host?: string;
+  /** 0 (the default) picks a free port. */
+  port?: number;
+  /** How many oplog entries are kept before the oldest are dropped (history lost). */
+  oplogSize?: number;
+  /** Replica set name; `false` runs a standalone server (no change streams), for testing that path. */
+  replicaSet?: string | false;
+  logger?: Logger;
+}
+
+export interface Simulator {
+  readonly host: string;
+  readonly port: number;
+  /** Connection string the driver must use: the host must equal the one in `hosts`. */
+  readonly url: string;
+  /** Open client connections (for tests that check nothing leaks). */
+  readonly connections: number;
+  /** Drops every client connection at once, like a network cut; the server keeps listening. */
+  dropConnections(): void;
+  close(): Promise<void>;
+}
+
+export const DEFAULT_OPLOG_SIZE = 100_000;
+
+export async function startSimulator(options: SimulatorOptions = {}): Promise<Simulator> {
+  const host = options.host ?? "127.0.0.1";
+  const setName = options.replicaSet === false ? undefined : (options.replicaSet ?? "rs0");
+  const log = options.logger;
+  const oplog = new Oplog(options.oplogSize ?? DEFAULT_OPLOG_SIZE);
+  const sockets = new Set<net.Socket>();
+  let nextConnectionId = 1;
+  const state: ServerState = {
+    oplog,
+    store: new Store(oplog),
+    cursors: new Cursors(),
+    failPoints: new FailPoints(),
+    me: "", // known once listening
+    setName,
+    startedAt: new Date(),
+  };
+
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.setNoDelay(true);
+    const closed = new AbortController();
+    const conn: Connection = { id: nextConnectionId++, closed: closed.signal };
+    const ctx: Ctx = { server: state, conn };
+    let pending = Buffer.alloc(0);
+    let queue = Promise.resolve();
+
+    socket.on("data", (chunk) => {
+      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+      try {
+        for (let len = messageLength(pending); len > 0; len = messageLength(pending)) {
+          const message = pending.subarray(0, len);
+          pending = pending.subarray(len);
+          queue = queue.then(() => handle(message));
+        }
+      } catch (err) {
+        log?.warn({ err }, "simulator: malformed message, closing connection");
+        socket.destroy();
+      }
+    });
+    socket.on("error", () => socket.destroy());
+    socket.on("close", () => {
+      sockets.delete(socket);
+      closed.abort();
+    });
+
+    async function handle(message: Buffer): Promise<void> {
+      if (socket.destroyed) return;
+      let request;
+      try {
+        request = parseMessage(message);
+      } catch (err) {
+        log?.warn({ err }, "simulator: unreadable message, closing connection");
+        socket.destroy();
+        return;
+      }
+      const db = request.opCode === OP_QUERY ? (request.fullCollectionName ?? "admin").split(".")[0] : ((request.body.$db as string) ?? "admin");
+      rememberAppName(conn, request.body);
+      const reply = await runCommand(request.body, db, ctx);
+      if (reply === CLOSE_CONNECTION) {
+        socket.destroy();
+        return;
+      }
+      if (request.moreToCome || socket.destroyed) return;
+      socket.write(request.opCode === OP_QUERY ? encodeOpReply(request.requestId, reply) : encodeOpMsg(request.requestId, reply));
+    }
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port ?? 0, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as net.AddressInfo).port;
+  state.me = `${host}:${port}`;
+  const url = setName ? `mongodb://${state.me}/?replicaSet=${setName}` : `mongodb://${state.me}/?directConnection=true`;
+  log?.debug({ url }, "simulator listening");
+
+  let closing: Promise<void> | undefined;
+  return {
+    host,
+    port,
+    url,
+    get connections() {
+      return sockets.size;
+    },
+    dropConnections() {
+      for (const s of sockets) s.destroy();
+    },
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const s of sockets) s.destroy();
+        state.cursors.clear();
+        oplog.wakeAll();
+      });
+      return closing;
+    },
+  };
+}
+
+/** The handshake names the application; failCommand's `appName` filter matches on it. */
+function rememberAppName(conn: Connection, body: Document): void {
+  const name = body.client?.application?.name;
+  if (typeof name === "string") conn.appName = name;
+}

@@ -1,0 +1,240 @@
+/**
+ * Databases, collections and their documents, in memory. Every mutation goes
+ * through here so that each one is written to the oplog exactly once.
+ *
+ * Stored documents are never mutated in place: a write stores a new object. So a
+ * cursor holding references to earlier versions keeps reading a stable batch.
+ */
+import { EJSON, UUID, type Document } from "bson";
+import { Codes, fail } from "./errors";
+import { compareTs, type Oplog, type OplogEntry, type UpdateDescription } from "./oplog";
+import type { Timestamp } from "bson";
+
+export interface IndexSpec {
+  v: number;
+  key: Document;
+  name: string;
+  unique?: boolean;
+  [option: string]: unknown;
+}
+
+export interface Collection {
+  name: string;
+  uuid: UUID;
+  options: Document;
+  docs: Map<string, Document>;
+  indexes: IndexSpec[];
+  /** For each unique secondary index: index key value → document key. */
+  uniques: Map<string, Map<string, string>>;
+}
+
+/** Identity of a value as MongoDB compares it for equality (type-aware, key order-aware). */
+export function valueKey(value: unknown): string {
+  return EJSON.stringify({ v: value ?? null }, { relaxed: false });
+}
+
+export function getPath(doc: unknown, path: string): unknown {
+  let cur: unknown = doc;
+  for (const part of path.split(".")) {
+    if (cur === null || typeof cur !== "object") return undefined;
+    cur = (cur as Document)[part];
+  }
+  return cur;
+}
+
+const ID_INDEX = (): IndexSpec => ({ v: 2, key: { _id: 1 }, name: "_id_" });
+
+export class Store {
+  private readonly dbs = new Map<string, Map<string, Collection>>();
+
+  constructor(private readonly oplog: Oplog) {}
+
+  databases(): string[] {
+    return [...this.dbs.keys()].filter((db) => (this.dbs.get(db)?.size ?? 0) > 0);
+  }
+
+  collections(db: string): Collection[] {
+    return [...(this.dbs.get(db)?.values() ?? [])];
+  }
+
+  get(db: string, coll: string): Collection | undefined {
+    return this.dbs.get(db)?.get(coll);
+  }
+
+  /** Collections spring into existence on first write, as in MongoDB. */
+  ensure(db: string, coll: string): Collection {
+    return this.get(db, coll) ?? this.create(db, coll, {});
+  }
+
+  create(db: string, name: string, options: Document): Collection {
+    validateName(db, name);
+    if (this.get(db, name)) fail(Codes.NamespaceExists, `Collection ${db}.${name} already exists.`);
+    const coll: Collection = { name, uuid: new UUID(), options, docs: new Map(), indexes: [ID_INDEX()], uniques: new Map() };
+    let colls = this.dbs.get(db);
+    if (!colls) this.dbs.set(db, (colls = new Map()));
+    colls.set(name, coll);
+    return coll;
+  }
+
+  imagesEnabled(coll: Collection): boolean {
+    return coll.options.changeStreamPreAndPostImages?.enabled === true;
+  }
+
+  insert(db: string, coll: Collection, doc: Document): void {
+    const key = valueKey(doc._id);
+    if (coll.docs.has(key)) duplicate(db, coll, "_id_", { _id: doc._id });
+    this.checkUniques(db, coll, doc, key);
+    coll.docs.set(key, doc);
+    this.indexUniques(coll, doc, key);
+    this.log({ op: "insert", db, coll, id: doc._id, post: doc });
+  }
+
+  /** Replaces the stored version of a document; `op` says how the change streams describe it. */
+  write(db: string, coll: Collection, before: Document, after: Document, how: { op: "update"; updateDescription: UpdateDescription } | { op: "replace" }): void {
+    const key = valueKey(before._id);
+    this.checkUniques(db, coll, after, key);
+    this.unindexUniques(coll, before);
+    coll.docs.set(key, after);
+    this.indexUniques(coll, after, key);
+    this.log({ op: how.op, db, coll, id: after._id, pre: before, post: after, updateDescription: how.op === "update" ? how.updateDescription : undefined });
+  }
+
+  remove(db: string, coll: Collection, doc: Document): void {
+    coll.docs.delete(valueKey(doc._id));
+    this.unindexUniques(coll, doc);
+    this.log({ op: "delete", db, coll, id: doc._id, pre: doc });
+  }
+
+  drop(db: string, name: string): boolean {
+    const coll = this.get(db, name);
+    if (!coll) return false;
+    this.dbs.get(db)!.delete(name);
+    this.log({ op: "drop", db, coll, droppedDocs: [...coll.docs.values()] });
+    return true;
+  }
+
+  dropDatabase(db: string): void {
+    for (const coll of this.collections(db)) this.drop(db, coll.name);
+    this.dbs.delete(db);
+    this.append({ op: "dropDatabase", db, images: false });
+  }
+
+  rename(db: string, from: string, toDb: string, to: string, dropTarget: boolean): void {
+    const coll = this.get(db, from);
+    if (!coll) fail(Codes.NamespaceNotFound, `Source collection ${db}.${from} does not exist`);
+    validateName(toDb, to);
+    if (this.get(toDb, to)) {
+      if (!dropTarget) fail(Codes.NamespaceExists, `Target collection ${toDb}.${to} already exists`);
+      this.drop(toDb, to);
+    }
+    this.dbs.get(db)!.delete(from);
+    coll.name = to;
+    let target = this.dbs.get(toDb);
+    if (!target) this.dbs.set(toDb, (target = new Map()));
+    target.set(to, coll);
+    this.append({ op: "rename", db, coll: from, collectionUUID: coll.uuid, to: { db: toDb, coll: to }, images: false });
+  }
+
+  createIndex(db: string, coll: Collection, spec: IndexSpec): boolean {
+    const same = coll.indexes.find((i) => i.name === spec.name);
+    if (same) {
+      if (valueKey(same.key) !== valueKey(spec.key) || !!same.unique !== !!spec.unique) {
+        fail(Codes.IndexKeySpecsConflict, `An existing index has the same name as the requested index: ${spec.name}`);
+      }
+      return false;
+    }
+    if (coll.indexes.some((i) => valueKey(i.key) === valueKey(spec.key))) {
+      fail(Codes.IndexOptionsConflict, `Index already exists with a different name`);
+    }
+    if (spec.unique) {
+      const entries = new Map<string, string>();
+      for (const [key, doc] of coll.docs) {
+        const k = indexValue(spec, doc);
+        if (entries.has(k)) duplicate(db, coll, spec.name, pickKey(spec, doc));
+        entries.set(k, key);
+      }
+      coll.uniques.set(spec.name, entries);
+    }
+    coll.indexes.push(spec);
+    return true;
+  }
+
+  dropIndex(coll: Collection, name: string): void {
+    if (name === "_id_") fail(Codes.InvalidOptions, "cannot drop _id index");
+    const at = coll.indexes.findIndex((i) => i.name === name);
+    if (at < 0) fail(Codes.IndexNotFound, `index not found with name [${name}]`);
+    coll.indexes.splice(at, 1);
+    coll.uniques.delete(name);
+  }
+
+  /**
+   * The documents of a collection as they were at cluster time `at` (for snapshot
+   * reads): the current state with every newer oplog entry undone.
+   */
+  documentsAt(db: string, name: string, at: Timestamp | undefined): Document[] {
+    const current = this.get(db, name);
+    if (!at || compareTs(at, this.oplog.lastTs) >= 0) return current ? [...current.docs.values()] : [];
+    if (this.oplog.truncatedThrough && compareTs(at, this.oplog.truncatedThrough) < 0) {
+      fail(Codes.SnapshotTooOld, `Read timestamp ${at.t}.${at.i} is older than the oldest available timestamp.`);
+    }
+    let docs = new Map(current?.docs);
+    for (const e of this.oplog.newerThan(at)) {
+      if (e.op === "rename" && ((e.db === db && e.coll === name) || (e.to?.db === db && e.to.coll === name))) {
+        fail(Codes.SnapshotUnavailable, `Unable to read from a snapshot due to pending collection catalog changes on ${db}.${name}`);
+      }
+      if (e.db !== db || e.coll !== name) continue;
+      if (e.op === "insert") docs.delete(valueKey(e.id));
+      else if (e.op === "update" || e.op === "replace" || e.op === "delete") docs.set(valueKey(e.id), e.pre!);
+      else if (e.op === "drop") docs = new Map(e.droppedDocs!.map((d) => [valueKey(d._id), d]));
+    }
+    return [...docs.values()];
+  }
+
+  private checkUniques(db: string, coll: Collection, doc: Document, key: string): void {
+    for (const spec of coll.indexes) {
+      if (!spec.unique) continue;
+      const owner = coll.uniques.get(spec.name)?.get(indexValue(spec, doc));
+      if (owner !== undefined && owner !== key) duplicate(db, coll, spec.name, pickKey(spec, doc));
+    }
+  }
+
+  private indexUniques(coll: Collection, doc: Document, key: string): void {
+    for (const spec of coll.indexes) if (spec.unique) coll.uniques.get(spec.name)?.set(indexValue(spec, doc), key);
+  }
+
+  private unindexUniques(coll: Collection, doc: Document): void {
+    for (const spec of coll.indexes) if (spec.unique) coll.uniques.get(spec.name)?.delete(indexValue(spec, doc));
+  }
+
+  private log(e: Omit<OplogEntry, "ts" | "wall" | "coll" | "images" | "collectionUUID"> & { coll: Collection }): void {
+    const { coll, ...rest } = e;
+    this.append({ ...rest, coll: coll.name, collectionUUID: coll.uuid, images: this.imagesEnabled(coll) });
+  }
+
+  private append(e: Omit<OplogEntry, "ts" | "wall">): void {
+    const ts = this.oplog.tick();
+    this.oplog.append({ ...e, ts, wall: new Date() } as OplogEntry);
+  }
+}
+
+function indexValue(spec: IndexSpec, doc: Document): string {
+  return valueKey(Object.keys(spec.key).map((path) => getPath(doc, path) ?? null));
+}
+
+function pickKey(spec: IndexSpec, doc: Document): Document {
+  return Object.fromEntries(Object.keys(spec.key).map((path) => [path, getPath(doc, path) ?? null]));
+}
+
+function duplicate(db: string, coll: Collection, index: string, keyValue: Document): never {
+  const shown = Object.entries(keyValue)
+    .map(([k, v]) => `${k}: ${EJSON.stringify(v ?? null)}`)
+    .join(", ");
+  fail(Codes.DuplicateKey, `E11000 duplicate key error collection: ${db}.${coll.name} index: ${index} dup key: { ${shown} }`);
+}
+
+function validateName(db: string, coll: string): void {
+  if (!db || /[/\\. "$]/.test(db)) fail(Codes.InvalidNamespace, `Invalid database name: '${db}'`);
+  if (!coll || coll.includes("$") || coll.includes("\0") || coll.startsWith(".") || coll.startsWith("system.")) {
+    fail(Codes.InvalidNamespace, `Invalid collection name: ${coll}`);
+  }
+}
