@@ -1,0 +1,68 @@
+/**
+ * The small, coded error vocabulary of flowsync.
+ *
+ * Every error we raise on purpose is a `FlowsyncError` with a stable `code`.
+ * Koa's `ctx.onerror` already honours `status` and `expose`, so HTTP routes can
+ * simply throw these; `expose: true` means the message is safe to show a client.
+ * The codes are listed in the README (like fastify's docs/Reference/Errors.md).
+ */
+
+export const ERROR_CODES = {
+  /** A file in FILTERS_DIR is unreadable, invalid, or contradicts another one. */
+  E_FILTER_INVALID: { status: 500, expose: false },
+  /** The environment does not describe a usable configuration. */
+  E_CONFIG_INVALID: { status: 500, expose: false },
+  /** A resume cursor (Last-Event-ID / ?lastEventId=) is not one of ours. */
+  E_CURSOR_MALFORMED: { status: 400, expose: true },
+  /** A flowId in a URL is empty, too long, or contains control characters. */
+  E_FLOW_ID_INVALID: { status: 400, expose: true },
+  /** No route matches. */
+  E_NOT_FOUND: { status: 404, expose: true },
+  /** An SSE field would break the wire format (CR, LF or NUL in id/event, bad retry). */
+  E_SSE_FIELD_INVALID: { status: 500, expose: false },
+  /** An invariant of our own code was broken; a bug, never the client's fault. */
+  E_INTERNAL: { status: 500, expose: false },
+} as const satisfies Record<string, { status: number; expose: boolean }>;
+
+export type FlowsyncErrorCode = keyof typeof ERROR_CODES;
+
+export interface FlowsyncErrorOptions {
+  cause?: unknown;
+  /** Overrides the code's default HTTP status. */
+  status?: number;
+  /** Overrides the code's default; true = the message may be sent to the client. */
+  expose?: boolean;
+}
+
+export class FlowsyncError extends Error {
+  // Set explicitly: minifiers and subclassing would otherwise make `name` unreliable in logs.
+  override readonly name = "FlowsyncError";
+  readonly code: FlowsyncErrorCode;
+  readonly status: number;
+  readonly expose: boolean;
+
+  constructor(code: FlowsyncErrorCode, message: string, options: FlowsyncErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.status = options.status ?? ERROR_CODES[code].status;
+    this.expose = options.expose ?? ERROR_CODES[code].expose;
+  }
+
+  /** The JSON error body for HTTP answers; hides the message unless it is exposable. */
+  toJSON(): { error: { code: FlowsyncErrorCode; message: string } } {
+    return { error: { code: this.code, message: this.expose ? this.message : "internal error" } };
+  }
+}
+
+export function isFlowsyncError(err: unknown, code?: FlowsyncErrorCode): err is FlowsyncError {
+  return err instanceof FlowsyncError && (code === undefined || err.code === code);
+}
+
+/**
+ * Marks an error we swallow on purpose (cleanup paths: closing an already-broken
+ * cursor, writing to a socket that just went away). Named so that a reader sees
+ * the decision, after the mongodb driver's `squashError`.
+ */
+export function squashError(_err: unknown): void {
+  return;
+}

@@ -1,0 +1,93 @@
+/**
+ * The SSE cursor (the `id:` of every frame, sent back as `Last-Event-ID`) ↔ the
+ * change-stream resume token.
+ *
+ * Format: `<version>.<scope>.<hex>`, today `1.<scope>.<_data>`, e.g.
+ * `1.k3x9a0q1z7.8265A1B2C3000000012B022C0100296E5A1004…`.
+ * - `version` lets a later release change the encoding and still recognise old
+ *   cursors; an unknown version is "malformed" (the client gets RESET).
+ * - `scope` is a short tag of the deployment + database, chosen by the caller
+ *   (see `cursorScope`): a cursor from another deployment is "foreign", never
+ *   fed to this deployment's change stream, where it would fail or, worse, resume
+ *   from an unrelated position.
+ * - `hex` is the resume token's `_data`, uppercase hex as MongoDB issues it.
+ *
+ * The cursor is opaque to clients but not secret: it only reveals the oplog
+ * position. It is untrusted input, so decoding is strict and bounded.
+ */
+import { FlowsyncError } from "../errors";
+
+export const CURSOR_VERSION = "1";
+/**
+ * Longest cursor we accept. A resume token embeds the document key, so a
+ * document whose string `_id` is longer than ~150 bytes yields a longer cursor;
+ * resuming with it gives RESET ("cursor-malformed") instead of a resume.
+ */
+export const CURSOR_MAX_LENGTH = 512;
+
+const SCOPE_PATTERN = /^[a-z0-9]{1,32}$/;
+const HEX_PATTERN = /^(?:[0-9A-F]{2})+$/;
+
+/** The resume token as the driver hands it to us and accepts it back. */
+export interface ResumeToken {
+  _data: string;
+}
+
+export type DecodedCursor = { ok: ResumeToken } | { error: "malformed" | "foreign" };
+
+export function isValidScope(scope: string): boolean {
+  return SCOPE_PATTERN.test(scope);
+}
+
+/** True if `value` is the `_data` of a resume token as this module encodes it. */
+export function isTokenHex(value: unknown): value is string {
+  return typeof value === "string" && HEX_PATTERN.test(value);
+}
+
+/**
+ * A stable scope tag from the identity of a deployment and database, e.g.
+ * `cursorScope(replicaSetName, dbName)`. Two FNV-1a 32-bit hashes with different
+ * offsets → up to 14 base-36 chars; collisions only matter between deployments
+ * a client could plausibly move between, so this is plenty. Never pass secrets:
+ * the tag is visible to clients (it is a hash, but still).
+ */
+export function cursorScope(...parts: string[]): string {
+  const text = parts.join("\u0000");
+  let a = 0x811c9dc5;
+  let b = 0x050c5d1f;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193) >>> 0;
+    b = Math.imul(b ^ c, 0x01000193) >>> 0;
+  }
+  return a.toString(36) + b.toString(36);
+}
+
+/**
+ * Encodes a token we received from the change stream. Throws on a token that is
+ * not uppercase hex or a bad scope: both are bugs on our side, not client input.
+ */
+export function encodeCursor(token: ResumeToken | string, scope: string): string {
+  const hex = typeof token === "string" ? token : token._data;
+  if (!isTokenHex(hex)) {
+    throw new FlowsyncError("E_INTERNAL", `resume token _data is not uppercase hex: ${String(hex).slice(0, 40)}`);
+  }
+  if (!isValidScope(scope)) throw new FlowsyncError("E_INTERNAL", `cursor scope must match ${SCOPE_PATTERN}: ${scope}`);
+  return `${CURSOR_VERSION}.${scope}.${hex}`;
+}
+
+/**
+ * Decodes a cursor sent by a client. `malformed`: not a string, too long, wrong
+ * charset, unknown version. `foreign`: well-formed, but issued for another scope.
+ */
+export function decodeCursor(cursor: unknown, expectedScope: string): DecodedCursor {
+  if (typeof cursor !== "string" || cursor.length === 0 || cursor.length > CURSOR_MAX_LENGTH) {
+    return { error: "malformed" };
+  }
+  const parts = cursor.split(".");
+  if (parts.length !== 3) return { error: "malformed" };
+  const [version, scope, hex] = parts as [string, string, string];
+  if (version !== CURSOR_VERSION || !isValidScope(scope) || !isTokenHex(hex)) return { error: "malformed" };
+  if (scope !== expectedScope) return { error: "foreign" };
+  return { ok: { _data: hex } };
+}

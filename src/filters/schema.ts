@@ -1,0 +1,108 @@
+/**
+ * Runtime validation of one filter definition (see define.ts for the format).
+ *
+ * Strict on purpose: an unknown key is an error (a typo such as `privatefields`
+ * would otherwise silently leak the fields it meant to hide), and every
+ * cross-reference inside one filter is checked here, before anything is compiled.
+ */
+import { z } from "zod";
+import type { ZodType } from "zod";
+import { FlowsyncError } from "../errors";
+import { DOC_EVENT_TYPES, OPERATIONS } from "../events/schemas";
+
+// MongoDB collection names: no `$`, no NUL, and system collections are not ours to watch.
+const collectionName = z
+  .string()
+  .min(1)
+  .max(255)
+  .regex(/^[^$\u0000]+$/, "must not contain '$' or NUL")
+  .refine((name) => !name.startsWith("system."), "system collections cannot be watched");
+
+// Private fields are top-level names: that keeps the "everything under it" rule
+// exact both in the pipeline and in the mapper (a key is private iff its first
+// path segment is).
+const privateFieldName = z
+  .string()
+  .min(1)
+  .max(100)
+  .regex(/^[^.$\u0000][^.\u0000]*$/, "must be a top-level field name (no '.', not starting with '$')");
+
+const fieldPath = z
+  .string()
+  .min(1, "must not be empty")
+  .max(200)
+  .refine(
+    (p) => p.split(".").every((seg) => seg.length > 0 && !seg.startsWith("$") && !seg.includes("\u0000")),
+    "must be a field path: non-empty segments separated by '.', none starting with '$'",
+  );
+
+// Duck-typed rather than `instanceof`, so a schema built with another copy of zod still works.
+const zodSchema = z.custom<ZodType>(
+  (v) => typeof v === "object" && v !== null && "_zod" in v && typeof (v as ZodType).safeParse === "function",
+  { message: "must be a zod schema, e.g. z.looseObject({ flowId: z.string() })" },
+);
+
+const plainObject = z.custom<Record<string, unknown>>(
+  (v) => typeof v === "object" && v !== null && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype,
+  { message: "must be a plain object (a $match filter on the change event)" },
+);
+
+export const filterSchema = z
+  .strictObject({
+    collection: collectionName,
+    event: z.enum(DOC_EVENT_TYPES),
+    entity: z
+      .string()
+      .regex(/^[A-Za-z][A-Za-z0-9_-]{0,63}$/, "must be a short identifier such as 'node'")
+      .optional(),
+    routeBy: fieldPath.default("flowId"),
+    operations: z
+      .array(z.enum(OPERATIONS))
+      .min(1, "must list at least one operation")
+      .default([...OPERATIONS])
+      .transform((ops) => [...new Set(ops)]),
+    privateFields: z
+      .array(privateFieldName)
+      .default([])
+      .transform((fields) => [...new Set(fields)]),
+    match: plainObject.optional(),
+    document: zodSchema.optional(),
+  })
+  .superRefine((filter, ctx) => {
+    if (filter.event === "SYNC_CANVAS" && filter.entity === undefined) {
+      ctx.addIssue({ code: "custom", path: ["entity"], message: "is required for SYNC_CANVAS (e.g. 'node')" });
+    }
+    if (filter.event !== "SYNC_CANVAS" && filter.entity !== undefined) {
+      ctx.addIssue({ code: "custom", path: ["entity"], message: `only applies to SYNC_CANVAS, not ${filter.event}` });
+    }
+    const routeHead = filter.routeBy.split(".")[0];
+    filter.privateFields.forEach((field, i) => {
+      if (field === "_id") {
+        ctx.addIssue({ code: "custom", path: ["privateFields", i], message: "_id cannot be private: it is the event's id" });
+      }
+      if (field === routeHead) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["privateFields", i],
+          message: `'${field}' cannot be private: events are routed by '${filter.routeBy}'`,
+        });
+      }
+    });
+  });
+
+/** A validated filter, defaults applied, plus the file it came from (for messages). */
+export type FilterSpec = z.output<typeof filterSchema> & { readonly source: string };
+
+/**
+ * Validates one filter definition. Throws `E_FILTER_INVALID` naming `source`
+ * and every problem found (zod's pretty format: one line per issue with its path).
+ */
+export function parseFilter(raw: unknown, source: string): FilterSpec {
+  const result = filterSchema.safeParse(raw);
+  if (!result.success) {
+    throw new FlowsyncError("E_FILTER_INVALID", `invalid filter ${source}:\n${z.prettifyError(result.error)}`, {
+      cause: result.error,
+    });
+  }
+  return { ...result.data, source };
+}

@@ -1,0 +1,168 @@
+/**
+ * The bounded outbox of one SSE connection.
+ *
+ * The hub writes frames in; the connection pulls them out with `next()`, which
+ * hands over everything pending as ONE string (one socket write however many
+ * events arrived meanwhile) and waits when there is nothing. The connection
+ * should pull only when its socket can take more (e.g. `Readable.from(gen,
+ * { highWaterMark: 1 })` piped to the response): then "pending" is exactly
+ * "not yet handed to the socket", and a slow client shows up here.
+ *
+ * Backpressure: when pending bytes exceed `maxBytes`, the queue closes itself
+ * with reason "overflow" and frees its pending frames. The connection ends the
+ * response; the browser reconnects with the last id it received and replays
+ * from there. Memory per subscriber is therefore bounded by `maxBytes`.
+ *
+ * Catch-up handoff: a queue created `paused` collects live frames (with their
+ * tokens) but hands nothing out, while the connection streams catch-up frames
+ * by itself. `release(lastToken)` then drops the collected frames at or before
+ * `lastToken` and, from then on, ignores any frame at or before it: no gap (the
+ * queue was registered before catch-up started) and no duplicate.
+ */
+
+export type CloseReason = "overflow" | "shutdown" | "client-gone" | "reset";
+
+/** What the hub needs from a subscriber. */
+export interface Subscriber {
+  /** Queues a frame. `token`: its stream position, if it has one; `bytes`: its UTF-8 size if known. */
+  write(chunk: string, token?: string, bytes?: number): void;
+  close(reason: CloseReason): void;
+  readonly closed: boolean;
+}
+
+export interface SubscriberQueueOptions {
+  /** Most unsent bytes before the subscriber is dropped. */
+  maxBytes: number;
+  /** Start paused (a catch-up runs first); see `release`. Default false. */
+  paused?: boolean;
+  /** How a wake-up is deferred so that writes of one tick coalesce. Default `setImmediate`. */
+  schedule?: (fn: () => void) => void;
+}
+
+type Waiter = { resolve: (chunk: string | null) => void; cleanup: () => void };
+
+export class SubscriberQueue implements Subscriber {
+  readonly maxBytes: number;
+  #schedule: (fn: () => void) => void;
+  #chunks: string[] = [];
+  #tokens: (string | undefined)[] = [];
+  #sizes: number[] = [];
+  #bytes = 0;
+  #paused: boolean;
+  #watermark: string | undefined;
+  #closeReason: CloseReason | undefined;
+  #waiter: Waiter | undefined;
+  #wakeScheduled = false;
+
+  constructor({ maxBytes, paused = false, schedule = setImmediate }: SubscriberQueueOptions) {
+    if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) {
+      throw new RangeError(`SubscriberQueue maxBytes must be an integer ≥ 1, got ${maxBytes}`);
+    }
+    this.maxBytes = maxBytes;
+    this.#paused = paused;
+    this.#schedule = schedule;
+  }
+
+  get closed(): boolean {
+    return this.#closeReason !== undefined;
+  }
+
+  get closeReason(): CloseReason | undefined {
+    return this.#closeReason;
+  }
+
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  get pendingBytes(): number {
+    return this.#bytes;
+  }
+
+  write(chunk: string, token?: string, bytes = Buffer.byteLength(chunk)): void {
+    if (this.closed) return;
+    if (token !== undefined && this.#watermark !== undefined && token <= this.#watermark) return;
+    this.#chunks.push(chunk);
+    this.#tokens.push(token);
+    this.#sizes.push(bytes);
+    this.#bytes += bytes;
+    if (this.#bytes > this.maxBytes) {
+      this.close("overflow");
+      return;
+    }
+    this.#wake();
+  }
+
+  /** Closes the queue once; pending frames are dropped (the client resumes from its last id). */
+  close(reason: CloseReason): void {
+    if (this.closed) return;
+    this.#closeReason = reason;
+    this.#chunks = [];
+    this.#tokens = [];
+    this.#sizes = [];
+    this.#bytes = 0;
+    this.#settle(null);
+  }
+
+  /**
+   * Ends a pause (see the module comment). `lastToken`: the last position the
+   * catch-up delivered; frames at or before it are dropped now and later.
+   */
+  release(lastToken?: string): void {
+    if (lastToken !== undefined && (this.#watermark === undefined || lastToken > this.#watermark)) {
+      this.#watermark = lastToken;
+    }
+    const mark = this.#watermark;
+    if (mark !== undefined) {
+      const keep = this.#tokens.map((token) => token === undefined || token > mark);
+      this.#chunks = this.#chunks.filter((_, i) => keep[i]);
+      this.#tokens = this.#tokens.filter((_, i) => keep[i]);
+      this.#sizes = this.#sizes.filter((_, i) => keep[i]);
+      this.#bytes = this.#sizes.reduce((sum, n) => sum + n, 0);
+    }
+    this.#paused = false;
+    this.#wake();
+  }
+
+  /**
+   * Everything pending, as one string; waits while there is nothing (or while
+   * paused). `null` once the queue is closed or `signal` aborts. One caller at a time.
+   */
+  next(signal?: AbortSignal): Promise<string | null> {
+    if (this.closed || signal?.aborted) return Promise.resolve(null);
+    if (this.#waiter) return Promise.reject(new Error("SubscriberQueue.next() is already waiting"));
+    if (!this.#paused && this.#chunks.length > 0) return Promise.resolve(this.#take());
+    return new Promise((resolve) => {
+      const onAbort = () => this.#settle(null);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.#waiter = { resolve, cleanup: () => signal?.removeEventListener("abort", onAbort) };
+    });
+  }
+
+  #take(): string {
+    const out = this.#chunks.length === 1 ? (this.#chunks[0] as string) : this.#chunks.join("");
+    this.#chunks = [];
+    this.#tokens = [];
+    this.#sizes = [];
+    this.#bytes = 0;
+    return out;
+  }
+
+  #settle(value: string | null): void {
+    const waiter = this.#waiter;
+    if (!waiter) return;
+    this.#waiter = undefined;
+    waiter.cleanup();
+    waiter.resolve(value);
+  }
+
+  // Deferred so that all frames written in this tick leave in one chunk.
+  #wake(): void {
+    if (this.#wakeScheduled || !this.#waiter || this.#paused) return;
+    this.#wakeScheduled = true;
+    this.#schedule(() => {
+      this.#wakeScheduled = false;
+      if (this.#waiter && !this.closed && !this.#paused && this.#chunks.length > 0) this.#settle(this.#take());
+    });
+  }
+}
