@@ -1,0 +1,76 @@
+import { describe, expect, it } from "vitest";
+import { buildReport, type TestOutcome } from "../../scripts/conformance/report.js";
+import { applyUriOptions } from "../../scripts/conformance/uri.js";
+
+const o = (relPath: string, test: string, status: TestOutcome["status"], reason?: string): TestOutcome => ({
+  file: relPath.split("/").pop() ?? relPath,
+  relPath,
+  test,
+  status,
+  reason,
+});
+
+describe("report", () => {
+  const outcomes = [
+    o("change-streams/change-streams.json", "a", "passed"),
+    o("change-streams/change-streams.json", "b", "failed", "expectResult: .x: expected 1, got 2"),
+    o("change-streams/change-streams.json", "c", "not-applicable", "runOnRequirements not met: server 7.0.0 > maxServerVersion 4.2.99"),
+    o("crud/find.json", "d", "passed"),
+  ];
+
+  it("prints per-file and total counts, then not-applicable tests, then failures", () => {
+    const { lines, exitCode } = buildReport(outcomes, []);
+    expect(lines[0]).toBe("change-streams.json: 1 passed, 1 failed");
+    expect(lines[1]).toBe("find.json: 1 passed, 0 failed");
+    expect(lines[2]).toBe("conformance: 2 passed, 1 failed, 1 not applicable");
+    const text = lines.join("\n");
+    expect(text).toMatch(/not applicable \(1\):\n {2}change-streams.json › c: runOnRequirements not met/);
+    expect(text).toMatch(/failures \(1\):\n {2}change-streams.json › b: expectResult/);
+    expect(text.indexOf("not applicable (1)")).toBeLessThan(text.indexOf("failures (1)"));
+    expect(exitCode).toBe(1);
+  });
+
+  it("a listed gap still counts as failed but does not fail the run", () => {
+    const { lines, exitCode } = buildReport(outcomes, [{ file: "change-streams.json", test: "b", reason: "sim lacks X" }]);
+    expect(lines[0]).toBe("change-streams.json: 1 passed, 1 failed");
+    expect(lines.join("\n")).toContain("change-streams.json › b: known gap (sim lacks X): expectResult");
+    expect(exitCode).toBe(0);
+  });
+
+  it("accepts the file's path under the directory as well", () => {
+    expect(buildReport(outcomes, [{ file: "change-streams/change-streams.json", test: "b", reason: "r" }]).exitCode).toBe(0);
+  });
+
+  it("reports a gap that now passes, and one that matches no test", () => {
+    const gaps = [
+      { file: "find.json", test: "d", reason: "was broken" },
+      { file: "find.json", test: "gone", reason: "old" },
+      { file: "other.json", test: "x", reason: "file not run" },
+    ];
+    const { lines, exitCode } = buildReport(outcomes, gaps);
+    const text = lines.join("\n");
+    expect(text).toContain("find.json › d: known gap now passes: remove it");
+    expect(text).toContain("find.json › gone: known gap matches no test: remove it");
+    expect(text).not.toContain("other.json");
+    expect(exitCode).toBe(1); // "b" is still an unlisted failure
+  });
+});
+
+describe("uriOptions", () => {
+  it("adds options, overriding those already in the URL (case-insensitively)", () => {
+    expect(applyUriOptions("mongodb://h:1", { w: 1 })).toBe("mongodb://h:1/?w=1");
+    expect(applyUriOptions("mongodb://h:1/?retryWrites=true&x=1", { RetryWrites: false })).toBe("mongodb://h:1/?x=1&RetryWrites=false");
+    expect(applyUriOptions("mongodb://a:1,b:2/db?replicaSet=rs", { readConcernLevel: "majority" })).toBe(
+      "mongodb://a:1,b:2/db?replicaSet=rs&readConcernLevel=majority",
+    );
+  });
+
+  it("leaves the URL alone without options", () => {
+    expect(applyUriOptions("mongodb://h:1", undefined)).toBe("mongodb://h:1");
+  });
+
+  it("encodes readPreferenceTags as repeated keys and documents as k:v lists", () => {
+    expect(applyUriOptions("mongodb://h", { readPreferenceTags: ["dc:ny", ""] })).toBe("mongodb://h/?readPreferenceTags=dc%3Any&readPreferenceTags=");
+    expect(applyUriOptions("mongodb://h", { authMechanismProperties: { A: "b" } })).toBe("mongodb://h/?authMechanismProperties=A%3Ab");
+  });
+});
