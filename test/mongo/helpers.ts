@@ -1,0 +1,93 @@
+/**
+ * Shared plumbing for the simulator's test suite. Everything goes through
+ * `startTestBackend()` and the real `MongoClient`, so the same tests run
+ * against a real mongod (FLOWSYNC_MONGO=mongod / MONGO_URL) unchanged.
+ *
+ * On a shared mongod the test files run concurrently, so anything global to
+ * the server (fail points) is scoped with a per-client `appName`.
+ */
+import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll, expect, inject } from "vitest";
+import { MongoClient, MongoServerError, type ChangeStream, type Document, type MongoClientOptions } from "mongodb";
+import type { SimulatorOptions } from "../../src/mongo/sim";
+import { startTestBackend, uniqueDb, type TestBackend } from "../support/backend";
+
+export { uniqueDb };
+
+/** The backend this run uses, known at collection time (for `it.runIf` on simulator-only knobs). */
+export const backendKind = inject("backend").kind;
+export const isSim = backendKind === "sim";
+
+export interface Harness {
+  backend: TestBackend;
+  client: MongoClient;
+  /** This client's appName: fail points are filtered on it so they never hit another file's client. */
+  appName: string;
+  /** A further client on the same backend (closed in afterAll). */
+  newClient(options?: MongoClientOptions): Promise<MongoClient>;
+}
+
+/**
+ * Starts a backend and one connected client for the file; stops both afterwards.
+ * The returned object is filled in by `beforeAll`.
+ */
+export function useBackend(simOptions: SimulatorOptions = {}, clientOptions: MongoClientOptions = {}): Harness {
+  const extra: MongoClient[] = [];
+  const h = { appName: `t-${randomBytes(4).toString("hex")}` } as Harness;
+  beforeAll(async () => {
+    h.backend = await startTestBackend(simOptions);
+    h.newClient = async (options = {}) => {
+      const c = new MongoClient(h.backend.url, { appName: h.appName, serverSelectionTimeoutMS: 5_000, ...options });
+      extra.push(c);
+      await c.connect();
+      return c;
+    };
+    h.client = await h.newClient(clientOptions);
+  });
+  afterAll(async () => {
+    await Promise.all(extra.map((c) => c.close()));
+    await h.backend?.stop();
+  });
+  return h;
+}
+
+/** The next `n` change events, in order (each `next()` may await new events). */
+export async function nextEvents(stream: ChangeStream<Document, Document>, n: number): Promise<Document[]> {
+  const out: Document[] = [];
+  while (out.length < n) out.push(await stream.next());
+  return out;
+}
+
+/** Asserts that `p` rejects with a server error carrying `code`; returns the error. */
+export async function expectCode(p: Promise<unknown>, code: number): Promise<MongoServerError> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err, `expected server error ${code}`).toBeInstanceOf(MongoServerError);
+  expect((err as MongoServerError).code).toBe(code);
+  return err as MongoServerError;
+}
+
+/** configureFailPoint on admin, scoped to `appName` (real mongod's fail points are server-global). */
+export async function failPoint(client: MongoClient, name: string, mode: unknown, data: Document, appName: string): Promise<Document> {
+  return client.db("admin").command({ configureFailPoint: name, mode, data: { ...data, appName } });
+}
+
+export async function failPointOff(client: MongoClient, name: string): Promise<void> {
+  await client.db("admin").command({ configureFailPoint: name, mode: "off" });
+}
+
+/** Command names started by a monitored client, from now on (call the result to stop recording). */
+export function recordCommands(client: MongoClient, events: "commandStarted" | "commandSucceeded" = "commandStarted") {
+  const seen: Document[] = [];
+  const listener = (e: Document) => seen.push(e);
+  client.on(events, listener);
+  return {
+    seen,
+    names: () => seen.map((e) => e.commandName as string),
+    stop: () => client.off(events, listener),
+  };
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
