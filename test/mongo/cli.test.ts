@@ -30,7 +30,7 @@ describe("npm run mongo:sim", () => {
       const client = new MongoClient(firstLine, { serverSelectionTimeoutMS: 5_000 });
       try {
         expect((await client.db("admin").command({ ping: 1 })).ok).toBe(1);
-        await client.db("cli").collection("c").insertOne({ _id: 1 });
+        await client.db("cli").collection("c").insertOne({ n: 1 });
         expect(await client.db("cli").collection("c").countDocuments()).toBe(1);
       } finally {
         await client.close();

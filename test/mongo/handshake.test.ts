@@ -1,13 +1,13 @@
 /** Handshake and topology: the driver sees a writable replica-set primary with sessions. */
 import { describe, expect, it } from "vitest";
 import { Timestamp } from "mongodb";
-import { uniqueDb, useBackend } from "./helpers";
+import { coll, topologyOf, uniqueDb, useBackend } from "./helpers";
 
 describe("handshake and topology", () => {
   const h = useBackend();
 
   it("is seen by the driver as the primary of a replica set", async () => {
-    const description = h.client.topology!.description;
+    const description = await topologyOf(h.backend.url);
     expect(description.type).toBe("ReplicaSetWithPrimary");
     const servers = [...description.servers.values()];
     expect(servers.map((s) => s.type)).toEqual(["RSPrimary"]);
@@ -38,12 +38,12 @@ describe("handshake and topology", () => {
   });
 
   it("supports explicit sessions (lsid sent, causal reads work)", async () => {
-    const db = h.client.db(uniqueDb());
+    const c = coll(h.client.db(uniqueDb()), "c");
     const session = h.client.startSession({ causalConsistency: true });
     try {
-      await db.collection("c").insertOne({ _id: 1 }, { session });
+      await c.insertOne({ _id: 1 }, { session });
       expect(session.operationTime).toBeInstanceOf(Timestamp);
-      expect(await db.collection("c").findOne({ _id: 1 }, { session })).toEqual({ _id: 1 });
+      expect(await c.findOne({ _id: 1 }, { session })).toEqual({ _id: 1 });
       expect(session.id?.id).toBeDefined();
     } finally {
       await session.endSession();
@@ -51,9 +51,9 @@ describe("handshake and topology", () => {
   });
 
   it("advances cluster time with each write", async () => {
-    const coll = h.client.db(uniqueDb()).collection("c");
-    const a = await coll.db.command({ insert: "c", documents: [{ x: 1 }] });
-    const b = await coll.db.command({ insert: "c", documents: [{ x: 2 }] });
+    const db = h.client.db(uniqueDb());
+    const a = await db.command({ insert: "c", documents: [{ x: 1 }] });
+    const b = await db.command({ insert: "c", documents: [{ x: 2 }] });
     expect(b.operationTime.greaterThan(a.operationTime)).toBe(true);
   });
 });

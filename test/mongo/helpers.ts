@@ -8,7 +8,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, expect, inject } from "vitest";
-import { MongoClient, MongoServerError, type ChangeStream, type Document, type MongoClientOptions } from "mongodb";
+import { MongoClient, MongoServerError, type ChangeStream, type Db, type Document, type MongoClientOptions, type TopologyDescription } from "mongodb";
 import type { SimulatorOptions } from "../../src/mongo/sim";
 import { startTestBackend, uniqueDb, type TestBackend } from "../support/backend";
 
@@ -88,6 +88,28 @@ export function recordCommands(client: MongoClient, events: "commandStarted" | "
     names: () => seen.map((e) => e.commandName as string),
     stop: () => client.off(events, listener),
   };
+}
+
+/** Documents with any `_id` type (the driver's default schema types `_id` as ObjectId). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyDoc = { _id?: string | number | object; [key: string]: any };
+
+export function coll(db: Db, name: string) {
+  return db.collection<AnyDoc>(name);
+}
+
+/** Connects a fresh client and returns the topology description it settled on (from SDAM events). */
+export async function topologyOf(url: string, options: MongoClientOptions = {}): Promise<TopologyDescription> {
+  const client = new MongoClient(url, { serverSelectionTimeoutMS: 5_000, ...options });
+  let last: TopologyDescription | undefined;
+  client.on("topologyDescriptionChanged", (e) => (last = e.newDescription));
+  try {
+    await client.connect();
+    await client.db("admin").command({ ping: 1 });
+    return last!;
+  } finally {
+    await client.close();
+  }
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
