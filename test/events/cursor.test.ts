@@ -1,0 +1,63 @@
+import { describe, expect, it } from "vitest";
+import { CURSOR_MAX_LENGTH, cursorScope, decodeCursor, encodeCursor, isValidScope } from "../../src/events/cursor";
+
+const token = { _data: "826560E1B1000000012B022C0100296E5A1004A5093ABB38FE4B9EA67F01BB1A96D812" };
+const scope = cursorScope("rs0", "flowboard");
+
+describe("cursor codec", () => {
+  it("round-trips a resume token", () => {
+    const cursor = encodeCursor(token, scope);
+    expect(cursor).toBe(`1.${scope}.${token._data}`);
+    expect(decodeCursor(cursor, scope)).toEqual({ ok: token });
+    expect(encodeCursor(token._data, scope)).toBe(cursor);
+  });
+
+  it("derives a short, stable scope per deployment and database", () => {
+    expect(isValidScope(scope)).toBe(true);
+    expect(scope.length).toBeLessThanOrEqual(14);
+    expect(cursorScope("rs0", "flowboard")).toBe(scope);
+    expect(cursorScope("rs0", "other")).not.toBe(scope);
+    expect(cursorScope("rs1", "flowboard")).not.toBe(scope);
+    // The separator keeps ("ab","c") and ("a","bc") apart.
+    expect(cursorScope("ab", "c")).not.toBe(cursorScope("a", "bc"));
+  });
+
+  it("answers foreign for a well-formed cursor of another scope", () => {
+    const cursor = encodeCursor(token, cursorScope("rs-other", "flowboard"));
+    expect(decodeCursor(cursor, scope)).toEqual({ error: "foreign" });
+  });
+
+  const malformed: [string, unknown][] = [
+    ["not a string", 42],
+    ["undefined (no header)", undefined],
+    ["empty", ""],
+    ["a bare token", token._data],
+    ["an unknown version", `2.${scope}.${token._data}`],
+    ["lowercase hex", `1.${scope}.${token._data.toLowerCase()}`],
+    ["odd-length hex", `1.${scope}.${token._data}A`],
+    ["an empty token", `1.${scope}.`],
+    ["an extra part", `1.${scope}.${token._data}.00`],
+    ["a bad scope charset", `1.RS_0.${token._data}`],
+    ["CR/LF", `1.${scope}.${token._data}\r\nevent: x`],
+    ["a JSON token", JSON.stringify(token)],
+    ["too long", `1.${scope}.${"AB".repeat(CURSOR_MAX_LENGTH)}`],
+  ];
+  for (const [name, input] of malformed) {
+    it(`answers malformed for ${name}`, () => expect(decodeCursor(input, scope)).toEqual({ error: "malformed" }));
+  }
+
+  it("accepts a cursor of exactly the maximum length and refuses one more char", () => {
+    const prefix = `1.${scope}.`;
+    let hex = "AB".repeat(Math.floor((CURSOR_MAX_LENGTH - prefix.length) / 2));
+    if ((prefix + hex).length < CURSOR_MAX_LENGTH) hex = hex.slice(0, -2); // keep even length
+    const longest = prefix + hex;
+    expect(longest.length).toBeLessThanOrEqual(CURSOR_MAX_LENGTH);
+    expect(decodeCursor(longest, scope)).toEqual({ ok: { _data: hex } });
+    expect(decodeCursor(`${prefix}${"AB".repeat(CURSOR_MAX_LENGTH)}`, scope)).toEqual({ error: "malformed" });
+  });
+
+  it("refuses to encode a token or scope that is not ours (a bug, not client input)", () => {
+    expect(() => encodeCursor({ _data: "82zz" }, scope)).toThrow(/uppercase hex/);
+    expect(() => encodeCursor(token, "Bad.Scope")).toThrow(/scope/);
+  });
+});

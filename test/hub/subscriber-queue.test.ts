@@ -1,0 +1,115 @@
+import { describe, expect, it } from "vitest";
+import { SubscriberQueue } from "../../src/hub/subscriber-queue";
+
+// A manual scheduler: wake-ups run when the test says the tick is over.
+function manual() {
+  const tasks: (() => void)[] = [];
+  return {
+    schedule: (fn: () => void) => void tasks.push(fn),
+    tick: () => tasks.splice(0).forEach((fn) => fn()),
+  };
+}
+
+describe("SubscriberQueue", () => {
+  it("hands everything pending over as one chunk", async () => {
+    const queue = new SubscriberQueue({ maxBytes: 1000 });
+    queue.write("a\n\n");
+    queue.write("b\n\n");
+    expect(queue.pendingBytes).toBe(6);
+    expect(await queue.next()).toBe("a\n\nb\n\n");
+    expect(queue.pendingBytes).toBe(0);
+  });
+
+  it("coalesces the writes of one tick into one wake-up of a waiting reader", async () => {
+    const clock = manual();
+    const queue = new SubscriberQueue({ maxBytes: 1000, schedule: clock.schedule });
+    const chunk = queue.next();
+    queue.write("1");
+    queue.write("2");
+    queue.write("3");
+    clock.tick();
+    expect(await chunk).toBe("123");
+  });
+
+  it("wakes a waiting reader on the default scheduler", async () => {
+    const queue = new SubscriberQueue({ maxBytes: 1000 });
+    const chunk = queue.next();
+    queue.write("x");
+    expect(await chunk).toBe("x");
+  });
+
+  it("closes itself with 'overflow' when unsent bytes exceed the limit, and frees them", async () => {
+    const queue = new SubscriberQueue({ maxBytes: 10 });
+    queue.write("12345");
+    queue.write("67890");
+    expect(queue.closed).toBe(false);
+    queue.write("x");
+    expect(queue.closed).toBe(true);
+    expect(queue.closeReason).toBe("overflow");
+    expect(queue.pendingBytes).toBe(0);
+    expect(await queue.next()).toBeNull();
+    queue.write("ignored");
+    expect(queue.pendingBytes).toBe(0);
+  });
+
+  it("counts UTF-8 bytes, not characters", () => {
+    const queue = new SubscriberQueue({ maxBytes: 5 });
+    queue.write("éé"); // 4 bytes
+    expect(queue.pendingBytes).toBe(4);
+    queue.write("é");
+    expect(queue.closeReason).toBe("overflow");
+  });
+
+  it("resolves a waiting reader with null on close or abort, and removes its abort listener", async () => {
+    const queue = new SubscriberQueue({ maxBytes: 10 });
+    const waiting = queue.next();
+    queue.close("shutdown");
+    expect(await waiting).toBeNull();
+
+    const other = new SubscriberQueue({ maxBytes: 10 });
+    const controller = new AbortController();
+    const aborted = other.next(controller.signal);
+    controller.abort();
+    expect(await aborted).toBeNull();
+    expect(other.closed).toBe(false);
+    expect(await other.next(controller.signal)).toBeNull();
+  });
+
+  it("allows one reader at a time", async () => {
+    const queue = new SubscriberQueue({ maxBytes: 10 });
+    const first = queue.next();
+    await expect(queue.next()).rejects.toThrow(/already waiting/);
+    queue.close("client-gone");
+    expect(await first).toBeNull();
+  });
+
+  it("paused: collects live frames, then release(lastToken) drops those at or before it", async () => {
+    const clock = manual();
+    const queue = new SubscriberQueue({ maxBytes: 1000, paused: true, schedule: clock.schedule });
+    const chunk = queue.next();
+    queue.write("live1 ", "8201");
+    queue.write("live2 ", "8202");
+    queue.write("live3 ", "8203");
+    queue.write(": heartbeat\n");
+    clock.tick();
+    // The catch-up delivered everything up to 8202 meanwhile.
+    queue.release("8202");
+    clock.tick();
+    expect(await chunk).toBe("live3 : heartbeat\n");
+    // The main stream may still deliver events the catch-up already sent: ignored.
+    queue.write("late dup ", "8202");
+    queue.write("live4 ", "8204");
+    expect(await queue.next()).toBe("live4 ");
+  });
+
+  it("paused frames count towards the limit (a long catch-up cannot grow memory)", () => {
+    const queue = new SubscriberQueue({ maxBytes: 8, paused: true });
+    queue.write("12345", "8201");
+    queue.write("67890", "8202");
+    expect(queue.closeReason).toBe("overflow");
+  });
+
+  it("refuses a limit below 1 byte", () => {
+    expect(() => new SubscriberQueue({ maxBytes: 0 })).toThrow(RangeError);
+  });
+});
