@@ -16,6 +16,8 @@ export const ERROR_CODES = {
   E_CURSOR_MALFORMED: { status: 400, expose: true },
   /** A flowId in a URL is empty, too long, or contains control characters. */
   E_FLOW_ID_INVALID: { status: 400, expose: true },
+  /** A request the HTTP layer refused before reaching a route (bad encoding, wrong method, ...). */
+  E_BAD_REQUEST: { status: 400, expose: true },
   /** No route matches. */
   E_NOT_FOUND: { status: 404, expose: true },
   /** An SSE field would break the wire format (CR, LF or NUL in id/event, bad retry). */

@@ -1,0 +1,123 @@
+/**
+ * Wires one flowsync instance from a validated config:
+ *
+ *   mongo ─▶ watch (ChangeWatcher) ─▶ events (ChangeFeed: map + frame) ─▶ hub (FlowHub) ─▶ http (Koa SSE)
+ *
+ * and owns its shutdown order. `src/main.ts` adds the environment and signals;
+ * tests call `startFlowsync` directly.
+ */
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
+import { MongoClient } from "mongodb";
+import type { Logger } from "pino";
+import type { Config } from "./config";
+import { cursorScope } from "./events/cursor";
+import { flowMatchStage } from "./filters/compile";
+import { loadFilters } from "./filters/load";
+import { createApp } from "./http/app";
+import { ChangeFeed } from "./hub/change-feed";
+import { FlowHub } from "./hub/flow-hub";
+import { FlowIdCache } from "./hub/flow-id-cache";
+import { Limiter } from "./hub/limiter";
+import { ReplayBuffer } from "./hub/replay-buffer";
+import { Subscriptions } from "./hub/subscriptions";
+import { openBackend, type Backend } from "./mongo/backend";
+import { catchUpChanges } from "./watch/catch-up";
+import { ChangeWatcher } from "./watch/change-watcher";
+
+export interface Flowsync {
+  /** Base URL of the HTTP server, e.g. http://127.0.0.1:3000 */
+  readonly url: string;
+  readonly mongoUrl: string;
+  readonly backend: Backend["kind"];
+  readonly watcher: ChangeWatcher;
+  readonly hub: FlowHub;
+  readonly feed: ChangeFeed;
+  readonly subscriptions: Subscriptions;
+  /** Graceful, idempotent: stop accepting, end every stream, close the watcher, then MongoDB. */
+  stop(): Promise<void>;
+}
+
+export async function startFlowsync(config: Readonly<Config>, logger: Logger): Promise<Flowsync> {
+  const filters = await loadFilters(config.filtersDir);
+  const backend = await openBackend({ mongoUrl: config.mongoUrl, mode: config.backendMode, logger, sim: { oplogSize: config.simOplogSize } });
+  const client = new MongoClient(backend.url);
+  let server: http.Server | undefined;
+  let watcher: ChangeWatcher | undefined;
+  try {
+    await client.connect();
+    const db = client.db(config.mongoDb);
+    const hello = await client.db("admin").command({ hello: 1 });
+    const scope = cursorScope(String(hello.setName ?? "sharded"), config.mongoDb);
+
+    const hub = new FlowHub({ replay: new ReplayBuffer({ capacity: config.replayBufferSize }) });
+    const feed = new ChangeFeed({ rules: filters.byCollection, hub, ids: new FlowIdCache(config.flowIdCacheSize), scope, logger: logger.child({ component: "feed" }) });
+    watcher = new ChangeWatcher({
+      db,
+      pipeline: filters.pipeline,
+      logger: logger.child({ component: "watcher" }),
+      onChange: (change) => feed.handle(change),
+      onRestart: (reason, position) => feed.restarted(reason, position),
+      maxAwaitTimeMS: config.changeStreamAwaitMs,
+    });
+    await watcher.start();
+    const live = watcher;
+
+    const subscriptions = new Subscriptions({
+      hub,
+      feed,
+      position: () => live.position,
+      catchUp: (from, until, flowId, signal) =>
+        catchUpChanges({ db, pipeline: [...filters.pipeline, flowMatchStage(filters, flowId)], from, until, signal, maxAwaitTimeMS: 200 }),
+      limiter: new Limiter(config.catchUpConcurrency),
+      scope,
+      maxBytes: config.clientBufferBytes,
+      logger: logger.child({ component: "subscriptions" }),
+    });
+
+    let stopping = false;
+    const app = createApp({
+      basePath: config.basePath,
+      subscriptions,
+      retryMs: config.retryMs,
+      heartbeatMs: config.heartbeatMs,
+      logger: logger.child({ component: "http" }),
+      readiness: () => ({ ready: !stopping && live.ready, detail: { watcher: live.state, subscribers: hub.subscriberCount() } }),
+    });
+    const httpServer = http.createServer(app.callback());
+    server = httpServer;
+    await new Promise<void>((resolve, reject) => {
+      httpServer.once("error", reject);
+      httpServer.listen(config.port, config.host, () => resolve());
+    });
+    const { port } = httpServer.address() as AddressInfo;
+    const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
+    logger.info({ url, subscribe: `${url}${config.basePath}/subscribe/<flowId>`, db: config.mongoDb, collections: filters.collections }, "flowsync listening");
+
+    let stopped: Promise<void> | undefined;
+    const stop = () =>
+      (stopped ??= (async () => {
+        stopping = true;
+        const closed = new Promise<void>((resolve) => httpServer.close(() => resolve()));
+        // Ending every stream is what lets server.close() finish: SSE connections are never idle.
+        hub.closeAll("shutdown");
+        httpServer.closeIdleConnections();
+        await Promise.race([closed, sleep(config.shutdownGraceMs)]);
+        httpServer.closeAllConnections();
+        await closed;
+        await live.close();
+        await client.close();
+        await backend.stop();
+        logger.info("flowsync stopped");
+      })());
+
+    return { url, mongoUrl: backend.url, backend: backend.kind, watcher: live, hub, feed, subscriptions, stop };
+  } catch (err) {
+    server?.close();
+    await watcher?.close();
+    await client.close().catch(() => {});
+    await backend.stop();
+    throw err;
+  }
+}

@@ -1,0 +1,100 @@
+/**
+ * Change documents in, frames out: map (events/), serialize ONCE into an SSE
+ * frame, publish on the hub. Also the single place that turns a stream restart
+ * into RESET frames. The watcher calls `handle` for every change; catch-up
+ * streams call `frameOf` so that replayed events are byte-identical to live ones.
+ */
+import type { ChangeStreamDocument } from "mongodb";
+import type { Logger } from "pino";
+import type { Rule } from "../filters/compile";
+import { encodeCursor, type ResumeToken } from "../events/cursor";
+import { mapChange, type SkippedChange, type SkipReason } from "../events/map-change";
+import type { ResetReason } from "../events/schemas";
+import { formatEvent } from "../http/sse-frame";
+import type { FlowHub } from "./flow-hub";
+import type { FlowIdCache } from "./flow-id-cache";
+
+export interface Frame {
+  flowId: string;
+  /** Resume token `_data` of the change: its stream position. */
+  token: string;
+  type: string;
+  frame: string;
+}
+
+export interface FeedCounters {
+  received: number;
+  published: number;
+  skipped: Partial<Record<SkipReason, number>>;
+  resets: number;
+}
+
+export interface ChangeFeedOptions {
+  rules: ReadonlyMap<string, Rule>;
+  hub: FlowHub;
+  ids: FlowIdCache;
+  /** Cursor scope of this deployment + database (events/cursor.ts). */
+  scope: string;
+  logger: Logger;
+}
+
+export class ChangeFeed {
+  readonly counters: FeedCounters = { received: 0, published: 0, skipped: {}, resets: 0 };
+  readonly #o: ChangeFeedOptions;
+
+  constructor(options: ChangeFeedOptions) {
+    this.#o = options;
+  }
+
+  /** The hot path: one change from the watcher. Never throws. */
+  handle(change: ChangeStreamDocument): void {
+    this.counters.received++;
+    const result = this.#map(change);
+    if ("skip" in result) {
+      const { logger } = this.#o;
+      this.counters.skipped[result.skip] = (this.counters.skipped[result.skip] ?? 0) + 1;
+      if (result.skip === "lifecycle") logger.info({ cursor: result.token, detail: result.detail }, "change stream lifecycle event");
+      else logger.warn({ reason: result.skip, detail: result.detail, cursor: result.token }, "change skipped");
+      return;
+    }
+    const { ids, hub } = this.#o;
+    if (result.op === "delete") ids.delete(result.collection, result.id);
+    else ids.set(result.collection, result.id, result.flowId);
+    hub.publish(result.flowId, result.frame, result.token);
+    this.counters.published++;
+  }
+
+  /**
+   * The frame of a change, exactly as live subscribers got it (for catch-up
+   * streams); undefined if it was skipped (already logged and counted live).
+   */
+  frameOf(change: ChangeStreamDocument): Frame | undefined {
+    const result = this.#map(change);
+    return "skip" in result ? undefined : result;
+  }
+
+  #map(change: ChangeStreamDocument): (Frame & { op: string; id: string; collection: string }) | SkippedChange {
+    const { rules, ids, scope } = this.#o;
+    const result = mapChange(change, rules, (id, collection) => ids.get(collection, id));
+    if ("skip" in result) return result;
+    const { event, flowId, token, collection } = result;
+    // Serialized once here; every subscriber of the flow gets this same string.
+    const frame = formatEvent({ id: encodeCursor(token, scope), event: event.type, data: JSON.stringify(event.data) });
+    return { flowId, token, type: event.type, frame, op: event.data.op, id: event.data.id, collection };
+  }
+
+  /** The RESET frame for one flow; its id (when known) is where the client continues from. */
+  resetFrame(flowId: string, reason: ResetReason, position: ResumeToken | undefined): string {
+    const id = position ? encodeCursor(position, this.#o.scope) : undefined;
+    return formatEvent({ id, event: "RESET", data: JSON.stringify({ flowId, reason }) });
+  }
+
+  /** The stream restarted elsewhere than right after its last change: every subscriber must refetch. */
+  restarted(reason: ResetReason, position: ResumeToken | undefined): void {
+    const { hub, logger } = this.#o;
+    this.counters.resets++;
+    hub.replay.reset(position?._data);
+    logger.warn({ reason, cursor: position?._data, subscribers: hub.subscriberCount() }, "change stream restarted: sending RESET to every subscriber");
+    hub.broadcast((flowId) => this.resetFrame(flowId, reason, position));
+  }
+}

@@ -1,0 +1,180 @@
+/**
+ * The ONE database-level change stream of a flowsync process, and its position.
+ *
+ *   idle ──start()──▶ running ──error the driver could not resume──▶ backoff ──▶ running
+ *     │                  │  └──history lost / invalidate──▶ restart from now (or after
+ *     │                  │                                   the invalidate) + onReset
+ *     └──────close()─────┴──────────────────────────────────────────────▶ closed
+ *
+ * The driver already resumes on resumable errors (network, step-down, ...); this
+ * loop handles what it gives up on. It iterates with `tryNext()` (iterator mode)
+ * so that an empty batch still hands back the postBatchResumeToken: the position
+ * keeps moving on an idle database and never ages out of the oplog.
+ */
+import { setTimeout as sleep } from "node:timers/promises";
+import type { ChangeStream, ChangeStreamDocument, Db, Document } from "mongodb";
+import type { ResumeToken } from "../events/cursor";
+import type { Logger } from "pino";
+
+export type WatcherState = "idle" | "running" | "backoff" | "closed";
+export type RestartReason = "history-lost" | "stream-invalidated" | "cursor-unknown";
+
+export interface ChangeWatcherOptions {
+  db: Db;
+  pipeline: readonly Document[];
+  logger: Logger;
+  /** Called for every change, in stream order. Must not throw (it is the hot path). */
+  onChange: (change: ChangeStreamDocument) => void;
+  /** Called when the stream had to restart somewhere that is not "right after the last change". */
+  onRestart: (reason: RestartReason, position: ResumeToken | undefined) => void;
+  /** Where to start; undefined = now. */
+  startAfter?: ResumeToken;
+  /** How long one getMore waits for changes (also how often the idle position advances). */
+  maxAwaitTimeMS?: number;
+  backoff?: { initialMs: number; maxMs: number };
+  /** Test seam for the jitter of the backoff (0 ≤ value < 1). */
+  random?: () => number;
+}
+
+/** Server errors after which resuming from our token is pointless (MONGO-FACTS §3.6). */
+const HISTORY_LOST = 286;
+const TOKEN_NOT_FOUND = 280;
+
+export class ChangeWatcher {
+  #state: WatcherState = "idle";
+  #stream: ChangeStream | undefined;
+  #position: ResumeToken | undefined;
+  #loop: Promise<void> | undefined;
+  #closing = new AbortController();
+  #restarts = 0;
+  readonly #opts: ChangeWatcherOptions;
+
+  constructor(opts: ChangeWatcherOptions) {
+    this.#opts = opts;
+    this.#position = opts.startAfter;
+  }
+
+  get state(): WatcherState {
+    return this.#state;
+  }
+
+  /** True while the stream is open and being read. */
+  get ready(): boolean {
+    return this.#state === "running";
+  }
+
+  /** The latest resume token: of the last change, or the high-water mark of an empty batch. */
+  get position(): ResumeToken | undefined {
+    return this.#position;
+  }
+
+  get restarts(): number {
+    return this.#restarts;
+  }
+
+  /** Opens the stream; resolves once the server accepted it (the first aggregate succeeded). */
+  async start(): Promise<void> {
+    if (this.#state !== "idle") throw new Error(`ChangeWatcher.start() called in state ${this.#state}`);
+    this.#stream = this.#open();
+    await this.#prime(this.#stream);
+    this.#state = "running";
+    this.#loop = this.#run();
+  }
+
+  /** Idempotent; resolves once the stream's cursor is closed and the loop has ended. */
+  async close(): Promise<void> {
+    if (this.#state === "closed") return this.#loop;
+    this.#state = "closed";
+    this.#closing.abort();
+    await this.#stream?.close().catch(() => {});
+    await this.#loop;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  #open(): ChangeStream {
+    const { db, pipeline, maxAwaitTimeMS = 1000 } = this.#opts;
+    return db.watch([...pipeline], {
+      fullDocument: "updateLookup",
+      // Pre-images where the collection keeps them: they route deletes (BRIEF: routing a delete).
+      fullDocumentBeforeChange: "whenAvailable",
+      maxAwaitTimeMS,
+      ...(this.#position ? { startAfter: this.#position } : {}),
+    });
+  }
+
+  /** Sends the aggregate now, so start() fails fast on a bad pipeline or an unreachable server. */
+  async #prime(stream: ChangeStream): Promise<void> {
+    const change = await stream.tryNext();
+    this.#position = (stream.resumeToken as ResumeToken | undefined) ?? this.#position;
+    if (change) this.#deliver(change);
+  }
+
+  async #run(): Promise<void> {
+    const { logger } = this.#opts;
+    let failures = 0;
+    while (!this.#isClosed()) {
+      const stream = this.#stream!;
+      try {
+        const change = await stream.tryNext();
+        if (change) this.#deliver(change);
+        else this.#position = (stream.resumeToken as ResumeToken | undefined) ?? this.#position;
+        if (this.#state === "backoff") this.#state = "running";
+        failures = 0;
+        if (change?.operationType === "invalidate") await this.#restart("stream-invalidated");
+      } catch (err) {
+        if (this.#isClosed()) break;
+        const code = (err as { code?: number }).code;
+        if (code === HISTORY_LOST || code === TOKEN_NOT_FOUND) {
+          logger.error({ err, cursor: this.#position?._data }, "change stream cannot resume from its position: restarting from now");
+          this.#position = undefined;
+          await this.#restart(code === HISTORY_LOST ? "history-lost" : "cursor-unknown");
+          continue;
+        }
+        failures++;
+        this.#state = "backoff";
+        const delay = this.#backoff(failures);
+        logger.warn({ err, attempt: failures, delayMs: delay, cursor: this.#position?._data }, "change stream failed: reopening from its last position");
+        await stream.close().catch(() => {});
+        await sleep(delay, undefined, { signal: this.#closing.signal }).catch(() => {});
+        if (this.#isClosed()) break;
+        this.#stream = this.#open();
+      }
+    }
+    await this.#stream?.close().catch(() => {});
+  }
+
+  // A method, not an inline comparison: close() changes the state while the loop awaits.
+  #isClosed(): boolean {
+    return this.#state === "closed";
+  }
+
+  #deliver(change: ChangeStreamDocument): void {
+    this.#position = change._id as ResumeToken;
+    this.#opts.onChange(change);
+  }
+
+  /** Reopens the stream after history loss (from now) or an invalidate (right after it). */
+  async #restart(reason: RestartReason): Promise<void> {
+    this.#restarts++;
+    await this.#stream?.close().catch(() => {});
+    if (this.#isClosed()) return;
+    this.#stream = this.#open();
+    try {
+      await this.#prime(this.#stream);
+    } catch (err) {
+      // The loop's error path takes over (backoff, then reopen).
+      this.#opts.logger.warn({ err }, "change stream restart failed");
+    }
+    this.#opts.onRestart(reason, this.#position);
+  }
+
+  /** Full-jitter exponential backoff. */
+  #backoff(attempt: number): number {
+    const { initialMs, maxMs } = this.#opts.backoff ?? { initialMs: 100, maxMs: 10_000 };
+    const cap = Math.min(maxMs, initialMs * 2 ** Math.min(attempt - 1, 20));
+    return Math.floor((this.#opts.random ?? Math.random)() * cap);
+  }
+}
