@@ -70,10 +70,10 @@ export const filterSchema = z
   })
   .superRefine((filter, ctx) => {
     if (filter.event === "SYNC_CANVAS" && filter.entity === undefined) {
-      ctx.addIssue({ code: "custom", path: ["entity"], message: "is required for SYNC_CANVAS (e.g. 'node')" });
+      ctx.addIssue({ code: "custom", path: ["entity"], message: "entity is required for SYNC_CANVAS (e.g. 'node')" });
     }
     if (filter.event !== "SYNC_CANVAS" && filter.entity !== undefined) {
-      ctx.addIssue({ code: "custom", path: ["entity"], message: `only applies to SYNC_CANVAS, not ${filter.event}` });
+      ctx.addIssue({ code: "custom", path: ["entity"], message: `entity only applies to SYNC_CANVAS, not ${filter.event}` });
     }
     const routeHead = filter.routeBy.split(".")[0];
     filter.privateFields.forEach((field, i) => {
