@@ -40,11 +40,17 @@ export function applyUpdate(doc: Document, u: Document | Document[], opts: { arr
   } else {
     const { $setOnInsert, ...ops } = u as Document;
     if (opts.inserting && $setOnInsert) ops.$set = { ...(ops.$set ?? {}), ...$setOnInsert };
+    // MongoDB accepts `$set: {_id: <the same value>}` as a no-op; mingo refuses any write to _id.
+    if (ops.$set && "_id" in ops.$set && doc._id !== undefined && valueKey(ops.$set._id) === valueKey(doc._id)) {
+      const { _id, ...rest } = ops.$set as Document;
+      ops.$set = rest;
+    }
     next = clone(doc);
     try {
       mingoUpdate(next, ops, opts.arrayFilters, opts.query);
     } catch (err) {
-      fail(Codes.BadValue, (err as Error).message);
+      const message = (err as Error).message;
+      fail(/immutable field/.test(message) ? Codes.ImmutableField : Codes.BadValue, message);
     }
   }
   if (doc._id !== undefined && valueKey(next._id) !== valueKey(doc._id)) immutableId();
