@@ -5,7 +5,7 @@
  */
 import { Aggregator, update as mingoUpdate } from "mingo";
 import { ObjectId, type Document } from "bson";
-import { Codes, fail } from "./errors";
+import { Codes, engineError, fail } from "./errors";
 import { clone } from "./context";
 import { valueKey } from "./store";
 
@@ -35,7 +35,7 @@ export function applyUpdate(doc: Document, u: Document | Document[], opts: { arr
     try {
       [next] = new Aggregator(u as Document[]).run([clone(doc)]) as Document[];
     } catch (err) {
-      fail(Codes.BadValue, (err as Error).message);
+      throw engineError(err, Codes.BadValue);
     }
   } else {
     const { $setOnInsert, ...ops } = u as Document;
@@ -50,7 +50,8 @@ export function applyUpdate(doc: Document, u: Document | Document[], opts: { arr
       mingoUpdate(next, ops, opts.arrayFilters, opts.query);
     } catch (err) {
       const message = (err as Error).message;
-      fail(/immutable field/.test(message) ? Codes.ImmutableField : Codes.BadValue, message);
+      if (/immutable field/.test(message)) fail(Codes.ImmutableField, message);
+      throw engineError(err, Codes.BadValue);
     }
   }
   if (doc._id !== undefined && valueKey(next._id) !== valueKey(doc._id)) immutableId();

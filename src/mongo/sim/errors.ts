@@ -29,6 +29,8 @@ export const Codes = {
   ChangeStreamHistoryLost: 286,
   CommandNotFound: 59,
   DuplicateKey: 11000,
+  InternalError: 1,
+  InvalidPipelineOperator: 168,
   UnrecognizedPipelineStage: 40324,
   ChangeStreamNotSupported: 40573,
   NotWritablePrimary: 10107,
@@ -63,6 +65,24 @@ export class ServerError extends Error {
     if (this.errorLabels && this.errorLabels.length > 0) reply.errorLabels = this.errorLabels;
     return reply;
   }
+}
+
+/**
+ * An exception from mingo (query, update and aggregation engine) as the error
+ * mongod raises for the same input, so a caller sees the documented code
+ * (e.g. 40324 for an unknown stage) rather than a generic failure.
+ */
+export function engineError(err: unknown, fallback: number = Codes.InternalError): ServerError {
+  if (err instanceof ServerError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  const operator = /(\$\w+)/.exec(message)?.[1] ?? "?";
+  if (/unregistered pipeline operator/.test(message)) return new ServerError(Codes.UnrecognizedPipelineStage, `Unrecognized pipeline stage name: '${operator}'`);
+  if (/unknown query operator/.test(message)) return new ServerError(Codes.BadValue, `unknown operator: ${operator}`);
+  if (/Unknown update operator/.test(message)) {
+    return new ServerError(Codes.FailedToParse, `Unknown modifier: ${operator}. Expected a valid update modifier or pipeline-style update specified as an array`);
+  }
+  if (/is not registered/.test(message)) return new ServerError(Codes.InvalidPipelineOperator, `Unrecognized expression '${operator}'`);
+  return new ServerError(fallback, fallback === Codes.InternalError ? `simulator error: ${message}` : message);
 }
 
 export function fail(code: number, message: string, errorLabels?: string[]): never {

@@ -5,7 +5,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { Binary, Long, type Document } from "bson";
 import { notImplemented, type Ctx, type Handler } from "../context";
-import { Codes, RETRYABLE_WRITE_CODES, ServerError } from "../errors";
+import { Codes, engineError, RETRYABLE_WRITE_CODES, ServerError } from "../errors";
 import * as admin from "./admin";
 import * as ddl from "./ddl";
 import * as read from "./read";
@@ -76,7 +76,7 @@ export async function runCommand(body: Document, db: string, ctx: Ctx): Promise<
       if (injected?.writeConcernError && reply.ok === 1) reply.writeConcernError = injected.writeConcernError;
     }
   } catch (err) {
-    reply = err instanceof ServerError ? err.toReply() : { ok: 0, code: 1, codeName: "InternalError", errmsg: `simulator error: ${(err as Error).message}` };
+    reply = engineError(err).toReply();
   }
   return withClusterTime(reply, ctx);
 }

@@ -4,7 +4,7 @@ import { Long, type Document } from "bson";
 import { ChangeStreamReader, openChangeStream } from "../change-stream";
 import { collectionName, notImplemented, readTime, type Ctx, type Handler } from "../context";
 import type { Cursor, QueryCursor, StreamCursor } from "../cursors";
-import { Codes, fail, RESUMABLE_CODES } from "../errors";
+import { Codes, engineError, fail, RESUMABLE_CODES } from "../errors";
 import { valueKey } from "../store";
 
 const DEFAULT_BATCH = 101;
@@ -82,11 +82,12 @@ export const aggregate: Handler = (cmd, db, ctx) => {
   if (cmd.explain) notImplemented("explain");
   const first = pipeline[0] ? Object.keys(pipeline[0])[0] : undefined;
   const batchSize = (cmd.cursor as Document | undefined)?.batchSize as number | undefined;
-  for (const stage of pipeline.slice(1)) {
+  pipeline.forEach((stage, at) => {
     const name = Object.keys(stage)[0];
-    if (name === "$changeStream") fail(40602, "$changeStream is only valid as the first stage in a pipeline");
+    if (name === "$changeStream" && at > 0) fail(40602, "$changeStream is only valid as the first stage in a pipeline");
+    // Writing stages are out of scope; mingo would run them without storing anything (silently wrong).
     if (name === "$out" || name === "$merge") notImplemented(`aggregation stage ${name}`);
-  }
+  });
   if (first === "$changeStream") return openStream(cmd, db, ctx, pipeline, batchSize);
   if (cmd.aggregate === 1) {
     if (first !== "$currentOp" || db !== "admin") notImplemented(`database-level aggregate starting with ${first}`);
@@ -102,7 +103,7 @@ export const aggregate: Handler = (cmd, db, ctx) => {
   try {
     result = new Aggregator(pipeline, { collectionResolver: (other: string) => store.documentsAt(db, other, at) }).run(docs) as Document[];
   } catch (err) {
-    fail(Codes.BadValue, (err as Error).message);
+    throw engineError(err, Codes.BadValue);
   }
   return firstBatch(ctx, `${db}.${name}`, result, cmd, batchSize, at ? { atClusterTime: at } : {});
 };

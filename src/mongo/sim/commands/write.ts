@@ -3,7 +3,7 @@ import { Query } from "mingo";
 import { ObjectId, type Document } from "bson";
 import { applyUpdate, updateKind, upsertDocument, withIdFirst } from "../apply-update";
 import { clone, collectionName, type Ctx, type Handler } from "../context";
-import { Codes, fail, ServerError } from "../errors";
+import { Codes, engineError, fail } from "../errors";
 import { valueKey, type Collection } from "../store";
 import { describeUpdate } from "../update-description";
 
@@ -19,8 +19,9 @@ function eachStatement<T>(statements: T[], ordered: boolean, run: (s: T, index: 
   for (let index = 0; index < statements.length; index++) {
     try {
       run(statements[index], index);
-    } catch (err) {
-      if (!(err instanceof ServerError)) throw err;
+    } catch (thrown) {
+      const err = engineError(thrown);
+      if (err.code === Codes.InternalError) throw thrown;
       errors.push({ index, code: err.code, errmsg: err.message });
       if (ordered) break;
     }
