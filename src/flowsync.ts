@@ -63,6 +63,8 @@ export async function startFlowsync(config: Readonly<Config>, logger: Logger): P
     });
     await watcher.start();
     const live = watcher;
+    // From here on every change is pushed: the buffer can answer for cursors at or after this point.
+    if (hub.replay.size === 0) hub.replay.reset(live.position?._data);
 
     const subscriptions = new Subscriptions({
       hub,

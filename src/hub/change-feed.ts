@@ -58,8 +58,9 @@ export class ChangeFeed {
       return;
     }
     const { ids, hub } = this.#o;
-    if (result.op === "delete") ids.delete(result.collection, result.id);
-    else ids.set(result.collection, result.id, result.flowId);
+    // Kept after a delete too: a catch-up stream replaying that delete later must still route it.
+    // The cache is bounded, so deleted ids age out like any other.
+    ids.set(result.collection, result.id, result.flowId);
     hub.publish(result.flowId, result.frame, result.token);
     this.counters.published++;
   }

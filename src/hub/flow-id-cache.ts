@@ -24,10 +24,6 @@ export class FlowIdCache {
     this.#map.set(k, flowId);
     if (this.#map.size > this.capacity) this.#map.delete(this.#map.keys().next().value!);
   }
-
-  delete(collection: string, id: string): void {
-    this.#map.delete(key(collection, id));
-  }
 }
 
 function key(collection: string, id: string): string {
