@@ -8,7 +8,17 @@
  */
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, expect, inject } from "vitest";
-import { MongoClient, MongoServerError, type ChangeStream, type Db, type Document, type MongoClientOptions, type TopologyDescription } from "mongodb";
+import {
+  MongoClient,
+  MongoServerError,
+  type ChangeStream,
+  type ChangeStreamOptions,
+  type Collection,
+  type Db,
+  type Document,
+  type MongoClientOptions,
+  type TopologyDescription,
+} from "mongodb";
 import type { SimulatorOptions } from "../../src/mongo/sim";
 import { startTestBackend, uniqueDb, type TestBackend } from "../support/backend";
 
@@ -49,6 +59,24 @@ export function useBackend(simOptions: SimulatorOptions = {}, clientOptions: Mon
     await h.backend?.stop();
   });
   return h;
+}
+
+/** Default await time for streams in tests: short, so idle getMores come back quickly. */
+export const AWAIT_MS = 100;
+
+/**
+ * Opens a change stream and makes sure the server has started it (the driver
+ * sends the aggregate lazily), so that writes made afterwards are in it.
+ */
+export async function openStream(
+  target: Collection<AnyDoc> | Db | MongoClient,
+  pipeline: Document[] = [],
+  options: ChangeStreamOptions = {},
+): Promise<ChangeStream<Document, Document>> {
+  const stream = (target as Collection<AnyDoc>).watch(pipeline, { maxAwaitTimeMS: AWAIT_MS, ...options }) as unknown as ChangeStream<Document, Document>;
+  const first = await stream.tryNext();
+  if (first !== null) throw new Error(`stream opened with an unexpected event: ${JSON.stringify(first)}`);
+  return stream;
 }
 
 /** The next `n` change events, in order (each `next()` may await new events). */

@@ -5,7 +5,7 @@ import { applyUpdate, updateKind, upsertDocument, withIdFirst } from "../apply-u
 import { clone, collectionName, type Ctx, type Handler } from "../context";
 import { Codes, engineError, fail } from "../errors";
 import { valueKey, type Collection } from "../store";
-import { describeUpdate } from "../update-description";
+import { describeOperatorUpdate, describeUpdate } from "../update-description";
 
 interface WriteError {
   index: number;
@@ -77,7 +77,7 @@ export const update: Handler = (cmd, db, { server }) => {
     for (const before of chosen) {
       const after = applyUpdate(before, s.u, { arrayFilters: s.arrayFilters, query: s.q });
       n++;
-      if (writeVersion(server.store, db, coll!, before, after, s.u)) nModified++;
+      if (writeVersion(server.store, db, coll!, before, after, s.u, s.arrayFilters)) nModified++;
     }
   });
   return reply(upserted.length > 0 ? { n, nModified, upserted } : { n, nModified }, errors);
@@ -120,20 +120,19 @@ export const findAndModify: Handler = (cmd, db, { server }) => {
     return { lastErrorObject: { n: 1, updatedExisting: false, upserted: doc._id }, value: project(cmd.new ? doc : null), ok: 1 };
   }
   const after = applyUpdate(before, cmd.update, { arrayFilters: cmd.arrayFilters, query: cmd.query });
-  writeVersion(server.store, db, coll!, before, after, cmd.update);
+  writeVersion(server.store, db, coll!, before, after, cmd.update, cmd.arrayFilters);
   return { lastErrorObject: { n: 1, updatedExisting: true }, value: project(cmd.new ? after : before), ok: 1 };
 };
 
 /** Stores `after` if it differs from `before` (a no-op write is not logged, as in MongoDB). */
-function writeVersion(store: Ctx["server"]["store"], db: string, coll: Collection, before: Document, after: Document, u: unknown): boolean {
-  if (updateKind(u) === "replacement") {
-    if (valueKey(before) === valueKey(after)) return false;
+function writeVersion(store: Ctx["server"]["store"], db: string, coll: Collection, before: Document, after: Document, u: unknown, arrayFilters?: Document[]): boolean {
+  if (valueKey(before) === valueKey(after)) return false;
+  const kind = updateKind(u);
+  if (kind === "replacement") {
     store.write(db, coll, before, after, { op: "replace" });
     return true;
   }
-  const updateDescription = describeUpdate(before, after);
-  const changed = Object.keys(updateDescription.updatedFields).length + updateDescription.removedFields.length + updateDescription.truncatedArrays.length;
-  if (changed === 0) return false;
+  const updateDescription = kind === "pipeline" ? describeUpdate(before, after) : describeOperatorUpdate(before, after, u as Document, arrayFilters);
   store.write(db, coll, before, after, { op: "update", updateDescription });
   return true;
 }
