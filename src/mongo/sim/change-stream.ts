@@ -123,7 +123,10 @@ export class ChangeStreamReader {
 
     if (spec.level === "cluster" && (INTERNAL_DBS.has(e.db) || e.coll?.startsWith("system."))) return [];
     if (e.db !== spec.db && spec.level !== "cluster") return [];
-    if (spec.level === "collection" && e.coll !== spec.coll && e.op !== "dropDatabase") return [];
+    // A collection stream also sees (and is invalidated by) a rename onto its namespace
+    // (change_stream_filter_helpers.cpp: `o.renameCollection: {$exists: true}, o.to: <ns>`).
+    const renamedOnto = e.op === "rename" && e.to?.db === spec.db && e.to.coll === spec.coll;
+    if (spec.level === "collection" && e.coll !== spec.coll && !renamedOnto && e.op !== "dropDatabase") return [];
     const ns = { db: e.db, coll: e.coll };
     const expanded = spec.showExpandedEvents ? { collectionUUID: e.collectionUUID } : {};
 

@@ -37,7 +37,7 @@ export interface OplogEntry {
   updateDescription?: UpdateDescription;
   /** rename: the target namespace. */
   to?: { db: string; coll: string };
-  /** drop: the dropped collection's documents, in natural order, for snapshot undo. */
+  /** drop (and rename with dropTarget): the dropped collection's documents, in natural order, for snapshot undo. */
   droppedDocs?: Document[];
 }
 

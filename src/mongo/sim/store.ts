@@ -123,16 +123,19 @@ export class Store {
     const coll = this.get(db, from);
     if (!coll) fail(Codes.NamespaceNotFound, `Source collection ${db}.${from} does not exist`);
     validateName(toDb, to);
-    if (this.get(toDb, to)) {
+    const target = this.get(toDb, to);
+    if (target) {
       if (!dropTarget) fail(Codes.NamespaceExists, `Target collection ${toDb}.${to} already exists`);
-      this.drop(toDb, to);
+      // mongod logs no drop for the target: the rename entry itself carries `dropTarget`,
+      // so change streams see only the rename (and a stream on the target is invalidated by it).
+      this.dbs.get(toDb)!.delete(to);
     }
     this.dbs.get(db)!.delete(from);
     coll.name = to;
-    let target = this.dbs.get(toDb);
-    if (!target) this.dbs.set(toDb, (target = new Map()));
-    target.set(to, coll);
-    this.append({ op: "rename", db, coll: from, collectionUUID: coll.uuid, to: { db: toDb, coll: to }, images: false });
+    let targetDb = this.dbs.get(toDb);
+    if (!targetDb) this.dbs.set(toDb, (targetDb = new Map()));
+    targetDb.set(to, coll);
+    this.append({ op: "rename", db, coll: from, collectionUUID: coll.uuid, to: { db: toDb, coll: to }, images: false, droppedDocs: target ? [...target.docs.values()] : undefined });
   }
 
   createIndex(db: string, coll: Collection, spec: IndexSpec): boolean {
