@@ -223,16 +223,26 @@ export function openChangeStream(db: string, target: unknown, pipeline: Document
   const fullDocumentBeforeChange = options.fullDocumentBeforeChange ?? "off";
   if (!BEFORE_CHANGE.has(fullDocumentBeforeChange)) fail(Codes.BadValue, `unrecognized fullDocumentBeforeChange option: ${fullDocumentBeforeChange}`);
 
+  // Checks in the order of DocumentSourceChangeStream::assertIsLegalSpecification.
+  if (options.allChangesForCluster === true && (db !== "admin" || typeof target === "string")) {
+    fail(Codes.InvalidOptions, `A $changeStream with 'allChangesForCluster:true' may only be opened on the 'admin' database, and with no collection name; found ${db}.${typeof target === "string" ? target : "$cmd.aggregate"}`);
+  }
   let level: Level;
   if (typeof target === "string") level = "collection";
-  else if (db === "admin") {
-    if (options.allChangesForCluster !== true) fail(Codes.InvalidNamespace, "$changeStream may not be opened on the internal admin database");
-    level = "cluster";
-  } else level = "database";
-  if (level !== "cluster" && INTERNAL_DBS.has(db)) fail(Codes.InvalidNamespace, `$changeStream may not be opened on the internal ${db} database`);
-
-  const starts = ["resumeAfter", "startAfter", "startAtOperationTime"].filter((k) => options[k] !== undefined);
-  if (starts.length > 1) fail(50865, `Only one type of resume option is allowed, but multiple were found: ${starts.join(", ")}`);
+  else if (db === "admin") level = "cluster";
+  else level = "database";
+  if (db === "admin" ? options.allChangesForCluster !== true : INTERNAL_DBS.has(db)) {
+    fail(Codes.InvalidNamespace, `$changeStream may not be opened on the internal ${db} database`);
+  }
+  if (typeof target === "string" && target.startsWith("system.") && options.allowToRunOnSystemNS !== true) {
+    fail(Codes.InvalidNamespace, `$changeStream may not be opened on the internal ${db}.${target} collection`);
+  }
+  if (options.resumeAfter !== undefined && options.startAfter !== undefined) {
+    fail(50865, "Do not specify both 'resumeAfter' and 'startAfter' in a $changeStream stage");
+  }
+  if ((options.resumeAfter ?? options.startAfter) !== undefined && options.startAtOperationTime !== undefined) {
+    fail(40674, "Only one type of resume option is allowed, but multiple were found");
+  }
 
   let start: string;
   const token = options.resumeAfter ?? options.startAfter;
