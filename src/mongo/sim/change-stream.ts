@@ -48,6 +48,12 @@ export class ChangeStreamReader {
   position: string;
   invalidated = false;
   private readonly pipeline: Aggregator | undefined;
+  /**
+   * An event token the stream resumes after (resumeAfter/startAfter) that has not been seen
+   * yet. As mongod's DocumentSourceChangeStreamEnsureResumeTokenPresent, the stream must meet
+   * that very event before any later one, or the token did not come from this stream: 280.
+   */
+  private mustFind: string | undefined;
 
   constructor(
     readonly spec: ChangeStreamSpec,
@@ -58,6 +64,7 @@ export class ChangeStreamReader {
   ) {
     this.position = start;
     this.pipeline = stages.length > 0 ? new Aggregator(stages) : undefined;
+    if (decodeToken({ _data: start })?.kind === "event") this.mustFind = start;
   }
 
   /** Up to `max` events after the current position; advances the position past what it scanned. */
@@ -67,6 +74,11 @@ export class ChangeStreamReader {
     const out: Document[] = [];
     for (const entry of this.oplog.from(pos.ts)) {
       for (const [token, make] of this.expand(entry)) {
+        if (out.length >= max) return out;
+        if (this.mustFind !== undefined && token >= this.mustFind) {
+          if (token > this.mustFind) fail(Codes.ChangeStreamFatalError, "cannot resume stream; the resume token was not found.", NON_RESUMABLE);
+          this.mustFind = undefined;
+        }
         if (token <= this.position) continue;
         const event = make();
         this.position = token;
@@ -77,7 +89,6 @@ export class ChangeStreamReader {
         }
         const shown = this.applyPipeline(event);
         if (shown) out.push(shown);
-        if (out.length >= max) return out;
       }
     }
     // Everything up to the newest write has been scanned: the high-water mark moves past it.
@@ -252,12 +263,7 @@ export function openChangeStream(db: string, target: unknown, pipeline: Document
     if (options.resumeAfter && data.fromInvalidate) {
       fail(Codes.InvalidResumeToken, "Attempting to resume a change stream using 'resumeAfter' is not allowed from an invalidate notification.");
     }
-    // An event token must name an event this oplog still has, or it came from elsewhere.
-    const lost = oplog.truncatedThrough;
-    const beforeHistory = lost !== undefined && compareTs(data.ts, lost) <= 0;
-    if (data.kind === "event" && !beforeHistory && !oplog.has(data.ts)) {
-      fail(Codes.ChangeStreamFatalError, "cannot resume stream; the resume token was not found.", NON_RESUMABLE);
-    }
+    // Whether an event token names an event of this stream is checked as the stream reads (280).
     start = (token as { _data: string })._data;
   } else if (options.startAtOperationTime !== undefined) {
     const ts = options.startAtOperationTime as Timestamp;

@@ -109,11 +109,6 @@ export class Oplog {
     for (let k = this.entries.length - 1; k >= this.head && compareTs(this.entries[k].ts, ts) > 0; k--) yield this.entries[k];
   }
 
-  has(ts: Timestamp): boolean {
-    for (const e of this.from(ts)) return compareTs(e.ts, ts) === 0;
-    return false;
-  }
-
   /** Resolves on the next append, or after `ms`, or when `signal` aborts. */
   waitForAppend(ms: number, signal?: AbortSignal): Promise<void> {
     return new Promise((resolve) => {
