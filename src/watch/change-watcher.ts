@@ -1,10 +1,13 @@
 /**
  * The ONE database-level change stream of a flowsync process, and its position.
  *
- *   idle ──start()──▶ running ──error the driver could not resume──▶ backoff ──▶ running
- *     │                  │  └──history lost / invalidate──▶ restart from now (or after
- *     │                  │                                   the invalidate) + onReset
- *     └──────close()─────┴──────────────────────────────────────────────▶ closed
+ *   idle ──start()──▶ starting ──▶ running ──error the driver could not resume──▶ backoff ──▶ running
+ *     │                   │           │  └──history lost / invalidate──▶ restart from now (or after
+ *     │                   │           │                                   the invalidate) + onRestart
+ *     └──────close()──────┴───────────┴──────────────────────────────────────────────▶ closed
+ *
+ * A start point that is already gone (`startAfter` a token that fell off the
+ * oplog) is the same case as history lost while running: start from now + onRestart.
  *
  * The driver already resumes on resumable errors (network, step-down, ...); this
  * loop handles what it gives up on. It iterates with `tryNext()` (iterator mode)
@@ -16,7 +19,7 @@ import type { ChangeStream, ChangeStreamDocument, Db, Document } from "mongodb";
 import type { ResumeToken } from "../events/cursor";
 import type { Logger } from "pino";
 
-export type WatcherState = "idle" | "running" | "backoff" | "closed";
+export type WatcherState = "idle" | "starting" | "running" | "backoff" | "closed";
 export type RestartReason = "history-lost" | "stream-invalidated" | "cursor-unknown";
 
 export interface ChangeWatcherOptions {
@@ -40,11 +43,19 @@ export interface ChangeWatcherOptions {
 const HISTORY_LOST = 286;
 const TOKEN_NOT_FOUND = 280;
 
+/** Why the stream must restart elsewhere than its position, or undefined for any other error. */
+function restartReason(err: unknown): RestartReason | undefined {
+  const code = (err as { code?: number }).code;
+  return code === HISTORY_LOST ? "history-lost" : code === TOKEN_NOT_FOUND ? "cursor-unknown" : undefined;
+}
+
 export class ChangeWatcher {
   #state: WatcherState = "idle";
   #stream: ChangeStream | undefined;
   #position: ResumeToken | undefined;
   #loop: Promise<void> | undefined;
+  /** The pending start(), settled either way: close() waits for it so that no stream it opened outlives close(). */
+  #starting: Promise<void> | undefined;
   #closing = new AbortController();
   #restarts = 0;
   readonly #opts: ChangeWatcherOptions;
@@ -72,21 +83,31 @@ export class ChangeWatcher {
     return this.#restarts;
   }
 
-  /** Opens the stream; resolves once the server accepted it (the first aggregate succeeded). */
-  async start(): Promise<void> {
-    if (this.#state !== "idle") throw new Error(`ChangeWatcher.start() called in state ${this.#state}`);
-    this.#stream = this.#open();
-    await this.#prime(this.#stream);
-    this.#state = "running";
-    this.#loop = this.#run();
+  /**
+   * Opens the stream; resolves once the server accepted it (the first aggregate succeeded).
+   * Throws if called twice (also while the first call is still opening), and rejects
+   * if the stream cannot be opened (the watcher is then idle again) or close() overtook it.
+   */
+  start(): Promise<void> {
+    if (this.#state !== "idle") return Promise.reject(new Error(`ChangeWatcher.start() called in state ${this.#state}`));
+    // Claimed before the first await: a concurrent second start() must not open a second stream.
+    this.#state = "starting";
+    const started = this.#begin();
+    this.#starting = started.then(
+      () => {},
+      () => {},
+    );
+    return started;
   }
 
   /** Idempotent; resolves once the stream's cursor is closed and the loop has ended. */
   async close(): Promise<void> {
-    if (this.#state === "closed") return this.#loop;
-    this.#state = "closed";
-    this.#closing.abort();
-    await this.#stream?.close().catch(() => {});
+    if (!this.#isClosed()) {
+      this.#state = "closed";
+      this.#closing.abort();
+      await this.#stream?.close().catch(() => {});
+    }
+    await this.#starting;
     await this.#loop;
   }
 
@@ -103,6 +124,42 @@ export class ChangeWatcher {
       maxAwaitTimeMS,
       ...(this.#position ? { startAfter: this.#position } : {}),
     });
+  }
+
+  async #begin(): Promise<void> {
+    try {
+      await this.#openPrimed();
+    } catch (err) {
+      const reason = restartReason(err);
+      if (reason === undefined || this.#isClosed()) throw await this.#startFailed(err);
+      this.#opts.logger.error({ err, cursor: this.#position?._data }, "change stream cannot start from its start position: starting from now");
+      this.#position = undefined;
+      this.#restarts++;
+      try {
+        await this.#openPrimed();
+      } catch (again) {
+        throw await this.#startFailed(again);
+      }
+      this.#opts.onRestart(reason, this.#position);
+    }
+    if (this.#isClosed()) throw await this.#startFailed(undefined);
+    this.#state = "running";
+    this.#loop = this.#run();
+  }
+
+  /** Cleans up a start() that will reject; returns the error to reject with. */
+  async #startFailed(err: unknown): Promise<unknown> {
+    await this.#stream?.close().catch(() => {});
+    this.#stream = undefined;
+    if (this.#isClosed()) return new Error("ChangeWatcher was closed while starting", { cause: err });
+    this.#state = "idle";
+    return err;
+  }
+
+  async #openPrimed(): Promise<void> {
+    if (this.#isClosed()) throw new Error("ChangeWatcher is closed");
+    this.#stream = this.#open();
+    await this.#prime(this.#stream);
   }
 
   /** Sends the aggregate now, so start() fails fast on a bad pipeline or an unreachable server. */
@@ -126,11 +183,11 @@ export class ChangeWatcher {
         if (change?.operationType === "invalidate") await this.#restart("stream-invalidated");
       } catch (err) {
         if (this.#isClosed()) break;
-        const code = (err as { code?: number }).code;
-        if (code === HISTORY_LOST || code === TOKEN_NOT_FOUND) {
+        const reason = restartReason(err);
+        if (reason !== undefined) {
           logger.error({ err, cursor: this.#position?._data }, "change stream cannot resume from its position: restarting from now");
           this.#position = undefined;
-          await this.#restart(code === HISTORY_LOST ? "history-lost" : "cursor-unknown");
+          await this.#restart(reason);
           continue;
         }
         failures++;
