@@ -1,0 +1,98 @@
+/**
+ * mongo-init/init.ts, run exactly as docker-compose runs it (a child process with
+ * MONGO_URL), against the test backend: twice, and the second run changes nothing.
+ */
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { MongoClient } from "mongodb";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { initDatabase, targetsFromFilters } from "../../mongo-init/init";
+import { startTestBackend, uniqueDb, type TestBackend } from "../support/backend";
+
+const root = fileURLToPath(new URL("../../", import.meta.url));
+const run = promisify(execFile);
+const DEFAULT_COLLECTIONS = ["edges", "flow_executions", "flow_logs", "nodes"];
+
+let backend: TestBackend;
+let client: MongoClient;
+
+beforeAll(async () => {
+  backend = await startTestBackend();
+  client = new MongoClient(backend.url);
+});
+
+afterAll(async () => {
+  await client?.close();
+  await backend?.stop();
+});
+
+async function runInit(dbName: string, env: Record<string, string> = {}) {
+  const { stdout } = await run(process.execPath, ["--import", "tsx", "mongo-init/init.ts"], {
+    cwd: root,
+    env: { ...process.env, MONGO_URL: backend.url, MONGO_DB: dbName, FILTERS_DIR: "./filters", ...env },
+  });
+  return JSON.parse(stdout.trim().split("\n").at(-1)!);
+}
+
+describe("mongo-init", () => {
+  it("creates the filters' collections with pre/post images and routing indexes, and a second run changes nothing", async () => {
+    const dbName = uniqueDb("init");
+    const db = client.db(dbName);
+
+    const first = await runInit(dbName, { MONGO_INIT_DEMO: "1" });
+    expect(first.created.sort()).toEqual(DEFAULT_COLLECTIONS);
+    expect(first.indexesCreated.sort()).toEqual(DEFAULT_COLLECTIONS.map((c) => `${c}.flowId_1`));
+    expect(first.demoDocuments).toBe(4);
+
+    const collections = await db.listCollections().toArray();
+    expect(collections.map((c) => c.name).sort()).toEqual(DEFAULT_COLLECTIONS);
+    for (const c of collections) {
+      expect((c as { options?: Record<string, unknown> }).options).toMatchObject({ changeStreamPreAndPostImages: { enabled: true } });
+      const indexes = await db.collection(c.name).listIndexes().toArray();
+      expect(indexes.map((i) => [i.name, i.key])).toEqual(
+        expect.arrayContaining([
+          ["_id_", { _id: 1 }],
+          ["flowId_1", { flowId: 1 }],
+        ]),
+      );
+      expect(indexes).toHaveLength(2);
+    }
+    expect(await db.collection("nodes").countDocuments({ flowId: "demo-flow" })).toBe(2);
+
+    // The second run: no creation, no collMod, no new index, no write (so no change event either).
+    const stream = db.watch([], { maxAwaitTimeMS: 50 });
+    await stream.tryNext();
+    const second = await runInit(dbName, { MONGO_INIT_DEMO: "1" });
+    expect(second).toMatchObject({ created: [], imagesEnabled: [], indexesCreated: [], demoDocuments: 0 });
+    expect(await stream.tryNext()).toBeNull();
+    await stream.close();
+    expect(await db.collection("nodes").countDocuments()).toBe(2);
+    expect(await db.collection("edges").countDocuments()).toBe(1);
+  });
+
+  it("without MONGO_INIT_DEMO writes no documents", async () => {
+    const dbName = uniqueDb("init");
+    const report = await runInit(dbName);
+    expect(report.demoDocuments).toBe(0);
+    for (const name of DEFAULT_COLLECTIONS) expect(await client.db(dbName).collection(name).countDocuments()).toBe(0);
+  });
+
+  it("switches pre/post images on for a collection the app created without them, keeping its documents", async () => {
+    const db = client.db(uniqueDb("init"));
+    await db.createCollection("nodes");
+    await db.collection("nodes").insertOne({ _id: "kept" as never, flowId: "f" });
+    const report = await initDatabase(db, await targetsFromFilters("./filters"));
+    expect(report.imagesEnabled).toEqual(["nodes"]);
+    expect(report.created.sort()).toEqual(DEFAULT_COLLECTIONS.filter((c) => c !== "nodes"));
+    const [info] = await db.listCollections({ name: "nodes" }).toArray();
+    expect((info as { options?: Record<string, unknown> }).options).toMatchObject({ changeStreamPreAndPostImages: { enabled: true } });
+    expect(await db.collection("nodes").findOne({ _id: "kept" as never })).toMatchObject({ flowId: "f" });
+  });
+
+  it("fails with exit code 1 and a reason when MONGO_URL is missing", async () => {
+    const failed = await run(process.execPath, ["--import", "tsx", "mongo-init/init.ts"], { cwd: root, env: { ...process.env, MONGO_URL: "" } }).catch((e) => e);
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toContain("MONGO_URL is required");
+  });
+});
