@@ -16,6 +16,7 @@ import { cursorScope } from "./events/cursor";
 import { flowMatchStage } from "./filters/compile";
 import { loadFilters } from "./filters/load";
 import { createApp } from "./http/app";
+import { readSnapshot } from "./snapshot/read-snapshot";
 import { ChangeFeed } from "./hub/change-feed";
 import { FlowHub } from "./hub/flow-hub";
 import { FlowIdCache } from "./hub/flow-id-cache";
@@ -52,7 +53,9 @@ export async function startFlowsync(config: Readonly<Config>, logger: Logger): P
     const scope = cursorScope(String(hello.setName ?? "sharded"), config.mongoDb);
 
     const hub = new FlowHub({ replay: new ReplayBuffer({ capacity: config.replayBufferSize }) });
-    const feed = new ChangeFeed({ rules: filters.byCollection, hub, ids: new FlowIdCache(config.flowIdCacheSize), scope, logger: logger.child({ component: "feed" }) });
+    const ids = new FlowIdCache(config.flowIdCacheSize);
+    const feed = new ChangeFeed({ rules: filters.byCollection, hub, ids, scope, logger: logger.child({ component: "feed" }) });
+    const snapshotOptions = { db, rules: filters.byCollection, scope, logger: logger.child({ component: "snapshot" }), remember: ids.set.bind(ids) };
     watcher = new ChangeWatcher({
       db,
       pipeline: filters.pipeline,
@@ -82,6 +85,7 @@ export async function startFlowsync(config: Readonly<Config>, logger: Logger): P
     const app = createApp({
       basePath: config.basePath,
       subscriptions,
+      snapshot: (flowId, options) => readSnapshot(snapshotOptions, flowId, options),
       retryMs: config.retryMs,
       heartbeatMs: config.heartbeatMs,
       logger: logger.child({ component: "http" }),

@@ -33,7 +33,22 @@ export interface ResumeToken {
   _data: string;
 }
 
-export type DecodedCursor = { ok: ResumeToken } | { error: "malformed" | "foreign" };
+/** A cluster time `{t: seconds, i: increment}`: where a snapshot was read. */
+export interface ClusterTime {
+  t: number;
+  i: number;
+}
+
+export type DecodedCursor = { ok: ResumeToken } | { time: ClusterTime } | { error: "malformed" | "foreign" };
+
+/**
+ * A time cursor `1.<scope>.T<seconds>_<increment>` names "everything after cluster
+ * time T": the cursor of a snapshot read at T (a resume token cannot be made up
+ * for an arbitrary time). `T` and `_` never occur in token hex, so the two kinds
+ * cannot be confused.
+ */
+const TIME_PATTERN = /^T(\d{1,10})_(\d{1,10})$/;
+const UINT32_MAX = 0xffffffff;
 
 export function isValidScope(scope: string): boolean {
   return SCOPE_PATTERN.test(scope);
@@ -76,6 +91,12 @@ export function encodeCursor(token: ResumeToken | string, scope: string): string
   return `${CURSOR_VERSION}.${scope}.${hex}`;
 }
 
+/** Encodes the cursor of a snapshot read at `time` (see TIME_PATTERN). */
+export function encodeTimeCursor(time: ClusterTime, scope: string): string {
+  if (!isValidScope(scope)) throw new FlowsyncError("E_INTERNAL", `cursor scope must match ${SCOPE_PATTERN}: ${scope}`);
+  return `${CURSOR_VERSION}.${scope}.T${time.t}_${time.i}`;
+}
+
 /**
  * Decodes a cursor sent by a client. `malformed`: not a string, too long, wrong
  * charset, unknown version. `foreign`: well-formed, but issued for another scope.
@@ -87,7 +108,11 @@ export function decodeCursor(cursor: unknown, expectedScope: string): DecodedCur
   const parts = cursor.split(".");
   if (parts.length !== 3) return { error: "malformed" };
   const [version, scope, hex] = parts as [string, string, string];
-  if (version !== CURSOR_VERSION || !isValidScope(scope) || !isTokenHex(hex)) return { error: "malformed" };
+  if (version !== CURSOR_VERSION || !isValidScope(scope)) return { error: "malformed" };
+  const time = TIME_PATTERN.exec(hex);
+  const t = time ? Number(time[1]) : 0;
+  const i = time ? Number(time[2]) : 0;
+  if (time ? t > UINT32_MAX || i > UINT32_MAX : !isTokenHex(hex)) return { error: "malformed" };
   if (scope !== expectedScope) return { error: "foreign" };
-  return { ok: { _data: hex } };
+  return time ? { time: { t, i } } : { ok: { _data: hex } };
 }

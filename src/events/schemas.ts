@@ -29,7 +29,8 @@ export const DOC_EVENT_TYPES = ["SYNC_CANVAS", "EXECUTION_UPDATE", "LOG_STREAM"]
 export type DocEventType = (typeof DOC_EVENT_TYPES)[number];
 
 export const RESET = "RESET" as const;
-export const EVENT_TYPES = [...DOC_EVENT_TYPES, RESET] as const;
+export const SNAPSHOT = "SNAPSHOT" as const;
+export const EVENT_TYPES = [...DOC_EVENT_TYPES, RESET, SNAPSHOT] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
 export const OPERATIONS = ["insert", "update", "replace", "delete"] as const;
@@ -96,6 +97,24 @@ export const executionUpdateDataSchema = docChangeData({});
 export const logStreamDataSchema = docChangeData({});
 export const resetDataSchema = z.object({ flowId: flowIdSchema, reason: z.enum(RESET_REASONS) });
 
+/**
+ * A flow's state at one point in time (`GET …/flows/:flowId/snapshot`, or the first
+ * event of `?snapshot=1`). `cursor` continues the stream exactly after it.
+ */
+export const snapshotDataSchema = z.object({
+  flowId: flowIdSchema,
+  /** Subscribe (Last-Event-ID) from here to get every change after the snapshot. */
+  cursor: z.string(),
+  clusterTime: clusterTimeSchema,
+  /** SYNC_CANVAS documents by entity, e.g. `{ node: [...], edge: [...] }`. */
+  canvas: z.record(z.string(), z.array(docSchema)),
+  /** EXECUTION_UPDATE documents: the latest one of each execution collection. */
+  executions: z.array(docSchema),
+  /** LOG_STREAM documents, only when asked for (`?logs=1`). */
+  logs: z.array(docSchema).optional(),
+});
+export type SnapshotData = z.infer<typeof snapshotDataSchema>;
+
 export type SyncCanvasData = z.infer<typeof syncCanvasDataSchema>;
 export type ExecutionUpdateData = z.infer<typeof executionUpdateDataSchema>;
 export type LogStreamData = z.infer<typeof logStreamDataSchema>;
@@ -107,6 +126,7 @@ export const EVENT_DATA_SCHEMAS = {
   EXECUTION_UPDATE: executionUpdateDataSchema,
   LOG_STREAM: logStreamDataSchema,
   RESET: resetDataSchema,
+  SNAPSHOT: snapshotDataSchema,
 } as const satisfies Record<EventType, z.ZodType>;
 
 export const flowEventSchema = z.discriminatedUnion("type", [
@@ -114,6 +134,7 @@ export const flowEventSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("EXECUTION_UPDATE"), data: executionUpdateDataSchema }),
   z.object({ type: z.literal("LOG_STREAM"), data: logStreamDataSchema }),
   z.object({ type: z.literal(RESET), data: resetDataSchema }),
+  z.object({ type: z.literal(SNAPSHOT), data: snapshotDataSchema }),
 ]);
 export type FlowEvent = z.infer<typeof flowEventSchema>;
 /** An event made from a document change (everything but RESET). */

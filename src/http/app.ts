@@ -6,13 +6,16 @@ import Router from "@koa/router";
 import Koa from "koa";
 import type { Logger } from "pino";
 import { FlowsyncError, isFlowsyncError } from "../errors";
-import { isValidFlowId } from "../events/schemas";
+import { DOC_EVENT_TYPES, isValidFlowId, type SnapshotData } from "../events/schemas";
 import type { Subscriptions } from "../hub/subscriptions";
+import { formatEvent } from "./sse-frame";
 import { streamSubscription, type SseOptions } from "./sse-stream";
 
 export interface AppOptions extends SseOptions {
   basePath: string;
   subscriptions: Subscriptions;
+  /** The flow's state at one point in time, with the cursor that continues after it. */
+  snapshot: (flowId: string, options: { logs: boolean }) => Promise<SnapshotData>;
   /** Whether MongoDB is reachable and the watcher's stream is open. */
   readiness: () => { ready: boolean; detail: Record<string, unknown> };
   logger: Logger;
@@ -22,18 +25,30 @@ export function createApp(o: AppOptions): Koa {
   const app = new Koa();
   const router = new Router();
 
-  router.get(`${o.basePath}/subscribe/:flowId`, (ctx) => {
-    const flowId = ctx.params.flowId;
-    if (!flowId || !isValidFlowId(flowId)) {
-      throw new FlowsyncError("E_FLOW_ID_INVALID", "flowId must be 1-256 characters without control characters");
+  router.get(`${o.basePath}/subscribe/:flowId`, async (ctx) => {
+    const flowId = validFlowId(ctx.params.flowId);
+    const types = eventTypes(ctx.query.types);
+    let first: string | undefined;
+    let lastEventId: string | undefined;
+    if (flag(ctx.query.snapshot)) {
+      // First paint in one request: the state, then every change after it (its cursor wins over any other).
+      const snapshot = await o.snapshot(flowId, { logs: flag(ctx.query.logs) });
+      first = formatEvent({ id: snapshot.cursor, event: "SNAPSHOT", data: JSON.stringify(snapshot) });
+      lastEventId = snapshot.cursor;
+    } else {
+      // Mercure's rule: the header wins over the query parameter.
+      const header = ctx.get("Last-Event-ID");
+      const query = ctx.query.lastEventId;
+      lastEventId = header !== "" ? header : typeof query === "string" ? query : undefined;
     }
-    // Mercure's rule: the header wins over the query parameter.
-    const header = ctx.get("Last-Event-ID");
-    const query = ctx.query.lastEventId;
-    const lastEventId = header !== "" ? header : typeof query === "string" ? query : undefined;
-    const subscription = o.subscriptions.open(flowId, lastEventId);
+    const subscription = o.subscriptions.open(flowId, { lastEventId, types, first });
     o.logger.debug({ flowId, cursor: lastEventId }, "subscriber connected");
     streamSubscription(ctx, subscription, o);
+  });
+
+  router.get(`${o.basePath}/flows/:flowId/snapshot`, async (ctx) => {
+    const flowId = validFlowId(ctx.params.flowId);
+    ctx.body = await o.snapshot(flowId, { logs: flag(ctx.query.logs) });
   });
 
   router.get("/healthz", (ctx) => {
@@ -58,6 +73,28 @@ export function createApp(o: AppOptions): Koa {
     o.logger.error({ err, path: ctx?.path }, "request failed");
   });
   return app;
+}
+
+function validFlowId(flowId: string | undefined): string {
+  if (!flowId || !isValidFlowId(flowId)) {
+    throw new FlowsyncError("E_FLOW_ID_INVALID", "flowId must be 1-256 characters without control characters");
+  }
+  return flowId;
+}
+
+function flag(value: unknown): boolean {
+  return value === "1" || value === "true";
+}
+
+const KNOWN_TYPES: ReadonlySet<string> = new Set(DOC_EVENT_TYPES);
+
+/** `?types=SYNC_CANVAS,EXECUTION_UPDATE` → that set; RESET and SNAPSHOT always pass. */
+function eventTypes(value: unknown): ReadonlySet<string> | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "string" || value === "") throw new FlowsyncError("E_BAD_REQUEST", "types must be a comma-separated list of event types");
+  const types = new Set(value.split(","));
+  for (const t of types) if (!KNOWN_TYPES.has(t)) throw new FlowsyncError("E_BAD_REQUEST", `unknown event type '${t}' in types (known: ${[...KNOWN_TYPES].join(", ")})`);
+  return types;
 }
 
 /** Every error answer is `{error: {code, message}}` with the right status. */

@@ -61,7 +61,7 @@ export class ChangeFeed {
     // Kept after a delete too: a catch-up stream replaying that delete later must still route it.
     // The cache is bounded, so deleted ids age out like any other.
     ids.set(result.collection, result.id, result.flowId);
-    hub.publish(result.flowId, result.frame, result.token);
+    hub.publish(result.flowId, result.frame, result.token, result.type);
     this.counters.published++;
   }
 

@@ -60,11 +60,11 @@ export class FlowHub {
   }
 
   /** Records the frame for replay and writes it to every subscriber of `flowId`. */
-  publish(flowId: string, frame: string, token: string): void {
+  publish(flowId: string, frame: string, token: string, type?: string): void {
     this.#published++;
-    this.replay.push({ token, flowId, frame });
+    this.replay.push({ token, flowId, frame, type });
     const set = this.#flows.get(flowId);
-    if (set) this.#fanOut(flowId, set, frame, token);
+    if (set) this.#fanOut(flowId, set, frame, token, type);
   }
 
   /**
@@ -75,7 +75,7 @@ export class FlowHub {
   broadcast(frameForFlow: (flowId: string) => string | undefined): void {
     for (const [flowId, set] of [...this.#flows]) {
       const frame = frameForFlow(flowId);
-      if (frame !== undefined) this.#fanOut(flowId, set, frame, undefined);
+      if (frame !== undefined) this.#fanOut(flowId, set, frame, undefined, undefined);
     }
   }
 
@@ -106,7 +106,7 @@ export class FlowHub {
     };
   }
 
-  #fanOut(flowId: string, set: Set<Subscriber>, frame: string, token: string | undefined): void {
+  #fanOut(flowId: string, set: Set<Subscriber>, frame: string, token: string | undefined, type: string | undefined): void {
     const bytes = Buffer.byteLength(frame);
     // Deleting the current element while iterating a Set is safe in JS.
     for (const subscriber of set) {
@@ -114,7 +114,7 @@ export class FlowHub {
         this.#remove(flowId, subscriber);
         continue;
       }
-      subscriber.write(frame, token, bytes);
+      subscriber.write(frame, token, bytes, type);
       if (subscriber.closed) {
         this.#dropped++;
         this.#remove(flowId, subscriber);

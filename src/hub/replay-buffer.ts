@@ -22,6 +22,8 @@ export interface ReplayEntry {
   readonly token: string;
   readonly flowId: string;
   readonly frame: string;
+  /** The event type (SSE `event:`), so that a subscription narrowed with ?types= can skip it. */
+  readonly type?: string;
 }
 
 export interface ReplayBufferOptions {

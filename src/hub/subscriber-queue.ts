@@ -24,8 +24,11 @@ export type CloseReason = "overflow" | "shutdown" | "client-gone" | "reset";
 
 /** What the hub needs from a subscriber. */
 export interface Subscriber {
-  /** Queues a frame. `token`: its stream position, if it has one; `bytes`: its UTF-8 size if known. */
-  write(chunk: string, token?: string, bytes?: number): void;
+  /**
+   * Queues a frame. `token`: its stream position, if it has one; `bytes`: its UTF-8 size if known;
+   * `type`: its event type, if it is an event (a subscriber may want only some types).
+   */
+  write(chunk: string, token?: string, bytes?: number, type?: string): void;
   close(reason: CloseReason): void;
   readonly closed: boolean;
 }
@@ -35,6 +38,8 @@ export interface SubscriberQueueOptions {
   maxBytes: number;
   /** Start paused (a catch-up runs first); see `release`. Default false. */
   paused?: boolean;
+  /** Event types this subscriber wants (`?types=`); undefined = all. Frames without a type always pass. */
+  types?: ReadonlySet<string>;
   /** How a wake-up is deferred so that writes of one tick coalesce. Default `setImmediate`. */
   schedule?: (fn: () => void) => void;
 }
@@ -49,17 +54,19 @@ export class SubscriberQueue implements Subscriber {
   #sizes: number[] = [];
   #bytes = 0;
   #paused: boolean;
+  readonly #types: ReadonlySet<string> | undefined;
   #watermark: string | undefined;
   #closeReason: CloseReason | undefined;
   #waiter: Waiter | undefined;
   #wakeScheduled = false;
 
-  constructor({ maxBytes, paused = false, schedule = setImmediate }: SubscriberQueueOptions) {
+  constructor({ maxBytes, paused = false, types, schedule = setImmediate }: SubscriberQueueOptions) {
     if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) {
       throw new RangeError(`SubscriberQueue maxBytes must be an integer ≥ 1, got ${maxBytes}`);
     }
     this.maxBytes = maxBytes;
     this.#paused = paused;
+    this.#types = types;
     this.#schedule = schedule;
   }
 
@@ -79,8 +86,9 @@ export class SubscriberQueue implements Subscriber {
     return this.#bytes;
   }
 
-  write(chunk: string, token?: string, bytes = Buffer.byteLength(chunk)): void {
+  write(chunk: string, token?: string, bytes = Buffer.byteLength(chunk), type?: string): void {
     if (this.closed) return;
+    if (type !== undefined && this.#types !== undefined && !this.#types.has(type)) return;
     if (token !== undefined && this.#watermark !== undefined && token <= this.#watermark) return;
     this.#chunks.push(chunk);
     this.#tokens.push(token);

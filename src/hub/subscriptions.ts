@@ -11,6 +11,7 @@
  * at that moment; `release(until)` then drops any live frame at or before it.
  */
 import type { ChangeStreamDocument } from "mongodb";
+import type { CatchUpStart } from "../watch/catch-up";
 import type { Logger } from "pino";
 import { decodeCursor, type ResumeToken } from "../events/cursor";
 import type { ResetReason } from "../events/schemas";
@@ -19,8 +20,17 @@ import type { FlowHub } from "./flow-hub";
 import type { Limiter } from "./limiter";
 import { SubscriberQueue } from "./subscriber-queue";
 
-/** Reads the changes after `from` up to `until` (inclusive); see watch/catch-up.ts. */
-export type CatchUp = (from: ResumeToken, until: string, flowId: string, signal: AbortSignal) => AsyncIterable<ChangeStreamDocument>;
+/** Reads the changes after `from` up to `until` (inclusive) and returns its final position; see watch/catch-up.ts. */
+export type CatchUp = (from: CatchUpStart, until: string, flowId: string, signal: AbortSignal) => AsyncGenerator<ChangeStreamDocument, string | undefined>;
+
+export interface OpenOptions {
+  /** The client's cursor, if it sent one (the caller applies "header wins over query"). */
+  lastEventId?: string;
+  /** Only these event types (RESET always passes). */
+  types?: ReadonlySet<string>;
+  /** A frame to send before anything else (the SNAPSHOT event of `?snapshot=1`). */
+  first?: string;
+}
 
 export interface SubscriptionsOptions {
   hub: FlowHub;
@@ -55,7 +65,7 @@ type Backlog =
   | { kind: "none" }
   | { kind: "reset"; reason: ResetReason }
   | { kind: "memory"; from: ResumeToken; frames: string[] }
-  | { kind: "mongo"; from: ResumeToken };
+  | { kind: "mongo"; from: CatchUpStart };
 
 export class Subscriptions {
   readonly counters: SubscriptionCounters = { opened: 0, replayedFromMemory: 0, replayedFromMongo: 0, resets: 0 };
@@ -65,12 +75,11 @@ export class Subscriptions {
     this.#o = options;
   }
 
-  /** `lastEventId`: the client's cursor, if it sent one (header wins over query: the caller decides). */
-  open(flowId: string, lastEventId: string | undefined): Subscription {
+  open(flowId: string, { lastEventId, types, first }: OpenOptions = {}): Subscription {
     const { hub, position, maxBytes } = this.#o;
     this.counters.opened++;
-    const backlog = this.#backlog(flowId, lastEventId);
-    const queue = new SubscriberQueue({ maxBytes, paused: backlog.kind !== "none" });
+    const backlog = this.#backlog(flowId, lastEventId, types);
+    const queue = new SubscriberQueue({ maxBytes, paused: backlog.kind !== "none" || first !== undefined, types });
     // Synchronously with the backlog decision: no change can be published in between.
     const until = position()?._data;
     const unsubscribe = hub.subscribe(flowId, queue);
@@ -78,24 +87,38 @@ export class Subscriptions {
       unsubscribe();
       queue.close("client-gone");
     };
-    return { flowId, queue, close, frames: (signal) => this.#frames(flowId, queue, backlog, until, signal) };
+    return { flowId, queue, close, frames: (signal) => this.#frames(flowId, queue, backlog, until, first, types, signal) };
   }
 
-  #backlog(flowId: string, lastEventId: string | undefined): Backlog {
+  #backlog(flowId: string, lastEventId: string | undefined, types: ReadonlySet<string> | undefined): Backlog {
     if (lastEventId === undefined) return { kind: "none" };
     const decoded = decodeCursor(lastEventId, this.#o.scope);
     if ("error" in decoded) return { kind: "reset", reason: decoded.error === "foreign" ? "cursor-foreign" : "cursor-malformed" };
+    // A snapshot's time cursor has no token to look up in memory: it always catches up from MongoDB.
+    if ("time" in decoded) return { kind: "mongo", from: { time: decoded.time } };
     const buffered = this.#o.hub.replayAfter(decoded.ok._data, flowId);
-    if (buffered) return { kind: "memory", from: decoded.ok, frames: buffered.map((e) => e.frame) };
-    return { kind: "mongo", from: decoded.ok };
+    if (buffered) {
+      const frames = buffered.filter((e) => !types || e.type === undefined || types.has(e.type)).map((e) => e.frame);
+      return { kind: "memory", from: decoded.ok, frames };
+    }
+    return { kind: "mongo", from: { token: decoded.ok } };
   }
 
-  async *#frames(flowId: string, queue: SubscriberQueue, backlog: Backlog, until: string | undefined, signal: AbortSignal): AsyncGenerator<string> {
+  async *#frames(
+    flowId: string,
+    queue: SubscriberQueue,
+    backlog: Backlog,
+    until: string | undefined,
+    first: string | undefined,
+    types: ReadonlySet<string> | undefined,
+    signal: AbortSignal,
+  ): AsyncGenerator<string> {
     const { logger } = this.#o;
     // A client may be ahead of this instance's live position (it came from a faster one):
     // then nothing up to its own cursor may be sent again.
-    const from = backlog.kind === "memory" || backlog.kind === "mongo" ? backlog.from._data : undefined;
-    let release = from !== undefined && (until === undefined || from > until) ? from : until;
+    const from = backlog.kind === "memory" ? backlog.from._data : backlog.kind === "mongo" && "token" in backlog.from ? backlog.from.token._data : undefined;
+    let release = maxToken(from, until);
+    if (first !== undefined) yield first;
     if (backlog.kind === "reset") {
       yield this.#reset(flowId, backlog.reason, until);
     } else if (backlog.kind === "memory") {
@@ -103,8 +126,11 @@ export class Subscriptions {
       for (const frame of backlog.frames) yield frame;
     } else if (backlog.kind === "mongo") {
       this.counters.replayedFromMongo++;
-      const outcome = yield* this.#catchUp(flowId, backlog.from, until, signal);
-      if (outcome !== "done") {
+      const outcome = yield* this.#catchUp(flowId, backlog.from, until, types, signal);
+      if (typeof outcome === "object") {
+        // The catch-up may have ended past `until` (a snapshot newer than the live position).
+        release = maxToken(release, outcome.position);
+      } else {
         // The reset's id is the live position now, so release past it.
         release = this.#o.position()?._data ?? until;
         yield this.#reset(flowId, outcome, release);
@@ -120,25 +146,35 @@ export class Subscriptions {
     }
   }
 
-  async *#catchUp(flowId: string, from: ResumeToken, until: string | undefined, signal: AbortSignal): AsyncGenerator<string, "done" | ResetReason> {
+  async *#catchUp(
+    flowId: string,
+    from: CatchUpStart,
+    until: string | undefined,
+    types: ReadonlySet<string> | undefined,
+    signal: AbortSignal,
+  ): AsyncGenerator<string, { position?: string } | ResetReason> {
     const { limiter, catchUp, feed, logger } = this.#o;
-    if (until === undefined || from._data >= until) return "done";
+    if (until === undefined || ("token" in from && from.token._data >= until)) return {};
     const releaseSlot = await limiter.acquire(signal).catch(() => undefined);
-    if (!releaseSlot) return "done"; // aborted while queued: the caller stops anyway
+    if (!releaseSlot) return {}; // aborted while queued: the caller stops anyway
+    const changes = catchUp(from, until, flowId, signal);
     try {
-      for await (const change of catchUp(from, until, flowId, signal)) {
-        const framed = feed.frameOf(change);
-        if (framed?.flowId === flowId) yield framed.frame;
+      for (;;) {
+        const step = await changes.next();
+        if (step.done) return { position: step.value };
+        const framed = feed.frameOf(step.value);
+        if (framed?.flowId === flowId && (!types || types.has(framed.type))) yield framed.frame;
       }
-      return "done";
     } catch (err) {
-      if (signal.aborted) return "done";
+      if (signal.aborted) return {};
       const code = (err as { code?: number }).code;
-      logger.warn({ err, flowId, cursor: from._data }, "catch-up stream failed");
+      logger.warn({ err, flowId, from }, "catch-up stream failed");
       if (code === 286) return "history-lost";
       if (code === 280) return "cursor-unknown";
       throw err;
     } finally {
+      // Closes the catch-up cursor also when our consumer stopped early (client gone mid catch-up).
+      await changes.return(undefined).catch(() => {});
       releaseSlot();
     }
   }
@@ -148,4 +184,10 @@ export class Subscriptions {
     this.#o.logger.info({ flowId, reason, cursor: at }, "sending RESET");
     return this.#o.feed.resetFrame(flowId, reason, at === undefined ? undefined : { _data: at });
   }
+}
+
+function maxToken(a: string | undefined, b: string | undefined): string | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return a > b ? a : b;
 }

@@ -7,41 +7,53 @@
  * Few and short-lived by design (the caller limits how many run at once); it
  * closes its cursor when done, on error, and when `signal` aborts.
  */
-import type { ChangeStreamDocument, Db, Document } from "mongodb";
-import type { ResumeToken } from "../events/cursor";
+import { Timestamp, type ChangeStreamDocument, type Db, type Document } from "mongodb";
+import type { ClusterTime, ResumeToken } from "../events/cursor";
+
+/** Where a catch-up starts: after a resume token, or after a cluster time (a snapshot's). */
+export type CatchUpStart = { token: ResumeToken } | { time: ClusterTime };
 
 export interface CatchUpOptions {
   db: Db;
   pipeline: readonly Document[];
-  from: ResumeToken;
+  from: CatchUpStart;
   /** Last position to replay (resume token `_data`); tokens sort in stream order. */
   until: string;
   signal: AbortSignal;
   maxAwaitTimeMS?: number;
 }
 
-export async function* catchUpChanges(o: CatchUpOptions): AsyncGenerator<ChangeStreamDocument> {
+/** Yields the changes; returns the stream's final position (a token `_data`), if it got one. */
+export async function* catchUpChanges(o: CatchUpOptions): AsyncGenerator<ChangeStreamDocument, string | undefined> {
+  const start =
+    "token" in o.from
+      ? { resumeAfter: o.from.token }
+      : // startAtOperationTime is inclusive and a snapshot at T holds every write at T: start just after it.
+        { startAtOperationTime: new Timestamp({ t: o.from.time.t, i: o.from.time.i + 1 }) };
   const stream = o.db.watch([...o.pipeline], {
-    resumeAfter: o.from,
+    ...start,
     fullDocument: "updateLookup",
     fullDocumentBeforeChange: "whenAvailable",
     maxAwaitTimeMS: o.maxAwaitTimeMS ?? 200,
   });
   const stop = () => void stream.close().catch(() => {});
   o.signal.addEventListener("abort", stop, { once: true });
+  let position: string | undefined;
   try {
     while (!o.signal.aborted) {
       const change = await stream.tryNext();
       if (change) {
         const token = (change._id as ResumeToken)._data;
-        if (token > o.until) return;
+        if (token > o.until) return position;
+        position = token;
         yield change;
-        if (token === o.until) return;
+        if (token === o.until) return position;
       } else {
-        const position = (stream.resumeToken as ResumeToken | undefined)?._data;
-        if (position !== undefined && position >= o.until) return;
+        position = (stream.resumeToken as ResumeToken | undefined)?._data ?? position;
+        if (position !== undefined && position >= o.until) return position;
       }
     }
+    return position;
   } finally {
     o.signal.removeEventListener("abort", stop);
     await stream.close().catch(() => {});

@@ -61,3 +61,16 @@ describe("cursor codec", () => {
     expect(() => encodeCursor(token, "Bad.Scope")).toThrow(/scope/);
   });
 });
+
+describe("time cursors (snapshots)", () => {
+  it("round-trips a cluster time and is never confused with a token", async () => {
+    const { encodeTimeCursor, decodeCursor } = await import("../../src/events/cursor");
+    const c = encodeTimeCursor({ t: 1795305872, i: 7 }, "scope1");
+    expect(c).toBe("1.scope1.T1795305872_7");
+    expect(decodeCursor(c, "scope1")).toEqual({ time: { t: 1795305872, i: 7 } });
+    expect(decodeCursor(c, "other")).toEqual({ error: "foreign" });
+    expect(decodeCursor("1.scope1.T99999999999_1", "scope1")).toEqual({ error: "malformed" });
+    expect(decodeCursor("1.scope1.T1_", "scope1")).toEqual({ error: "malformed" });
+    expect(decodeCursor("1.scope1.t1_2", "scope1")).toEqual({ error: "malformed" });
+  });
+});

@@ -12,8 +12,8 @@ import {
 const base = { flowId: "flow-a", id: "n1", clusterTime: "1700848049.1" };
 
 describe("event schemas", () => {
-  it("has the four wire event types", () => {
-    expect(EVENT_TYPES).toEqual(["SYNC_CANVAS", "EXECUTION_UPDATE", "LOG_STREAM", "RESET"]);
+  it("has the five wire event types", () => {
+    expect(EVENT_TYPES).toEqual(["SYNC_CANVAS", "EXECUTION_UPDATE", "LOG_STREAM", "RESET", "SNAPSHOT"]);
     expect(Object.keys(EVENT_DATA_SCHEMAS)).toEqual([...EVENT_TYPES]);
   });
 

@@ -1,0 +1,69 @@
+/**
+ * A flow's current state, read at ONE point in time, plus the cursor from which
+ * a subscription continues exactly after that point.
+ *
+ * All reads use `readConcern: {level: "snapshot"}` at one `atClusterTime` T: the
+ * first read lets the server pick T (MONGO-FACTS §5), the others name it. The
+ * cursor is a time cursor "after T", and a subscription from it catches up with
+ * `startAtOperationTime` = T + 1 increment (watch/catch-up.ts): every write is
+ * either in the snapshot (ts ≤ T) or in the stream (ts > T), never both, never neither.
+ */
+import type { Db, Document, Timestamp } from "mongodb";
+import type { Logger } from "pino";
+import type { Rule } from "../filters/compile";
+import { encodeTimeCursor } from "../events/cursor";
+import { idToString, toPlainJson } from "../events/plain-json";
+import { redactDoc } from "../events/redact";
+import type { SnapshotData } from "../events/schemas";
+
+export interface SnapshotOptions {
+  db: Db;
+  rules: ReadonlyMap<string, Rule>;
+  scope: string;
+  logger: Logger;
+  /** Called for every document read, so that later deletes can be routed (FlowIdCache). */
+  remember?: (collection: string, id: string, flowId: string) => void;
+  /** How many log chunks at most when logs are asked for. */
+  maxLogs?: number;
+}
+
+export async function readSnapshot(o: SnapshotOptions, flowId: string, { logs = false } = {}): Promise<SnapshotData> {
+  const rules = [...o.rules.values()];
+  const at = await snapshotTime(o.db, rules[0].collection);
+  const out: SnapshotData = { flowId, cursor: encodeTimeCursor({ t: at.t, i: at.i }, o.scope), clusterTime: `${at.t}.${at.i}`, canvas: {}, executions: [] };
+  if (logs) out.logs = [];
+  for (const rule of rules) {
+    if (rule.event === "LOG_STREAM" && !logs) continue;
+    const find: Document = { find: rule.collection, filter: { [rule.routeBy]: flowId }, readConcern: { level: "snapshot", atClusterTime: at } };
+    // The latest execution state: the newest document (ObjectIds grow with time).
+    if (rule.event === "EXECUTION_UPDATE") Object.assign(find, { sort: { _id: -1 }, limit: 1 });
+    if (rule.event === "LOG_STREAM") Object.assign(find, { sort: { _id: 1 }, limit: o.maxLogs ?? 10_000 });
+    const docs = await o.db.runCursorCommand(find).toArray();
+    const shown = docs.flatMap((raw) => shape(o, rule, flowId, raw));
+    if (rule.event === "SYNC_CANVAS") (out.canvas[rule.entity!] ??= []).push(...shown);
+    else if (rule.event === "EXECUTION_UPDATE") out.executions.push(...shown);
+    else out.logs!.push(...shown);
+  }
+  return out;
+}
+
+/** The cluster time the server picks for a snapshot read (a cheap read that returns it). */
+async function snapshotTime(db: Db, collection: string): Promise<Timestamp> {
+  const reply = await db.command({ find: collection, filter: {}, projection: { _id: 1 }, limit: 1, singleBatch: true, readConcern: { level: "snapshot" } });
+  const at = reply.cursor?.atClusterTime as Timestamp | undefined;
+  if (!at) throw new Error("the server did not report atClusterTime for a snapshot read");
+  return at;
+}
+
+/** A document as events carry it: plain JSON, private fields removed, checked against the filter's schema. */
+function shape(o: SnapshotOptions, rule: Rule, flowId: string, raw: Document): Array<Record<string, unknown>> {
+  const doc = redactDoc(toPlainJson(raw) as Record<string, unknown>, rule.privateFields);
+  const id = idToString(raw._id);
+  const parsed = rule.schema?.safeParse(doc);
+  if (parsed && !parsed.success) {
+    o.logger.warn({ flowId, collection: rule.collection, id }, "snapshot: document fails its filter's schema, left out");
+    return [];
+  }
+  o.remember?.(rule.collection, id, flowId);
+  return [doc];
+}
