@@ -16,6 +16,7 @@ import { cursorScope } from "./events/cursor";
 import { flowMatchStage } from "./filters/compile";
 import { loadFilters } from "./filters/load";
 import { createApp } from "./http/app";
+import { createMetrics, type Metrics } from "./metrics";
 import { readSnapshot } from "./snapshot/read-snapshot";
 import { ChangeFeed } from "./hub/change-feed";
 import { FlowHub } from "./hub/flow-hub";
@@ -36,6 +37,8 @@ export interface Flowsync {
   readonly hub: FlowHub;
   readonly feed: ChangeFeed;
   readonly subscriptions: Subscriptions;
+  /** What `GET /metrics` serves. */
+  readonly metrics: Metrics;
   /** Graceful, idempotent: stop accepting, end every stream, close the watcher, then MongoDB. */
   stop(): Promise<void>;
 }
@@ -69,18 +72,20 @@ export async function startFlowsync(config: Readonly<Config>, logger: Logger): P
     // From here on every change is pushed: the buffer can answer for cursors at or after this point.
     if (hub.replay.size === 0) hub.replay.reset(live.position?._data);
 
+    const catchUps = new Limiter(config.catchUpConcurrency);
     const subscriptions = new Subscriptions({
       hub,
       feed,
       position: () => live.position,
       catchUp: (from, until, flowId, signal) =>
         catchUpChanges({ db, pipeline: [...filters.pipeline, flowMatchStage(filters, flowId)], from, until, signal, maxAwaitTimeMS: 200 }),
-      limiter: new Limiter(config.catchUpConcurrency),
+      limiter: catchUps,
       scope,
       maxBytes: config.clientBufferBytes,
       logger: logger.child({ component: "subscriptions" }),
     });
 
+    const metrics = createMetrics({ hub, feed, subscriptions, watcher: live, catchUps });
     let stopping = false;
     const app = createApp({
       basePath: config.basePath,
@@ -90,9 +95,11 @@ export async function startFlowsync(config: Readonly<Config>, logger: Logger): P
       heartbeatMs: config.heartbeatMs,
       logger: logger.child({ component: "http" }),
       readiness: () => ({ ready: !stopping && live.ready, detail: { watcher: live.state, subscribers: hub.subscriberCount() } }),
+      metrics,
     });
     const httpServer = http.createServer(app.callback());
     server = httpServer;
+    metrics.trackServer(httpServer);
     await new Promise<void>((resolve, reject) => {
       httpServer.once("error", reject);
       httpServer.listen(config.port, config.host, () => resolve());
@@ -118,7 +125,7 @@ export async function startFlowsync(config: Readonly<Config>, logger: Logger): P
         logger.info("flowsync stopped");
       })());
 
-    return { url, mongoUrl: backend.url, backend: backend.kind, watcher: live, hub, feed, subscriptions, stop };
+    return { url, mongoUrl: backend.url, backend: backend.kind, watcher: live, hub, feed, subscriptions, metrics, stop };
   } catch (err) {
     server?.close();
     await watcher?.close();

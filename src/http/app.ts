@@ -18,6 +18,8 @@ export interface AppOptions extends SseOptions {
   snapshot: (flowId: string, options: { logs: boolean }) => Promise<SnapshotData>;
   /** Whether MongoDB is reachable and the watcher's stream is open. */
   readiness: () => { ready: boolean; detail: Record<string, unknown> };
+  /** `GET /metrics` (Prometheus text format); no route when absent. */
+  metrics?: { contentType: string; text(): Promise<string> };
   logger: Logger;
 }
 
@@ -60,6 +62,14 @@ export function createApp(o: AppOptions): Koa {
     ctx.status = ready ? 200 : 503;
     ctx.body = { ready, ...detail };
   });
+
+  const { metrics } = o;
+  if (metrics) {
+    router.get("/metrics", async (ctx) => {
+      ctx.body = await metrics.text();
+      ctx.type = metrics.contentType;
+    });
+  }
 
   app.use(errorsAsJson(o.logger));
   app.use(router.routes());

@@ -33,6 +33,12 @@ export interface HubStats {
   dropped: number;
 }
 
+/** Per event type: frames published, and live frames written to subscribers. */
+export interface TypeCounts {
+  published: number;
+  delivered: number;
+}
+
 export class FlowHub {
   readonly replay: ReplayBuffer;
   #flows = new Map<string, Set<Subscriber>>();
@@ -40,6 +46,8 @@ export class FlowHub {
   #published = 0;
   #delivered = 0;
   #dropped = 0;
+  // One entry per event type, made on first use: counting is then a field increment.
+  #byType = new Map<string, TypeCounts>();
 
   constructor({ replay }: FlowHubOptions) {
     this.replay = replay;
@@ -62,20 +70,25 @@ export class FlowHub {
   /** Records the frame for replay and writes it to every subscriber of `flowId`. */
   publish(flowId: string, frame: string, token: string, type?: string): void {
     this.#published++;
+    const counts = this.#countsOf(type ?? "unknown");
+    counts.published++;
     this.replay.push({ token, flowId, frame, type });
     const set = this.#flows.get(flowId);
-    if (set) this.#fanOut(flowId, set, frame, token, type);
+    if (set) counts.delivered += this.#fanOut(flowId, set, frame, token, type);
   }
 
   /**
    * Writes one frame per flow to every subscriber (e.g. RESET after history
    * loss). `frameForFlow` is called once per flow with subscribers; returning
-   * undefined skips that flow. Broadcast frames are not recorded for replay.
+   * undefined skips that flow. Broadcast frames are not recorded for replay,
+   * and reach every subscriber whatever types it asked for; `type` only names
+   * them in `typeCounts()`.
    */
-  broadcast(frameForFlow: (flowId: string) => string | undefined): void {
+  broadcast(frameForFlow: (flowId: string) => string | undefined, type = "RESET"): void {
+    const counts = this.#countsOf(type);
     for (const [flowId, set] of [...this.#flows]) {
       const frame = frameForFlow(flowId);
-      if (frame !== undefined) this.#fanOut(flowId, set, frame, undefined, undefined);
+      if (frame !== undefined) counts.delivered += this.#fanOut(flowId, set, frame, undefined, undefined);
     }
   }
 
@@ -106,8 +119,24 @@ export class FlowHub {
     };
   }
 
-  #fanOut(flowId: string, set: Set<Subscriber>, frame: string, token: string | undefined, type: string | undefined): void {
+  /** Counts per event type since start (for metrics; read, do not modify). */
+  typeCounts(): ReadonlyMap<string, Readonly<TypeCounts>> {
+    return this.#byType;
+  }
+
+  #countsOf(type: string): TypeCounts {
+    let counts = this.#byType.get(type);
+    if (!counts) {
+      counts = { published: 0, delivered: 0 };
+      this.#byType.set(type, counts);
+    }
+    return counts;
+  }
+
+  /** Writes the frame to each open subscriber of the set; returns how many took it. */
+  #fanOut(flowId: string, set: Set<Subscriber>, frame: string, token: string | undefined, type: string | undefined): number {
     const bytes = Buffer.byteLength(frame);
+    let delivered = 0;
     // Deleting the current element while iterating a Set is safe in JS.
     for (const subscriber of set) {
       if (subscriber.closed) {
@@ -119,9 +148,11 @@ export class FlowHub {
         this.#dropped++;
         this.#remove(flowId, subscriber);
       } else {
-        this.#delivered++;
+        delivered++;
       }
     }
+    this.#delivered += delivered;
+    return delivered;
   }
 
   #remove(flowId: string, subscriber: Subscriber): void {

@@ -1,0 +1,138 @@
+/**
+ * `GET /metrics`: Prometheus text format via prom-client, one Registry per
+ * instance (several instances may share a process, e.g. in tests).
+ *
+ * Nothing here runs per event. Every metric is read at scrape time, in a
+ * `collect()` callback, from counters the parts keep anyway (FlowHub, ChangeFeed,
+ * Subscriptions, ChangeWatcher, Limiter) or from the sockets themselves
+ * (`bytesWritten`). Labels are bounded sets (event type, skip reason, replay
+ * source): never a flowId, whose cardinality has no bound.
+ */
+import type http from "node:http";
+import type { Socket } from "node:net";
+import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
+import type { ChangeFeed } from "./hub/change-feed";
+import type { FlowHub } from "./hub/flow-hub";
+import type { Limiter } from "./hub/limiter";
+import type { Subscriptions } from "./hub/subscriptions";
+import type { ChangeWatcher } from "./watch/change-watcher";
+
+export interface MetricSources {
+  hub: FlowHub;
+  feed: ChangeFeed;
+  subscriptions: Subscriptions;
+  watcher: Pick<ChangeWatcher, "position" | "restarts">;
+  catchUps: Pick<Limiter, "active" | "queued">;
+  /** Wall clock in ms (test seam). */
+  now?: () => number;
+}
+
+export interface Metrics {
+  readonly registry: Registry;
+  readonly contentType: string;
+  /** The exposition text. */
+  text(): Promise<string>;
+  /** Counts the bytes written on every connection of `server` (SSE streams dominate). */
+  trackServer(server: http.Server): void;
+}
+
+export function createMetrics(s: MetricSources, { processMetrics = true } = {}): Metrics {
+  const registry = new Registry();
+  const registers = [registry];
+  const now = s.now ?? Date.now;
+
+  /** A counter whose value is read from elsewhere at scrape time. */
+  const counterFrom = <L extends string>(name: string, help: string, labelNames: readonly L[], read: (set: (value: number, labels?: Partial<Record<L, string>>) => void) => void) =>
+    new Counter<L>({
+      name,
+      help,
+      labelNames,
+      registers,
+      collect() {
+        this.reset();
+        read((value, labels) => (labels ? this.inc(labels, value) : this.inc(value)));
+      },
+    });
+  const gaugeFrom = (name: string, help: string, read: () => number) =>
+    new Gauge({
+      name,
+      help,
+      registers,
+      collect() {
+        this.set(read());
+      },
+    });
+
+  gaugeFrom("flowsync_subscribers", "Connected SSE subscribers.", () => s.hub.subscriberCount());
+  gaugeFrom("flowsync_flows_subscribed", "Flows with at least one subscriber.", () => s.hub.stats.flows);
+  counterFrom("flowsync_changes_received_total", "Change events read from the MongoDB change stream.", [], (set) => set(s.feed.counters.received));
+  counterFrom("flowsync_events_published_total", "Changes turned into events (serialized once each), by event type.", ["type"], (set) => {
+    for (const [type, c] of s.hub.typeCounts()) if (type !== "RESET") set(c.published, { type });
+  });
+  counterFrom("flowsync_events_delivered_total", "Live frames handed to subscriber queues, by event type (RESET: broadcast after a stream restart).", ["type"], (set) => {
+    for (const [type, c] of s.hub.typeCounts()) set(c.delivered, { type });
+  });
+  counterFrom("flowsync_changes_skipped_total", "Changes that became no event (logged), by reason.", ["reason"], (set) => {
+    for (const [reason, n] of Object.entries(s.feed.counters.skipped)) set(n ?? 0, { reason });
+  });
+  counterFrom("flowsync_replays_total", "Resumes with a backlog, by where it was served from.", ["source"], (set) => {
+    set(s.subscriptions.counters.replayedFromMemory, { source: "memory" });
+    set(s.subscriptions.counters.replayedFromMongo, { source: "mongodb" });
+  });
+  counterFrom("flowsync_resets_sent_total", "RESET events sent: to one subscriber for its cursor, or to every subscriber after a stream restart.", ["cause"], (set) => {
+    set(s.subscriptions.counters.resets, { cause: "cursor" });
+    set(s.hub.typeCounts().get("RESET")?.delivered ?? 0, { cause: "stream-restart" });
+  });
+  counterFrom("flowsync_slow_clients_dropped_total", "Subscribers disconnected because their unsent bytes exceeded CLIENT_BUFFER_BYTES.", [], (set) => set(s.hub.stats.dropped));
+  counterFrom("flowsync_subscriptions_opened_total", "Subscribe requests accepted.", [], (set) => set(s.subscriptions.counters.opened));
+  gaugeFrom("flowsync_catchup_streams_open", "Catch-up change streams running now.", () => s.catchUps.active);
+  gaugeFrom("flowsync_catchup_streams_waiting", "Subscribers waiting for a catch-up slot (CATCHUP_CONCURRENCY).", () => s.catchUps.queued);
+  gaugeFrom("flowsync_replay_buffer_events", "Events held in the replay buffer.", () => s.hub.replay.size);
+  gaugeFrom(
+    "flowsync_watcher_lag_seconds",
+    "Now minus the cluster time of the watcher's position: its last event, or the high-water mark of its last empty batch (so an idle stream stays near 0). NaN before the first position.",
+    () => {
+      const seconds = clusterSecondsOfToken(s.watcher.position?._data);
+      return seconds === undefined ? Number.NaN : Math.max(0, now() / 1000 - seconds);
+    },
+  );
+  counterFrom("flowsync_change_stream_restarts_total", "Times the change stream restarted elsewhere than after its last event (history lost, invalidate, unknown token).", [], (set) =>
+    set(s.watcher.restarts),
+  );
+
+  let closedBytes = 0;
+  const open = new Set<Socket>();
+  counterFrom("flowsync_bytes_written_total", "Bytes written to HTTP clients (headers included; SSE streams dominate).", [], (set) => {
+    let total = closedBytes;
+    for (const socket of open) total += socket.bytesWritten;
+    set(total);
+  });
+
+  if (processMetrics) collectDefaultMetrics({ register: registry });
+
+  return {
+    registry,
+    contentType: registry.contentType,
+    text: () => registry.metrics(),
+    trackServer(server) {
+      server.on("connection", (socket: Socket) => {
+        open.add(socket);
+        socket.once("close", () => {
+          open.delete(socket);
+          closedBytes += socket.bytesWritten;
+        });
+      });
+    },
+  };
+}
+
+/**
+ * The cluster time (seconds) in a resume token: `_data` is a KeyString whose first
+ * value is the Timestamp (type byte 0x82, then 4 bytes of seconds). The same server
+ * property the replay buffer's token order relies on (README: "Token order").
+ */
+export function clusterSecondsOfToken(data: string | undefined): number | undefined {
+  if (data === undefined || !data.startsWith("82") || data.length < 18) return undefined;
+  const seconds = Number.parseInt(data.slice(2, 10), 16);
+  return Number.isFinite(seconds) ? seconds : undefined;
+}

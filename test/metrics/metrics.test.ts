@@ -1,0 +1,186 @@
+/**
+ * GET /metrics drives real events through flowsync and reads the counters back
+ * from the Prometheus text. No timing assertions: values are counts.
+ */
+import net from "node:net";
+import { MongoClient, type Db } from "mongodb";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Flowsync } from "../../src/flowsync";
+import { FlowHub } from "../../src/hub/flow-hub";
+import { ReplayBuffer } from "../../src/hub/replay-buffer";
+import { SubscriberQueue } from "../../src/hub/subscriber-queue";
+import { clusterSecondsOfToken, createMetrics } from "../../src/metrics";
+import { startTestBackend, uniqueDb, type TestBackend } from "../support/backend";
+import { startTestFlowsync, subscribeUrl } from "../support/flowsync";
+import { SseClient } from "../support/sse-client";
+
+let backend: TestBackend;
+let fs: Flowsync;
+let writer: MongoClient;
+let db: Db;
+
+beforeAll(async () => {
+  backend = await startTestBackend();
+  const dbName = uniqueDb("metrics");
+  // A small replay buffer, so that an old cursor must catch up from MongoDB; the smallest client buffer, to drop a stalled client.
+  fs = await startTestFlowsync(backend.url, { MONGO_DB: dbName, REPLAY_BUFFER_SIZE: "4", CLIENT_BUFFER_BYTES: "1024" });
+  writer = new MongoClient(backend.url);
+  db = writer.db(dbName);
+});
+
+afterAll(async () => {
+  await writer?.close();
+  await fs?.stop();
+  await backend?.stop();
+});
+
+type Sample = { name: string; labels: Record<string, string>; value: number };
+
+async function scrape(): Promise<{ text: string; samples: Sample[]; contentType: string | null }> {
+  const res = await fetch(`${fs.url}/metrics`);
+  expect(res.status).toBe(200);
+  const text = await res.text();
+  const samples: Sample[] = [];
+  for (const line of text.split("\n")) {
+    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!m) continue;
+    const labels = Object.fromEntries([...(m[2] ?? "").matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1], l[2]]));
+    samples.push({ name: m[1], labels, value: Number(m[3]) });
+  }
+  return { text, samples, contentType: res.headers.get("content-type") };
+}
+
+function value(samples: Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
+  return samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
+}
+
+async function connected(flowId: string, lastEventId?: string): Promise<SseClient> {
+  const c = new SseClient(subscribeUrl(fs, flowId), { lastEventId });
+  await c.until(() => c.raw.includes(": flowsync"), 5000, "stream open");
+  return c;
+}
+
+async function eventually(check: () => Promise<boolean>, what: string): Promise<void> {
+  for (let i = 0; i < 250; i++) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describe("GET /metrics", () => {
+  it("counts subscribers, received, published and delivered events by type, skips, replays, RESETs and bytes", async () => {
+    const before = await scrape();
+    expect(before.contentType).toMatch(/^text\/plain; version=0\.0\.4/);
+    expect(value(before.samples, "flowsync_subscribers")).toBe(0);
+    expect(value(before.samples, "flowsync_change_stream_restarts_total")).toBe(0);
+
+    const a1 = await connected("metrics-a");
+    const a2 = await connected("metrics-a");
+    const b = await connected("metrics-b");
+    expect(value((await scrape()).samples, "flowsync_subscribers")).toBe(3);
+
+    await db.collection("nodes").insertOne({ flowId: "metrics-a", type: "llm" });
+    await db.collection("edges").insertOne({ flowId: "metrics-a", source: "x", target: "y" });
+    await db.collection("flow_logs").insertOne({ flowId: "metrics-b", chunk: "tok" });
+    await db.collection("nodes").insertOne({ type: "orphan" }); // no flowId: a counted skip
+    await db.collection("flow_executions").insertOne({ flowId: "metrics-nobody", status: "running" });
+    for (const c of [a1, a2]) await c.until((x) => x.messages.length >= 2, 10_000, "2 events");
+    await b.until((x) => x.messages.length >= 1, 10_000, "1 event");
+    await eventually(async () => fs.feed.counters.received >= 5, "5 changes received");
+
+    const { samples, text } = await scrape();
+    expect(value(samples, "flowsync_changes_received_total")).toBe(5);
+    expect(value(samples, "flowsync_events_published_total", { type: "SYNC_CANVAS" })).toBe(2);
+    expect(value(samples, "flowsync_events_published_total", { type: "LOG_STREAM" })).toBe(1);
+    expect(value(samples, "flowsync_events_published_total", { type: "EXECUTION_UPDATE" })).toBe(1);
+    expect(value(samples, "flowsync_events_delivered_total", { type: "SYNC_CANVAS" })).toBe(4); // 2 events × 2 subscribers
+    expect(value(samples, "flowsync_events_delivered_total", { type: "LOG_STREAM" })).toBe(1);
+    expect(value(samples, "flowsync_events_delivered_total", { type: "EXECUTION_UPDATE" })).toBe(0); // nobody listens
+    expect(value(samples, "flowsync_changes_skipped_total", { reason: "unroutable" })).toBe(1);
+    expect(value(samples, "flowsync_replays_total", { source: "memory" })).toBe(0);
+    const lag = value(samples, "flowsync_watcher_lag_seconds");
+    expect(Number.isFinite(lag)).toBe(true);
+    expect(lag).toBeGreaterThanOrEqual(0);
+    // Every byte the clients read was written, and counted (plus headers and the /metrics answers).
+    const read = [a1, a2, b].reduce((sum, c) => sum + Buffer.byteLength(c.raw), 0);
+    expect(value(samples, "flowsync_bytes_written_total")).toBeGreaterThan(read);
+    // Bounded labels only: no flowId anywhere.
+    expect(text).not.toContain("metrics-a");
+    expect(text).not.toContain("metrics-nobody");
+    // Process metrics of this instance's own registry.
+    expect(value(samples, "process_resident_memory_bytes")).toBeGreaterThan(0);
+
+    // Resumes: a recent cursor from memory, an evicted one from MongoDB, a malformed one gets RESET.
+    const oldest = a1.messages[0].id!;
+    const newest = a1.lastEventId!;
+    const fromMemory = await connected("metrics-a", newest);
+    for (let i = 0; i < 6; i++) await db.collection("flow_logs").insertOne({ flowId: "metrics-z", i }); // evicts metrics-a's events
+    await eventually(async () => fs.feed.counters.received >= 11, "11 changes received");
+    const fromMongo = await connected("metrics-a", oldest);
+    await fromMongo.until((x) => x.messages.length >= 1, 10_000, "the caught-up event");
+    const reset = await connected("metrics-a", "garbage");
+    await reset.until((x) => x.messages.length >= 1, 10_000, "RESET");
+
+    const after = (await scrape()).samples;
+    expect(value(after, "flowsync_replays_total", { source: "memory" })).toBe(1);
+    expect(value(after, "flowsync_replays_total", { source: "mongodb" })).toBe(1);
+    expect(value(after, "flowsync_resets_sent_total", { cause: "cursor" })).toBe(1);
+    expect(value(after, "flowsync_resets_sent_total", { cause: "stream-restart" })).toBe(0);
+    expect(value(after, "flowsync_subscriptions_opened_total")).toBe(6);
+    expect(value(after, "flowsync_replay_buffer_events")).toBe(4);
+
+    expect(fromMongo.events()).toMatchObject([{ type: "SYNC_CANVAS", data: { entity: "edge" } }]);
+    await eventually(async () => value((await scrape()).samples, "flowsync_catchup_streams_open") === 0, "the catch-up stream closed");
+
+    await Promise.all([a1, a2, b, fromMemory, fromMongo, reset].map((c) => c.close()));
+    await eventually(async () => value((await scrape()).samples, "flowsync_subscribers") === 0, "subscribers gone");
+  });
+
+  it("counts a stalled client dropped for exceeding CLIENT_BUFFER_BYTES", async () => {
+    const u = new URL(subscribeUrl(fs, "metrics-slow"));
+    const socket = net.connect({ host: u.hostname, port: Number(u.port) });
+    socket.pause(); // never reads: the kernel buffers fill, then flowsync's queue
+    socket.on("error", () => {});
+    await new Promise<void>((resolve) => socket.once("connect", () => socket.write(`GET ${u.pathname} HTTP/1.1\r\nHost: ${u.host}\r\n\r\n`, () => resolve())));
+    await eventually(async () => fs.hub.subscriberCount("metrics-slow") === 1, "stalled subscriber registered");
+    const big = "x".repeat(64 * 1024);
+    for (let i = 0; i < 400 && fs.hub.stats.dropped === 0; i++) await db.collection("flow_logs").insertOne({ flowId: "metrics-slow", chunk: big });
+    await eventually(async () => value((await scrape()).samples, "flowsync_slow_clients_dropped_total") === 1, "the drop counted");
+    socket.destroy();
+  });
+
+  it("keeps one registry per instance and reads the lag from the watcher's position", async () => {
+    const now = 1_800_000_010_000;
+    const sources = { hub: fs.hub, feed: fs.feed, subscriptions: fs.subscriptions, catchUps: { active: 0, queued: 0 }, now: () => now };
+    const one = createMetrics({ ...sources, watcher: { position: { _data: "826B49D1F000000001" }, restarts: 2 } }, { processMetrics: false });
+    const two = createMetrics({ ...sources, watcher: { position: undefined, restarts: 0 } }, { processMetrics: false });
+    expect(one.registry).not.toBe(two.registry);
+    const t1 = await one.text();
+    expect(t1).toMatch(new RegExp(`^flowsync_watcher_lag_seconds ${now / 1000 - 0x6b49d1f0}$`, "m"));
+    expect(t1).toMatch(/^flowsync_change_stream_restarts_total 2$/m);
+    expect(await two.text()).toMatch(/^flowsync_watcher_lag_seconds nan$/im);
+    expect(clusterSecondsOfToken("826B49D1F00000000180000000")).toBe(0x6b49d1f0);
+    expect(clusterSecondsOfToken("nonsense")).toBeUndefined();
+  });
+
+  it("counts a RESET broadcast after a stream restart once per subscriber, apart from published events", async () => {
+    const hub = new FlowHub({ replay: new ReplayBuffer({ capacity: 10 }) });
+    const queues = [new SubscriberQueue({ maxBytes: 1 << 20 }), new SubscriberQueue({ maxBytes: 1 << 20 }), new SubscriberQueue({ maxBytes: 1 << 20 })];
+    hub.subscribe("f1", queues[0]);
+    hub.subscribe("f1", queues[1]);
+    hub.subscribe("f2", queues[2]);
+    hub.publish("f1", "data: {}\n\n", "8201", "LOG_STREAM");
+    hub.broadcast((flowId) => `event: RESET\ndata: {"flowId":"${flowId}"}\n\n`);
+    expect(Object.fromEntries(hub.typeCounts())).toEqual({ LOG_STREAM: { published: 1, delivered: 2 }, RESET: { published: 0, delivered: 3 } });
+    const metrics = createMetrics(
+      { hub, feed: fs.feed, subscriptions: fs.subscriptions, watcher: { position: undefined, restarts: 1 }, catchUps: { active: 0, queued: 0 } },
+      { processMetrics: false },
+    );
+    const text = await metrics.text();
+    expect(text).toMatch(/^flowsync_resets_sent_total\{cause="stream-restart"\} 3$/m);
+    expect(text).toMatch(/^flowsync_events_delivered_total\{type="RESET"\} 3$/m);
+    expect(text).not.toMatch(/^flowsync_events_published_total\{type="RESET"\}/m);
+    for (const q of queues) q.close("shutdown");
+  });
+});
