@@ -9,6 +9,7 @@
  */
 import { Timestamp, type ChangeStreamDocument, type Db, type Document } from "mongodb";
 import type { ClusterTime, ResumeToken } from "../events/cursor";
+import { ClosableChangeStream } from "./closable-stream";
 
 /** Where a catch-up starts: after a resume token, or after a cluster time (a snapshot's). */
 export type CatchUpStart = { token: ResumeToken } | { time: ClusterTime };
@@ -30,13 +31,16 @@ export async function* catchUpChanges(o: CatchUpOptions): AsyncGenerator<ChangeS
       ? { resumeAfter: o.from.token }
       : // startAtOperationTime is inclusive and a snapshot at T holds every write at T: start just after it.
         { startAtOperationTime: new Timestamp({ t: o.from.time.t, i: o.from.time.i + 1 }) };
-  const stream = o.db.watch([...o.pipeline], {
-    ...start,
-    fullDocument: "updateLookup",
-    fullDocumentBeforeChange: "whenAvailable",
-    maxAwaitTimeMS: o.maxAwaitTimeMS ?? 200,
-  });
-  const stop = () => void stream.close().catch(() => {});
+  // Closable while still opening: the client may leave before the first batch arrives.
+  const stream = new ClosableChangeStream(
+    o.db.watch([...o.pipeline], {
+      ...start,
+      fullDocument: "updateLookup",
+      fullDocumentBeforeChange: "whenAvailable",
+      maxAwaitTimeMS: o.maxAwaitTimeMS ?? 200,
+    }),
+  );
+  const stop = () => void stream.close();
   o.signal.addEventListener("abort", stop, { once: true });
   let position: string | undefined;
   try {
@@ -49,13 +53,13 @@ export async function* catchUpChanges(o: CatchUpOptions): AsyncGenerator<ChangeS
         yield change;
         if (token === o.until) return position;
       } else {
-        position = (stream.resumeToken as ResumeToken | undefined)?._data ?? position;
+        position = stream.resumeToken?._data ?? position;
         if (position !== undefined && position >= o.until) return position;
       }
     }
     return position;
   } finally {
     o.signal.removeEventListener("abort", stop);
-    await stream.close().catch(() => {});
+    await stream.close();
   }
 }

@@ -15,9 +15,10 @@
  * keeps moving on an idle database and never ages out of the oplog.
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import type { ChangeStream, ChangeStreamDocument, Db, Document } from "mongodb";
+import type { ChangeStreamDocument, Db, Document } from "mongodb";
 import type { ResumeToken } from "../events/cursor";
 import type { Logger } from "pino";
+import { ClosableChangeStream } from "./closable-stream";
 
 export type WatcherState = "idle" | "starting" | "running" | "backoff" | "closed";
 export type RestartReason = "history-lost" | "stream-invalidated" | "cursor-unknown";
@@ -51,7 +52,7 @@ function restartReason(err: unknown): RestartReason | undefined {
 
 export class ChangeWatcher {
   #state: WatcherState = "idle";
-  #stream: ChangeStream | undefined;
+  #stream: ClosableChangeStream | undefined;
   #position: ResumeToken | undefined;
   #loop: Promise<void> | undefined;
   /** The pending start(), settled either way: close() waits for it so that no stream it opened outlives close(). */
@@ -115,15 +116,17 @@ export class ChangeWatcher {
     await this.close();
   }
 
-  #open(): ChangeStream {
+  #open(): ClosableChangeStream {
     const { db, pipeline, maxAwaitTimeMS = 1000 } = this.#opts;
-    return db.watch([...pipeline], {
+    const stream = db.watch([...pipeline], {
       fullDocument: "updateLookup",
       // Pre-images where the collection keeps them: they route deletes (BRIEF: routing a delete).
       fullDocumentBeforeChange: "whenAvailable",
       maxAwaitTimeMS,
       ...(this.#position ? { startAfter: this.#position } : {}),
     });
+    // close() may come while this stream is still opening (shutdown during a start or reopen).
+    return new ClosableChangeStream(stream);
   }
 
   async #begin(): Promise<void> {
@@ -163,9 +166,9 @@ export class ChangeWatcher {
   }
 
   /** Sends the aggregate now, so start() fails fast on a bad pipeline or an unreachable server. */
-  async #prime(stream: ChangeStream): Promise<void> {
+  async #prime(stream: ClosableChangeStream): Promise<void> {
     const change = await stream.tryNext();
-    this.#position = (stream.resumeToken as ResumeToken | undefined) ?? this.#position;
+    this.#position = (stream.resumeToken) ?? this.#position;
     if (change) this.#deliver(change);
   }
 
@@ -177,7 +180,7 @@ export class ChangeWatcher {
       try {
         const change = await stream.tryNext();
         if (change) this.#deliver(change);
-        else this.#position = (stream.resumeToken as ResumeToken | undefined) ?? this.#position;
+        else this.#position = (stream.resumeToken) ?? this.#position;
         if (this.#state === "backoff") this.#state = "running";
         failures = 0;
         if (change?.operationType === "invalidate") await this.#restart("stream-invalidated");

@@ -89,15 +89,25 @@ describe("ChangeWatcher", () => {
     expect(await changeStreamCursors(admin, dbName)).toBe(0);
   });
 
-  it("close() while start() is still opening: start() rejects and no cursor is left", async () => {
+  it("close() while the opening aggregate is in flight: start() rejects and the server cursor is released", async () => {
+    const appName = `watcher-open-${uniqueDb()}`;
+    const client = new MongoClient(withAppName(backend.url, appName));
+    await client.db("admin").command({ ping: 1 });
     const dbName = uniqueDb("w");
-    const { watcher } = observed(admin, dbName);
-    const starting = watcher.start();
-    const closing = watcher.close();
-    await expect(starting).rejects.toThrow(/closed while starting/);
-    await closing;
-    expect(watcher.state).toBe("closed");
-    expect(await changeStreamCursors(admin, dbName)).toBe(0);
+    const { watcher } = observed(client, dbName);
+    // Holds the aggregate at the server, so close() surely comes before its reply (and the cursor id).
+    await client.db("admin").command({ configureFailPoint: "failCommand", mode: { times: 1 }, data: { failCommands: ["aggregate"], blockConnection: true, blockTimeMS: 300, appName } });
+    try {
+      const starting = watcher.start();
+      await new Promise((r) => setTimeout(r, 50));
+      const closing = watcher.close();
+      await expect(starting).rejects.toThrow(/closed while starting/);
+      await closing;
+      expect(watcher.state).toBe("closed");
+      expect(await changeStreamCursors(admin, dbName)).toBe(0);
+    } finally {
+      await client.close();
+    }
   });
 
   it("advances its position on an idle database while the rest of the cluster writes (postBatchResumeToken)", async () => {

@@ -1,0 +1,165 @@
+/**
+ * Subscribers cost memory and socket writes, never MongoDB cursors or pool
+ * connections: the server sees ONE change-stream cursor from flowsync however
+ * many browsers listen (MongoDB SERVER-32946 / NODE-1305: a stream per
+ * subscriber collapses). A resume that needs MongoDB adds one short-lived
+ * catch-up cursor, gone when the resume is done.
+ */
+import { MongoClient, type Db } from "mongodb";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Flowsync } from "../../src/flowsync";
+import { startTestBackend, uniqueDb, type TestBackend } from "../support/backend";
+import { startTestFlowsync, subscribeUrl } from "../support/flowsync";
+import { StalledSseClient } from "../support/raw-sse";
+import { changeStreamCursors, eventually, serverConnections, withAppName } from "../support/server-view";
+import { SseClient } from "../support/sse-client";
+
+const HOT = "hot";
+const COLD = ["c0", "c1", "c2", "c3"];
+/** Half the subscribers on one hot flow, the rest spread over a few others. */
+const flowOf = (i: number) => (i % 2 === 0 ? HOT : COLD[(i >> 1) % COLD.length]);
+
+let backend: TestBackend;
+let admin: MongoClient;
+
+beforeAll(async () => {
+  backend = await startTestBackend();
+  admin = new MongoClient(backend.url);
+  await admin.db("admin").command({ ping: 1 });
+});
+
+afterAll(async () => {
+  await admin?.close();
+  await backend?.stop();
+});
+
+async function openAll(fs: Flowsync, count: number): Promise<SseClient[]> {
+  const clients: SseClient[] = [];
+  // In waves: 500 handshakes at once would only measure the test machine.
+  for (let i = 0; i < count; i += 50) {
+    const wave = Array.from({ length: Math.min(50, count - i) }, (_, k) => new SseClient(subscribeUrl(fs, flowOf(i + k))));
+    await Promise.all(wave.map((c) => c.until((x) => x.raw.includes(": flowsync"), 20_000, "stream open")));
+    clients.push(...wave);
+  }
+  return clients;
+}
+
+describe("one change stream per instance", () => {
+  let fs: Flowsync;
+  let db: Db;
+  let dbName: string;
+  const appName = `cursors-${uniqueDb()}`;
+
+  beforeAll(async () => {
+    dbName = uniqueDb("cur");
+    // The appName tells flowsync's connections apart on a mongod shared with other test files.
+    fs = await startTestFlowsync(withAppName(backend.url, appName), { MONGO_DB: dbName });
+    db = admin.db(dbName);
+    await db.collection("nodes").insertOne({ flowId: "warm-up" });
+  });
+
+  afterAll(async () => fs?.stop());
+
+  it.each([1, 10, 500])("with %i subscribers the server sees exactly one change-stream cursor and no extra connections", async (count) => {
+    const connectionsBefore = await serverConnections(backend, admin, appName);
+    expect(await changeStreamCursors(admin, dbName)).toBe(1);
+
+    const clients = await openAll(fs, count);
+    try {
+      expect(fs.hub.subscriberCount()).toBe(count);
+      // Every subscriber is live: one event per flow reaches each of them.
+      const flows = [...new Set(clients.map((_, i) => flowOf(i)))];
+      const marker = `n${count}`;
+      for (const flowId of flows) await db.collection("nodes").insertOne({ flowId, marker });
+      await Promise.all(clients.map((c) => c.until((x) => x.events().some((e) => (e.data.doc as { marker?: string } | null)?.marker === marker), 20_000, `event ${marker}`)));
+
+      const cursors = await changeStreamCursors(admin, dbName);
+      const connectionsAfter = await serverConnections(backend, admin, appName);
+      console.log(`cursors: ${count} subscribers → ${cursors} change-stream cursor(s); connections ${connectionsBefore} → ${connectionsAfter}`);
+      expect(cursors).toBe(1);
+      // Generous: pools may open a connection or two on their own; per-subscriber growth would be ≥ count.
+      expect(connectionsAfter - connectionsBefore).toBeLessThanOrEqual(4);
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+    }
+    await eventually(() => fs.hub.subscriberCount(), (n) => n === 0, 10_000);
+    expect(fs.hub.subscriberCount()).toBe(0);
+    expect(await changeStreamCursors(admin, dbName)).toBe(1);
+  }, 120_000);
+});
+
+describe("catch-up cursors", () => {
+  let fs: Flowsync;
+  let db: Db;
+  let dbName: string;
+  const appName = `catch-up-${uniqueDb()}`;
+
+  beforeAll(async () => {
+    dbName = uniqueDb("cu");
+    db = admin.db(dbName);
+    // A replay buffer of 1: every resume from an older cursor needs a catch-up stream.
+    // One catch-up at a time: a second resume starts only once the first has released its stream.
+    fs = await startTestFlowsync(withAppName(backend.url, appName), { MONGO_DB: dbName, REPLAY_BUFFER_SIZE: "1", CATCHUP_CONCURRENCY: "1" });
+  });
+
+  afterAll(async () => fs?.stop());
+
+  /** The cursor of a first event in `flowId`, then `missed` more events written while nobody listens. */
+  async function missedEvents(flowId: string, missed: number, chunk = ""): Promise<string> {
+    const first = new SseClient(subscribeUrl(fs, flowId));
+    await first.until((x) => x.raw.includes(": flowsync"), 5000, "stream open");
+    await db.collection("flow_logs").insertOne({ flowId, seq: 0 });
+    await first.until((x) => x.messages.length === 1, 10_000, "first event");
+    await first.close();
+    for (let seq = 1; seq <= missed; seq++) await db.collection("flow_logs").insertOne({ flowId, seq, chunk });
+    return first.lastEventId!;
+  }
+
+  it("a resume through MongoDB holds one more cursor while it runs, and none once it is done or its client left", async () => {
+    // More than a socket's buffers hold, so a client that does not read stalls its catch-up midway.
+    const MISSED = 100;
+    const cursor = await missedEvents("cu", MISSED, "x".repeat(50_000));
+    expect(await changeStreamCursors(admin, dbName)).toBe(1);
+    const resumesBefore = fs.subscriptions.counters.replayedFromMongo;
+
+    const stalled = new StalledSseClient(subscribeUrl(fs, "cu"), { "Last-Event-ID": cursor });
+    await stalled.sent();
+    expect(await eventually(() => changeStreamCursors(admin, dbName), (n) => n === 2, 10_000)).toBe(2);
+    // Still there a while later: the catch-up is stalled midway by its client, not finished.
+    await new Promise((r) => setTimeout(r, 500));
+    const during = await changeStreamCursors(admin, dbName);
+    console.log(`catch-up: ${during} change-stream cursors while a resume is stalled midway`);
+    expect(during).toBe(2);
+    expect(fs.subscriptions.counters.replayedFromMongo).toBe(resumesBefore + 1);
+    // The client leaves mid catch-up: its cursor goes with it.
+    stalled.destroy();
+    expect(await eventually(() => changeStreamCursors(admin, dbName), (n) => n === 1, 10_000)).toBe(1);
+
+    // A client that reads: the whole backlog, then live; by then the catch-up cursor is closed.
+    const resumed = new SseClient(subscribeUrl(fs, "cu"), { lastEventId: cursor });
+    await resumed.until((x) => x.messages.length === MISSED, 30_000, "the backlog");
+    await db.collection("flow_logs").insertOne({ flowId: "cu", seq: "live" });
+    await resumed.until((x) => x.messages.length === MISSED + 1, 10_000, "the live event");
+    expect(resumed.events().map((e) => (e.data.doc as { seq: unknown }).seq)).toEqual([...Array.from({ length: MISSED }, (_, k) => k + 1), "live"]);
+    expect(fs.subscriptions.counters.replayedFromMongo).toBe(resumesBefore + 2);
+    expect(await changeStreamCursors(admin, dbName)).toBe(1);
+    await resumed.close();
+  }, 60_000);
+
+  it("a client that leaves while its catch-up stream is still opening leaves no cursor behind", async () => {
+    const cursor = await missedEvents("cu-open", 3);
+    // Holds flowsync's next aggregate (the catch-up's) at the server, so the client leaves before its reply.
+    await admin.db("admin").command({ configureFailPoint: "failCommand", mode: { times: 1 }, data: { failCommands: ["aggregate"], blockConnection: true, blockTimeMS: 300, appName } });
+    const leaving = new SseClient(subscribeUrl(fs, "cu-open"), { lastEventId: cursor });
+    await leaving.until((x) => x.raw.includes(": flowsync"), 5000, "stream open");
+    await new Promise((r) => setTimeout(r, 50));
+    await leaving.close();
+    expect(leaving.messages).toEqual([]);
+
+    // One catch-up at a time: this one runs only after the first has closed its stream.
+    const next = new SseClient(subscribeUrl(fs, "cu-open"), { lastEventId: cursor });
+    await next.until((x) => x.messages.length === 3, 10_000, "the backlog");
+    expect(await changeStreamCursors(admin, dbName)).toBe(1);
+    await next.close();
+  });
+});
