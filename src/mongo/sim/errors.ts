@@ -22,6 +22,7 @@ export const Codes = {
   IndexKeySpecsConflict: 86,
   NotImplemented: 238,
   CursorKilled: 237,
+  ClientDisconnect: 279,
   SnapshotTooOld: 239,
   SnapshotUnavailable: 246,
   InvalidResumeToken: 260,

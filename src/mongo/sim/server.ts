@@ -34,7 +34,7 @@ export interface Simulator {
   readonly url: string;
   /** Open client connections (for tests that check nothing leaks). */
   readonly connections: number;
-  /** Drops every client connection at once, like a network cut; the server keeps listening. */
+  /** Resets every client connection at once (TCP RST), like a network fault; the server keeps listening. */
   dropConnections(): void;
   close(): Promise<void>;
 }
@@ -129,7 +129,11 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       return sockets.size;
     },
     dropConnections() {
-      for (const s of sockets) s.destroy();
+      // RST, not FIN: the client sees ECONNRESET at once on every socket. After a FIN the
+      // driver does not notice that its idle monitor socket is gone, and its next heartbeat
+      // hangs for connectTimeoutMS (30 s) before the topology recovers; a knob meant to test
+      // recovery should not depend on that timeout.
+      for (const s of sockets) s.resetAndDestroy();
     },
     close() {
       closing ??= new Promise<void>((resolve) => {

@@ -131,9 +131,13 @@ export const getMore: Handler = async (cmd, db, ctx) => {
   }
   cursor.lastUsed = new Date();
   const injected = failPoints.check("failGetMoreAfterCursorCheckout", { command: "getMore", appName: ctx.conn.appName, ns: cursor.ns });
-  if (injected?.errorCode !== undefined) {
-    const labels = cursor.kind === "changeStream" && RESUMABLE_CODES.has(injected.errorCode) ? ["ResumableChangeStreamError"] : undefined;
-    fail(injected.errorCode, `Failing command via 'failGetMoreAfterCursorCheckout' failpoint`, labels);
+  if (injected) {
+    // getmore_cmd.cpp: the error defaults to InternalError, and (as any error once the cursor
+    // is checked out) it deletes the cursor. Only `errorCode` is read: no closeConnection here.
+    const code = (injected.errorCode as number | undefined) ?? Codes.InternalError;
+    cursors.remove(cursor.id);
+    const labels = cursor.kind === "changeStream" && RESUMABLE_CODES.has(code) ? ["ResumableChangeStreamError"] : undefined;
+    fail(code, "Hit the 'failGetMoreAfterCursorCheckout' failpoint", labels);
   }
   if (cursor.kind === "query") return nextQueryBatch(ctx, cursor, cmd.batchSize);
   return nextStreamBatch(ctx, cursor, cmd);
@@ -164,6 +168,11 @@ async function nextStreamBatch(ctx: Ctx, cursor: StreamCursor, cmd: Document): P
     const remaining = deadline - Date.now();
     if (batch.length > 0 || cursor.reader.invalidated || remaining <= 0 || stop.aborted) break;
     await oplog.waitForAppend(remaining, stop);
+  }
+  if (ctx.conn.closed.aborted) {
+    // The client went away mid-getMore: mongod interrupts the operation, which deletes the cursor.
+    cursors.remove(cursor.id);
+    fail(Codes.ClientDisconnect, "operation was interrupted because a client disconnected");
   }
   if (cursor.killed.signal.aborted && batch.length === 0) fail(Codes.CursorKilled, `cursor id ${cursor.id} was killed`);
   const extra = { postBatchResumeToken: { _data: cursor.reader.position } };
