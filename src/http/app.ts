@@ -8,6 +8,7 @@ import type { Logger } from "pino";
 import { FlowsyncError, isFlowsyncError } from "../errors";
 import { DOC_EVENT_TYPES, isValidFlowId, type SnapshotData } from "../events/schemas";
 import type { Subscriptions } from "../hub/subscriptions";
+import { mountInspector } from "./inspector";
 import { formatEvent } from "./sse-frame";
 import { streamSubscription, type SseOptions } from "./sse-stream";
 
@@ -70,6 +71,9 @@ export function createApp(o: AppOptions): Koa {
       ctx.type = metrics.contentType;
     });
   }
+
+  // The inspector page at `/` (src/http/inspector.ts).
+  mountInspector(router, { basePath: o.basePath, logger: o.logger });
 
   app.use(errorsAsJson(o.logger));
   app.use(router.routes());

@@ -1,0 +1,102 @@
+/**
+ * The inspector page at `/`: a live view of one flow (canvas, execution, event
+ * log, connection state), built on the client library, so it is also its
+ * living example.
+ *
+ * No build step: the page's own files (src/http/inspector/) are plain HTML, CSS
+ * and browser JS, served as they are; the client library is TypeScript, so it is
+ * bundled for the browser (src/client + the event schemas + zod, one ESM file)
+ * with esbuild on the first request and kept in memory. `platform: "browser"`
+ * also makes the bundle fail loudly if src/client ever imports Node built-ins.
+ */
+import { createHash } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
+import type Router from "@koa/router";
+import type { Logger } from "pino";
+
+export interface InspectorOptions {
+  /** Route prefix of the API, handed to the page. */
+  basePath: string;
+  logger: Logger;
+}
+
+const CLIENT_ENTRY = fileURLToPath(new URL("../client/index.ts", import.meta.url));
+const PAGE_DIR = new URL("./inspector/", import.meta.url);
+const ASSETS: Record<string, string> = {
+  "inspector.js": "text/javascript; charset=utf-8",
+  "inspector.css": "text/css; charset=utf-8",
+};
+
+export interface Bundle {
+  code: string;
+  etag: string;
+}
+
+/** src/client as one browser ES module (minified). */
+export async function bundleClient(): Promise<Bundle> {
+  // Loaded on first use: processes that never serve the page never load esbuild.
+  const { build } = await import("esbuild");
+  const result = await build({
+    entryPoints: [CLIENT_ENTRY],
+    bundle: true,
+    format: "esm",
+    platform: "browser",
+    target: "es2022",
+    minify: true,
+    legalComments: "none",
+    write: false,
+    logLevel: "silent",
+  });
+  const code = result.outputFiles[0].text;
+  return { code, etag: `"${createHash("sha1").update(code).digest("base64url")}"` };
+}
+
+export function mountInspector(router: Router, { basePath, logger }: InspectorOptions): void {
+  let bundle: Promise<Bundle> | undefined;
+  const clientBundle = () => {
+    bundle ??= bundleClient().then(
+      (b) => {
+        logger.info({ bytes: b.code.length }, "inspector: client bundle built");
+        return b;
+      },
+      (err: unknown) => {
+        bundle = undefined; // the next request tries again
+        throw err;
+      },
+    );
+    return bundle;
+  };
+
+  router.get("/", async (ctx) => {
+    const html = await readFile(new URL("index.html", PAGE_DIR), "utf8");
+    ctx.type = "text/html; charset=utf-8";
+    ctx.set("Cache-Control", "no-cache");
+    ctx.body = html.replace("{{BASE_PATH}}", escapeHtml(basePath));
+  });
+
+  router.get("/inspector/flowsync-client.js", async (ctx) => {
+    const { code, etag } = await clientBundle();
+    ctx.set("Cache-Control", "no-cache");
+    ctx.etag = etag;
+    ctx.type = "text/javascript; charset=utf-8";
+    ctx.status = 200;
+    if (ctx.fresh) {
+      ctx.status = 304;
+      return;
+    }
+    ctx.body = code;
+  });
+
+  router.get("/inspector/:file", async (ctx, next) => {
+    const type = ASSETS[ctx.params.file];
+    if (!type) return next();
+    ctx.type = type;
+    ctx.set("Cache-Control", "no-cache");
+    ctx.body = await readFile(new URL(ctx.params.file, PAGE_DIR), "utf8");
+  });
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
