@@ -97,11 +97,13 @@ export class ChangeStreamReader {
     return out;
   }
 
+  /**
+   * A resume point at or before the end of history is lost: for a high-water mark the entries
+   * at its time may be gone; for an event token, the event itself is (mongod likewise requires
+   * the oldest oplog entry to be no newer than the resume point).
+   */
   private checkHistory(pos: TokenData): void {
-    const lost = this.oplog.truncatedThrough;
-    if (!lost) return;
-    const c = compareTs(pos.ts, lost);
-    if (pos.kind === "hwm" ? c <= 0 : c < 0) {
+    if (compareTs(pos.ts, this.oplog.truncatedThrough) <= 0) {
       fail(Codes.ChangeStreamHistoryLost, "Resume of change stream was not possible, as the resume point may no longer be in the oplog.", NON_RESUMABLE);
     }
   }

@@ -50,8 +50,12 @@ export class Oplog {
   private head = 0; // index of the oldest retained entry
   private last: Timestamp;
   private waiters = new Set<() => void>();
-  /** Timestamp of the newest entry that was truncated away; resume points at or before it are lost. */
-  truncatedThrough: Timestamp | undefined;
+  /**
+   * History ends here: the newest entry truncated away or, before any truncation, the moment
+   * the oplog began (as a replica set's oplog begins at initiation). Resume points and snapshot
+   * times older than this are gone.
+   */
+  truncatedThrough: Timestamp;
 
   constructor(
     readonly capacity: number,
@@ -59,6 +63,7 @@ export class Oplog {
   ) {
     if (!(capacity >= 1)) throw new RangeError("oplog capacity must be >= 1");
     this.last = new Timestamp({ t: Math.floor(now() / 1000), i: 0 });
+    this.truncatedThrough = this.last;
   }
 
   /** The cluster time of the newest write (what replies report as operationTime). */

@@ -177,7 +177,7 @@ export class Store {
   documentsAt(db: string, name: string, at: Timestamp | undefined): Document[] {
     const current = this.get(db, name);
     if (!at || compareTs(at, this.oplog.lastTs) >= 0) return current ? [...current.docs.values()] : [];
-    if (this.oplog.truncatedThrough && compareTs(at, this.oplog.truncatedThrough) < 0) {
+    if (compareTs(at, this.oplog.truncatedThrough) < 0) {
       fail(Codes.SnapshotTooOld, `Read timestamp ${at.t}.${at.i} is older than the oldest available timestamp.`);
     }
     let docs = new Map(current?.docs);
