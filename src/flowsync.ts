@@ -100,6 +100,14 @@ export async function startFlowsync(config: Readonly<Config>, logger: Logger): P
     const httpServer = http.createServer(app.callback());
     server = httpServer;
     metrics.trackServer(httpServer);
+    // While stopping, an SSE response ends a moment after closeAll() (its generator returns, then the
+    // last chunk is written), and only then is its keep-alive connection idle. Close each one as soon
+    // as it is: otherwise server.close() waits out the keep-alive timeout or the whole grace period.
+    httpServer.on("request", (_req: http.IncomingMessage, res: http.ServerResponse) =>
+      res.once("finish", () => {
+        if (stopping) setImmediate(() => httpServer.closeIdleConnections());
+      }),
+    );
     await new Promise<void>((resolve, reject) => {
       httpServer.once("error", reject);
       httpServer.listen(config.port, config.host, () => resolve());
