@@ -11,7 +11,11 @@
  * Backpressure: when pending bytes exceed `maxBytes`, the queue closes itself
  * with reason "overflow" and frees its pending frames. The connection ends the
  * response; the browser reconnects with the last id it received and replays
- * from there. Memory per subscriber is therefore bounded by `maxBytes`.
+ * from there. A frame that finds the queue empty is always taken, however
+ * large: the subscriber is keeping up, and refusing it would drop every
+ * subscriber of the flow on every event larger than `maxBytes` (the string is
+ * shared with them, so holding it costs this queue nothing of its own). Memory
+ * per subscriber is therefore bounded by `maxBytes`, or by one frame.
  *
  * Catch-up handoff: a queue created `paused` collects live frames (with their
  * tokens) but hands nothing out, while the connection streams catch-up frames
@@ -90,11 +94,12 @@ export class SubscriberQueue implements Subscriber {
     if (this.closed) return;
     if (type !== undefined && this.#types !== undefined && !this.#types.has(type)) return;
     if (token !== undefined && this.#watermark !== undefined && token <= this.#watermark) return;
+    const behind = this.#chunks.length > 0;
     this.#chunks.push(chunk);
     this.#tokens.push(token);
     this.#sizes.push(bytes);
     this.#bytes += bytes;
-    if (this.#bytes > this.maxBytes) {
+    if (this.#bytes > this.maxBytes && behind) {
       this.close("overflow");
       return;
     }

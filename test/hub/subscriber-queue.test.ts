@@ -52,6 +52,17 @@ describe("SubscriberQueue", () => {
     expect(queue.pendingBytes).toBe(0);
   });
 
+  it("takes one frame larger than the limit when nothing is pending, and overflows when another comes before it is taken", async () => {
+    const queue = new SubscriberQueue({ maxBytes: 10 });
+    queue.write("a".repeat(50));
+    expect(queue.closed).toBe(false);
+    expect(await queue.next()).toBe("a".repeat(50));
+    queue.write("b".repeat(50));
+    expect(queue.closed).toBe(false);
+    queue.write("c");
+    expect(queue.closeReason).toBe("overflow");
+  });
+
   it("counts UTF-8 bytes, not characters", () => {
     const queue = new SubscriberQueue({ maxBytes: 5 });
     queue.write("éé"); // 4 bytes
