@@ -124,7 +124,7 @@ export interface SubscriptionStats {
   invalid: number;
   resets: number;
   snapshots: number;
-  /** Connections opened after the first. */
+  /** Connections opened after the first (by this client or by EventSource itself). */
   reconnects: number;
 }
 
@@ -164,7 +164,7 @@ export function subscribeFlow(baseUrl: string, flowId: string, handlers: FlowHan
   let lastEventId = options.lastEventId;
   let retryMs = options.retry?.initialMs ?? DEFAULT_RETRY_MS;
   let attempt = 0;
-  let connections = 0;
+  let opens = 0;
   // A RESET came and no snapshot has been applied since: never resume before one is.
   let needsSnapshot = false;
   // Every connection or snapshot fetch gets a generation; callbacks of an older one are ignored.
@@ -304,12 +304,13 @@ export function subscribeFlow(baseUrl: string, flowId: string, handlers: FlowHan
     if (needsSnapshot) return resync("reset");
     stopCurrent();
     const gen = generation;
-    if (connections++ > 0) stats.reconnects++;
     const mine = () => gen === generation;
     const events = {
       open: () => {
         if (!mine()) return;
         attempt = 0;
+        // Counted here, so that EventSource's own reconnects count too.
+        if (opens++ > 0) stats.reconnects++;
         setState("open");
       },
       message: (type: string, data: string, id: string | undefined) => {
