@@ -12,6 +12,7 @@
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
 import type Router from "@koa/router";
 import type { Logger } from "pino";
 
@@ -30,6 +31,8 @@ const ASSETS: Record<string, string> = {
 
 export interface Bundle {
   code: string;
+  /** The same, gzipped once (most of it is zod; ~465 KB → ~100 KB). */
+  gzipped: Buffer;
   etag: string;
 }
 
@@ -49,7 +52,7 @@ export async function bundleClient(): Promise<Bundle> {
     logLevel: "silent",
   });
   const code = result.outputFiles[0].text;
-  return { code, etag: `"${createHash("sha1").update(code).digest("base64url")}"` };
+  return { code, gzipped: gzipSync(code), etag: `"${createHash("sha1").update(code).digest("base64url")}"` };
 }
 
 export function mountInspector(router: Router, { basePath, logger }: InspectorOptions): void {
@@ -76,8 +79,9 @@ export function mountInspector(router: Router, { basePath, logger }: InspectorOp
   });
 
   router.get("/inspector/flowsync-client.js", async (ctx) => {
-    const { code, etag } = await clientBundle();
+    const { code, gzipped, etag } = await clientBundle();
     ctx.set("Cache-Control", "no-cache");
+    ctx.vary("Accept-Encoding");
     ctx.etag = etag;
     ctx.type = "text/javascript; charset=utf-8";
     ctx.status = 200;
@@ -85,7 +89,12 @@ export function mountInspector(router: Router, { basePath, logger }: InspectorOp
       ctx.status = 304;
       return;
     }
-    ctx.body = code;
+    if (ctx.acceptsEncodings("gzip", "identity") === "gzip") {
+      ctx.set("Content-Encoding", "gzip");
+      ctx.body = gzipped;
+    } else {
+      ctx.body = code;
+    }
   });
 
   router.get("/inspector/:file", async (ctx, next) => {

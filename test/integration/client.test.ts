@@ -1,0 +1,103 @@
+/**
+ * flowsync/client against a running flowsync (fetch reader): RESET → snapshot
+ * refetch → live, and resume after a server-side cut with nothing lost or repeated.
+ */
+import { MongoClient, type Db } from "mongodb";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createFlowStore, subscribeFlow, type ConnectionState, type DocEvent } from "flowsync/client";
+import type { Flowsync } from "../../src/flowsync";
+import { startTestBackend, uniqueDb, type TestBackend } from "../support/backend";
+import { startTestFlowsync } from "../support/flowsync";
+
+let backend: TestBackend;
+let fs: Flowsync;
+let writer: MongoClient;
+let db: Db;
+
+beforeAll(async () => {
+  backend = await startTestBackend();
+  const dbName = uniqueDb("client");
+  fs = await startTestFlowsync(backend.url, { MONGO_DB: dbName, RETRY_MS: "100" });
+  writer = await new MongoClient(backend.url).connect();
+  db = writer.db(dbName);
+});
+
+afterAll(async () => {
+  await writer?.close();
+  await fs?.stop();
+  await backend?.stop();
+});
+
+async function waitFor(predicate: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+type Doc = { _id: string; flowId: string; [k: string]: unknown };
+
+describe("flowsync/client against flowsync", () => {
+  it("on RESET refetches the snapshot, hands it over, and continues live from its cursor", async () => {
+    const nodes = db.collection<Doc>("nodes");
+    await nodes.insertMany([{ _id: "r1", flowId: "cl-reset", v: 1 }, { _id: "r2", flowId: "cl-reset", v: 2 }]);
+    const store = createFlowStore();
+    const log: string[] = [];
+    const sub = subscribeFlow(fs.url, "cl-reset", {
+      onReset: (d) => log.push(`reset ${d.reason}`),
+      onSnapshot: (s, m) => log.push(`snapshot ${m.reason} ${s.canvas.node?.length ?? 0}`),
+    }, { lastEventId: "1.zzzzzz.ABCD", store, transport: "fetch" });
+    await waitFor(() => log.length >= 2 && sub.state === "open", "the snapshot after RESET");
+    expect(log).toEqual(["reset cursor-foreign", "snapshot reset 2"]);
+    expect(sub.lastEventId).toMatch(/^1\.[a-z0-9]+\.T\d+_\d+$/);
+    await nodes.updateOne({ _id: "r1" }, { $set: { v: 10 } });
+    await waitFor(() => store.getState().nodes.r1?.v === 10, "the live update");
+    expect(Object.keys(store.getState().nodes).sort()).toEqual(["r1", "r2"]);
+    sub.close();
+    expect(sub.state).toBe("closed");
+  });
+
+  it("resumes with the last id after the server cuts the stream: every write once, in order", async () => {
+    const nodes = db.collection<Doc>("nodes");
+    const events: DocEvent[] = [];
+    const states: ConnectionState[] = [];
+    const sub = subscribeFlow(fs.url, "cl-cut", { onEvent: (e) => events.push(e), onState: (s) => states.push(s) }, { transport: "fetch" });
+    await waitFor(() => sub.state === "open", "open");
+    const written: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      await nodes.insertOne({ _id: `a${i}`, flowId: "cl-cut" });
+      written.push(`a${i}`);
+    }
+    await waitFor(() => events.length === 5, "first batch");
+    fs.hub.closeAll("reset");
+    await waitFor(() => sub.state === "reconnecting", "the cut");
+    for (let i = 0; i < 5; i++) {
+      await nodes.insertOne({ _id: `b${i}`, flowId: "cl-cut" });
+      written.push(`b${i}`);
+    }
+    await waitFor(() => events.length >= 10, "second batch");
+    await new Promise((r) => setTimeout(r, 200));
+    expect(events.map((e) => e.data.id)).toEqual(written);
+    expect(states).toEqual(["open", "reconnecting", "open"]);
+    expect(sub.stats).toMatchObject({ events: 10, duplicates: 0, reconnects: 1, resets: 0, snapshots: 1 });
+    sub.close();
+  });
+
+  it("sends headers and getToken's token on every request", async () => {
+    const seen: Array<Record<string, string>> = [];
+    const sub = subscribeFlow(fs.url, "cl-auth", {}, {
+      getToken: () => "tok",
+      headers: { "X-Trace": "t1" },
+      fetch: (url, init) => {
+        seen.push(init.headers);
+        return fetch(url, init);
+      },
+    });
+    await waitFor(() => sub.state === "open", "open");
+    sub.close();
+    expect(sub.transport).toBe("fetch");
+    expect(seen).toHaveLength(2); // snapshot, subscribe
+    for (const h of seen) expect(h).toMatchObject({ Authorization: "Bearer tok", "X-Trace": "t1" });
+  });
+});
