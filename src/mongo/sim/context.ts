@@ -20,11 +20,19 @@ export interface ServerState {
   /** Replica set name; undefined for a standalone (no change streams). */
   setName: string | undefined;
   startedAt: Date;
+  /** Open client connections (for $currentOp). */
+  connections: Set<Connection>;
 }
 
 export interface Connection {
   id: number;
+  /** "ip:port" of the client end, as $currentOp reports it. */
+  client: string;
   appName?: string;
+  /** The handshake's `client` document. */
+  clientMetadata?: Document;
+  /** Whether a command is running on it (an active op rather than an idle connection). */
+  busy: boolean;
   /** Aborted when the socket closes, so waits on its behalf stop. */
   closed: AbortSignal;
 }

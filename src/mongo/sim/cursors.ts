@@ -15,6 +15,8 @@ interface CursorBase {
   lastUsed: Date;
   /** Aborted by killCursors, so that a getMore waiting on this cursor wakes up. */
   killed: AbortController;
+  /** A getMore is running on it: mongod then lists it as part of an active op, not as an idle cursor. */
+  pinned: boolean;
 }
 
 export interface QueryCursor extends CursorBase {
@@ -35,9 +37,9 @@ export class Cursors {
   // Start somewhere unpredictable so ids from a previous simulator are not reused at once.
   private nextId = 1 + Math.floor(Math.random() * 2 ** 40);
 
-  add<C extends Cursor>(cursor: Omit<C, "id" | "createdAt" | "lastUsed" | "killed">): C {
+  add<C extends Cursor>(cursor: Omit<C, "id" | "createdAt" | "lastUsed" | "killed" | "pinned">): C {
     const now = new Date();
-    const c = { ...cursor, id: this.nextId++, createdAt: now, lastUsed: now, killed: new AbortController() } as C;
+    const c = { ...cursor, id: this.nextId++, createdAt: now, lastUsed: now, killed: new AbortController(), pinned: false } as C;
     this.open.set(c.id, c);
     return c;
   }

@@ -56,13 +56,15 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     me: "", // known once listening
     setName,
     startedAt: new Date(),
+    connections: new Set(),
   };
 
   const server = net.createServer((socket) => {
     sockets.add(socket);
     socket.setNoDelay(true);
     const closed = new AbortController();
-    const conn: Connection = { id: nextConnectionId++, closed: closed.signal };
+    const conn: Connection = { id: nextConnectionId++, client: `${socket.remoteAddress}:${socket.remotePort}`, busy: false, closed: closed.signal };
+    state.connections.add(conn);
     const ctx: Ctx = { server: state, conn };
     let pending = Buffer.alloc(0);
     let queue = Promise.resolve();
@@ -83,6 +85,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     socket.on("error", () => socket.destroy());
     socket.on("close", () => {
       sockets.delete(socket);
+      state.connections.delete(conn);
       closed.abort();
     });
 
@@ -97,8 +100,9 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
         return;
       }
       const db = request.opCode === OP_QUERY ? (request.fullCollectionName ?? "admin").split(".")[0] : ((request.body.$db as string) ?? "admin");
-      rememberAppName(conn, request.body);
-      const reply = await runCommand(request.body, db, ctx);
+      rememberClient(conn, request.body);
+      conn.busy = true;
+      const reply = await runCommand(request.body, db, ctx).finally(() => (conn.busy = false));
       if (reply === CLOSE_CONNECTION) {
         socket.destroy();
         return;
@@ -147,8 +151,10 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   };
 }
 
-/** The handshake names the application; failCommand's `appName` filter matches on it. */
-function rememberAppName(conn: Connection, body: Document): void {
-  const name = body.client?.application?.name;
+/** The handshake describes the client and names the application (failCommand's `appName` filter, $currentOp). */
+function rememberClient(conn: Connection, body: Document): void {
+  if (!body.client || typeof body.client !== "object") return;
+  conn.clientMetadata = body.client;
+  const name = body.client.application?.name;
   if (typeof name === "string") conn.appName = name;
 }

@@ -3,7 +3,8 @@ import { Aggregator, Query } from "mingo";
 import { Long, type Document } from "bson";
 import { ChangeStreamReader, openChangeStream } from "../change-stream";
 import { collectionName, notImplemented, readTime, type Ctx, type Handler } from "../context";
-import type { Cursor, QueryCursor, StreamCursor } from "../cursors";
+import type { QueryCursor, StreamCursor } from "../cursors";
+import { currentOp } from "./current-op";
 import { Codes, engineError, fail, RESUMABLE_CODES } from "../errors";
 import { valueKey } from "../store";
 
@@ -91,7 +92,7 @@ export const aggregate: Handler = (cmd, db, ctx) => {
   if (first === "$changeStream") return openStream(cmd, db, ctx, pipeline, batchSize);
   if (cmd.aggregate === 1) {
     if (first !== "$currentOp" || db !== "admin") notImplemented(`database-level aggregate starting with ${first}`);
-    const ops = currentOp(ctx.server.cursors.list(), (pipeline[0].$currentOp ?? {}) as Document);
+    const ops = currentOp(ctx, (pipeline[0].$currentOp ?? {}) as Document);
     return firstBatch(ctx, "admin.$cmd.aggregate", new Aggregator(pipeline.slice(1)).run(ops) as Document[], cmd, batchSize);
   }
   const name = collectionName(cmd, "aggregate");
@@ -140,7 +141,12 @@ export const getMore: Handler = async (cmd, db, ctx) => {
     fail(code, "Hit the 'failGetMoreAfterCursorCheckout' failpoint", labels);
   }
   if (cursor.kind === "query") return nextQueryBatch(ctx, cursor, cmd.batchSize);
-  return nextStreamBatch(ctx, cursor, cmd);
+  cursor.pinned = true;
+  try {
+    return await nextStreamBatch(ctx, cursor, cmd);
+  } finally {
+    cursor.pinned = false;
+  }
 };
 
 function nextQueryBatch(ctx: Ctx, cursor: QueryCursor, batchSize: number | undefined): Document {
@@ -187,22 +193,3 @@ export const killCursors: Handler = (cmd, _db, ctx) => {
   for (const id of ids) (ctx.server.cursors.remove(id) ? killed : notFound).push(Long.fromNumber(id));
   return { cursorsKilled: killed, cursorsNotFound: notFound, cursorsAlive: [], cursorsUnknown: [], ok: 1 };
 };
-
-/** `$currentOp` output for open cursors, the way mongod lists idle cursors. */
-function currentOp(open: Cursor[], options: Document): Document[] {
-  if (!options.idleCursors) return [];
-  return open.map((c) => ({
-    type: "idleCursor",
-    active: false,
-    ns: c.ns,
-    cursor: {
-      cursorId: Long.fromNumber(c.id),
-      createdDate: c.createdAt,
-      lastAccessDate: c.lastUsed,
-      originatingCommand: c.originatingCommand,
-      tailable: c.kind === "changeStream",
-      awaitData: c.kind === "changeStream",
-      noCursorTimeout: false,
-    },
-  }));
-}
