@@ -19,6 +19,16 @@ import type { Flowsync } from "../../src/flowsync";
 import { startTestBackend, uniqueDb, type TestBackend } from "../support/backend";
 import { startTestFlowsync } from "../support/flowsync";
 
+// Functions passed to page.evaluate run in the page. The project compiles without the DOM lib,
+// so the few DOM names they use are declared here (module scope).
+interface PageElement {
+  dataset: Record<string, string | undefined>;
+  getAttribute(name: string): string | null;
+  textContent: string | null;
+}
+declare const document: { querySelector(selector: string): PageElement | null; querySelectorAll(selector: string): { length: number } };
+declare const CSS: { escape(text: string): string };
+
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const ARTIFACTS = path.resolve("artifacts");
 const FLOW = "browser-flow";
@@ -74,15 +84,15 @@ type Row = { type: string; op: string; id: string; cursor: string };
 async function eventLog(): Promise<Row[]> {
   return page.$$eval("#log tbody tr.event", (trs) =>
     trs
-      .map((tr) => ({ seq: Number((tr as HTMLElement).dataset.seq), ...(tr as HTMLElement).dataset }))
-      .sort((a, b) => a.seq - b.seq)
+      .map((tr) => (tr as unknown as PageElement).dataset)
+      .sort((a, b) => Number(a.seq) - Number(b.seq))
       .map((d) => ({ type: d.type ?? "", op: d.op ?? "", id: d.id ?? "", cursor: d.cursor ?? "" })),
   );
 }
 
 async function nodePosition(id: string): Promise<{ x: number; y: number; transform: string | null } | null> {
   return page.evaluate((id) => {
-    const g = document.querySelector(`#nodes g.node[data-id="${CSS.escape(id)}"]`) as SVGGElement | null;
+    const g = document.querySelector(`#nodes g.node[data-id="${CSS.escape(id)}"]`);
     return g ? { x: Number(g.dataset.x), y: Number(g.dataset.y), transform: g.getAttribute("transform") } : null;
   }, id);
 }
@@ -90,7 +100,7 @@ async function nodePosition(id: string): Promise<{ x: number; y: number; transfo
 async function waitForPosition(id: string, x: number, y: number): Promise<void> {
   await page.waitForFunction(
     ([id, x, y]) => {
-      const g = document.querySelector(`#nodes g.node[data-id="${CSS.escape(id)}"]`) as SVGGElement | null;
+      const g = document.querySelector(`#nodes g.node[data-id="${CSS.escape(id)}"]`);
       return g !== null && Number(g.dataset.x) === x && Number(g.dataset.y) === y;
     },
     [id, x, y] as const,
