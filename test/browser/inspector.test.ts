@@ -42,15 +42,19 @@ let page: Page;
 let profile: string;
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`Chromium not found at ${CHROMIUM}. Install Debian's package: apt-get update && apt-get install -y chromium (.ci/run does this), or set CHROMIUM_PATH.`);
-  }
   backend = await startTestBackend();
   const dbName = uniqueDb("browser");
   // A short retry hint: EventSource reconnects after it.
   fs = await startTestFlowsync(backend.url, { MONGO_DB: dbName, RETRY_MS: "300" });
   writer = await new MongoClient(backend.url).connect();
   db = writer.db(dbName);
+});
+
+/** Launched inside the test, so that a missing Chromium fails the test (a failing hook would only skip it). */
+async function launch(): Promise<Page> {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`Chromium not found at ${CHROMIUM}. Install Debian's package: apt-get update && apt-get install -y chromium (.ci/run does this), or set CHROMIUM_PATH.`);
+  }
   profile = await mkdtemp(path.join(tmpdir(), "flowsync-chromium-"));
   context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
@@ -67,8 +71,8 @@ beforeAll(async () => {
     ],
     viewport: { width: 1280, height: 760 },
   });
-  page = context.pages()[0] ?? (await context.newPage());
-}, 60_000);
+  return context.pages()[0] ?? (await context.newPage());
+}
 
 afterAll(async () => {
   await context?.close();
@@ -131,6 +135,7 @@ describe("inspector page in Chromium", () => {
       writes.push({ type: "SYNC_CANVAS", op: "insert", id });
     };
 
+    page = await launch();
     const pageErrors: string[] = [];
     page.on("pageerror", (err) => pageErrors.push(err.message));
     page.on("console", (msg) => {
