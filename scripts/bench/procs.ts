@@ -1,0 +1,129 @@
+/** Process plumbing for the benchmark: start/stop children, read their CPU and memory, talk to workers. */
+import { fork, spawn, type ChildProcess } from "node:child_process";
+import { createWriteStream, readFileSync } from "node:fs";
+import net from "node:net";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import type { WorkerRequest, WorkerStats } from "./loadgen";
+
+export const root = fileURLToPath(new URL("../../", import.meta.url));
+const CLK_TCK = 100; // getconf CLK_TCK on Linux/x86-64
+
+export interface Usage {
+  /** CPU seconds (user + system) since the process started. */
+  cpu: number;
+  rssKB: number;
+  peakRssKB: number;
+}
+
+/** CPU time and memory of a process, from /proc (Linux). */
+export function usage(pid: number): Usage {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const cpu = (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime, stime (fields 14, 15)
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+)`, "m").exec(status)?.[1] ?? 0);
+  return { cpu, rssKB: kb("VmRSS"), peakRssKB: kb("VmHWM") };
+}
+
+/** Soft limit of open files of this process (children inherit it). */
+export function fdLimit(): number {
+  const line = /^Max open files\s+(\d+)/m.exec(readFileSync("/proc/self/limits", "utf8"));
+  return line ? Number(line[1]) : 1024;
+}
+
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+export interface Child {
+  readonly proc: ChildProcess;
+  readonly pid: number;
+  stop(): Promise<void>;
+}
+
+/** Starts `node --import tsx <script>`; resolves with the first stdout line matching `ready`. */
+export async function startNode(script: string, opts: { args?: string[]; env?: NodeJS.ProcessEnv; nodeArgs?: string[]; log: string; ready: RegExp; timeoutMs?: number }): Promise<Child & { line: string }> {
+  const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), "--import", "tsx", script, ...(opts.args ?? [])], {
+    cwd: root,
+    env: { ...process.env, ...opts.env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const log = createWriteStream(opts.log);
+  proc.stderr!.pipe(log);
+  const line = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${script} not ready after ${opts.timeoutMs ?? 30_000} ms (see ${opts.log})`)), opts.timeoutMs ?? 30_000);
+    const lines = createInterface({ input: proc.stdout! });
+    lines.on("line", (l) => {
+      log.write(`${l}\n`);
+      if (opts.ready.test(l)) {
+        clearTimeout(timer);
+        resolve(l);
+      }
+    });
+    proc.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${script} exited (${code}) before it was ready (see ${opts.log})`));
+    });
+  });
+  return { proc, pid: proc.pid!, line, stop: () => stopChild(proc) };
+}
+
+export function stopChild(proc: ChildProcess, graceMs = 10_000): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const kill = setTimeout(() => proc.kill("SIGKILL"), graceMs);
+    proc.once("exit", () => {
+      clearTimeout(kill);
+      resolve();
+    });
+    proc.kill("SIGTERM");
+  });
+}
+
+type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };
+
+/** A forked load-generator worker (loadgen.ts), driven by request/response over IPC. */
+export class Worker {
+  readonly proc: ChildProcess;
+  #next = 1;
+  #pending = new Map<number, Pending>();
+
+  constructor() {
+    this.proc = fork(`${root}scripts/bench/loadgen.ts`, [], { execArgv: ["--import", "tsx"], cwd: root, stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    this.proc.on("message", (msg: { id: number; result?: unknown; error?: string }) => {
+      const p = this.#pending.get(msg.id);
+      if (!p) return; // the answer to a request we stopped waiting for
+      this.#pending.delete(msg.id);
+      if (msg.error) p.reject(new Error(msg.error));
+      else p.resolve(msg.result);
+    });
+  }
+
+  request<T>(req: DistributiveOmit<WorkerRequest, "id">): Promise<T> {
+    const id = this.#next++;
+    return new Promise<T>((resolve, reject) => {
+      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.proc.send({ ...req, id });
+    });
+  }
+
+  stats(samples = false): Promise<WorkerStats> {
+    return this.request<WorkerStats>({ cmd: "stats", samples });
+  }
+
+  stop(): Promise<void> {
+    return stopChild(this.proc, 2000);
+  }
+}
+
+type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
+
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}

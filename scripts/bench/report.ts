@@ -1,0 +1,175 @@
+/** BENCHMARKS.md from the results of one `npm run bench`; the notes below NOTES_MARKER are kept across runs. */
+import type { ProfileSummary } from "./profile";
+
+export interface Latency {
+  p50: number;
+  p99: number;
+  max: number;
+  n: number;
+}
+
+export interface Run {
+  name: string;
+  kind: "hot" | "spread" | "trickle-max" | "burst" | "idle";
+  design: "flowsync" | "naive";
+  subscribers: number;
+  flows: number;
+  rate: number;
+  batch: number;
+  opened: number;
+  connectMs: number;
+  rssBeforeKB: number;
+  idleRssKB: number;
+  written?: number;
+  expected?: number;
+  delivered?: number;
+  writeMs?: number;
+  seconds?: number;
+  deliveriesPerSec?: number;
+  e2e?: Latency;
+  added?: Latency;
+  serverCpuPct?: number;
+  backendCpuPct?: number;
+  loadCpuPct?: number;
+  rssKB?: number;
+  peakRssKB?: number;
+  dropped?: number;
+  stopped?: string;
+}
+
+interface Backlog {
+  events: number;
+  ms: number;
+  cpuSec: number;
+  served: number;
+}
+
+export interface Results {
+  command: string;
+  startedAt: string;
+  finishedAt?: string;
+  machine: { cpu: string; cores: number; memGB: number; node: string; kernel: string; fdLimit: number; commit: string };
+  backend: string;
+  constants: Record<string, number>;
+  runs: Run[];
+  catchUp?: { behind: number; memory: Backlog; mongodb: Backlog };
+  profile?: ProfileSummary;
+}
+
+export const NOTES_MARKER = "<!-- Everything below this line is kept when `npm run bench` rewrites the file. -->";
+
+const int = (n: number | undefined) => (n === undefined || !Number.isFinite(n) ? "–" : Math.round(n).toLocaleString("en-US"));
+const ms = (n: number | undefined) => (n === undefined || !Number.isFinite(n) ? "–" : n < 10 ? n.toFixed(1) : Math.round(n).toLocaleString("en-US"));
+const mb = (kb: number | undefined) => (kb === undefined ? "–" : (kb / 1024).toFixed(0));
+const pct = (n: number | undefined) => (n === undefined || !Number.isFinite(n) ? "–" : `${Math.round(n)} %`);
+
+function fanOutTable(runs: Run[]): string {
+  const head =
+    "| design | subscribers | flows | written | delivered | deliveries/s | write→client p50 / p99 / max (ms) | added by the server p50 / p99 (ms) | server CPU | server RSS (MB) | backend CPU | load CPU | connect (s) |\n" +
+    "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |";
+  const rows = runs.map((r) => {
+    if (r.stopped && r.delivered === undefined) return `| ${r.design} | ${int(r.subscribers)} | ${int(r.flows)} | | | | **stopped**: ${r.stopped} | | | ${r.idleRssKB ? mb(r.idleRssKB) : "–"} | | | ${r.connectMs ? (r.connectMs / 1000).toFixed(1) : "–"} |`;
+    const lat = `${ms(r.e2e?.p50)} / ${ms(r.e2e?.p99)} / ${ms(r.e2e?.max)}`;
+    const stop = r.stopped ? ` **${r.stopped}**` : "";
+    return `| ${r.design} | ${int(r.subscribers)} | ${int(r.flows)} | ${int(r.written)} | ${int(r.delivered)} | ${int(r.deliveriesPerSec)} | ${lat}${stop} | ${ms(r.added?.p50)} / ${ms(r.added?.p99)} | ${pct(r.serverCpuPct)} | ${mb(r.rssKB)} | ${pct(r.backendCpuPct)} | ${pct(r.loadCpuPct)} | ${(r.connectMs / 1000).toFixed(1)} |`;
+  });
+  return `${head}\n${rows.join("\n")}`;
+}
+
+function ratios(results: Results, kind: Run["kind"]): string[] {
+  const out: string[] = [];
+  for (const fs of results.runs.filter((r) => r.kind === kind && r.design === "flowsync")) {
+    const naive = results.runs.find((r) => r.name === fs.name && r.design === "naive");
+    if (!naive) continue;
+    const what = `${int(fs.subscribers)} subscriber(s) on ${fs.flows === 1 ? "one flow" : `${int(fs.flows)} flows`}`;
+    if (naive.stopped && naive.delivered === undefined) {
+      out.push(`- ${what}: naive **stopped** (${naive.stopped}); flowsync delivered ${int(fs.delivered)} of ${int(fs.expected)} with p99 ${ms(fs.e2e?.p99)} ms.`);
+      continue;
+    }
+    const p99 = (naive.e2e?.p99 ?? Number.NaN) / (fs.e2e?.p99 ?? Number.NaN);
+    const cpu = (naive.serverCpuPct ?? Number.NaN) / (fs.serverCpuPct ?? Number.NaN);
+    const bcpu = (naive.backendCpuPct ?? Number.NaN) / (fs.backendCpuPct ?? Number.NaN);
+    const rate = (fs.deliveriesPerSec ?? Number.NaN) / (naive.deliveriesPerSec ?? Number.NaN);
+    const f = (x: number) => (Number.isFinite(x) ? `${x >= 10 ? Math.round(x) : x.toFixed(1)}×` : "–");
+    out.push(
+      `- ${what}: naive/flowsync p99 latency **${f(p99)}**, server CPU ${f(cpu)}, backend CPU ${f(bcpu)}; flowsync/naive deliveries/s ${f(rate)}` +
+        (naive.stopped ? `; naive ${naive.stopped}` : ""),
+    );
+  }
+  return out;
+}
+
+export function renderReport(r: Results, previous: string): string {
+  const runs = (kind: Run["kind"]) => r.runs.filter((x) => x.kind === kind);
+  const fs = (name: string) => r.runs.find((x) => x.name === name && x.design === "flowsync");
+  const idle = fs("idle");
+  const perIdleKB = idle && idle.opened > 0 ? (idle.idleRssKB - idle.rssBeforeKB) / idle.opened : Number.NaN;
+  const hot10k = fs("hot-10000");
+  const trickle = fs("trickle-max");
+  const burst = fs("burst");
+  const c = r.constants;
+  const m = r.machine;
+  const targets: Array<[string, string, string, boolean | undefined]> = [
+    ["concurrent subscribers in one process", "19,000", idle ? `${int(idle.opened)} connected, ${int(idle.delivered)} of ${int(idle.expected)} got the event (p99 ${ms(idle.e2e?.p99)} ms)` : "–", idle ? idle.opened >= 19_000 && idle.delivered === idle.expected : undefined],
+    ["deliveries/s, events one at a time", "≥ 200,000", trickle ? `${int(trickle.deliveriesPerSec)} (offered ${int(trickle.rate * trickle.subscribers)}/s; at ${c.HOT_RATE}/s × 10,000: ${int(hot10k?.deliveriesPerSec)})` : "–", trickle ? (trickle.deliveriesPerSec ?? 0) >= 200_000 : undefined],
+    ["deliveries/s, bursts (coalesced)", "≥ 800,000", burst ? `${int(burst.deliveriesPerSec)} (${burst.batch}-document batches)` : "–", burst ? (burst.deliveriesPerSec ?? 0) >= 800_000 : undefined],
+    ["p99 latency added by the service, 10,000 subscribers", "≤ 50 ms", hot10k ? `${ms(hot10k.added?.p99)} ms (write→client p99 ${ms(hot10k.e2e?.p99)} ms)` : "–", hot10k ? (hot10k.added?.p99 ?? Infinity) <= 50 : undefined],
+    ["RSS per idle subscriber", "≤ 16 KB", Number.isFinite(perIdleKB) ? `${perIdleKB.toFixed(1)} KB` : "–", Number.isFinite(perIdleKB) ? perIdleKB <= 16 : undefined],
+  ];
+  const cu = r.catchUp;
+  const notes = previous.includes(NOTES_MARKER) ? previous.slice(previous.indexOf(NOTES_MARKER) + NOTES_MARKER.length).replace(/^\n+/, "") : "## Notes\n\n(none yet)\n";
+  return `# Benchmarks
+
+Generated by \`npm run bench\` (scripts/bench/); the tables above the notes marker are rewritten by every run.
+
+- **Command:** \`${r.command}\` — run ${r.startedAt} → ${r.finishedAt ?? "?"}, commit \`${m.commit}\`
+- **Machine:** ${m.cores} × ${m.cpu}, ${m.memGB} GB RAM, Linux ${m.kernel}, Node ${m.node}, open-files limit ${int(m.fdLimit)}
+- **Processes:** backend = ${r.backend}; server = flowsync (\`node --import tsx src/main.ts\`, defaults) or the naive server; load = the bench process (writes through its own MongoClient, and watches its own change stream as the baseline) + forked workers holding the SSE connections (≤ ${int(c.WORKER_MAX)} each). All share the ${m.cores} cores: CPU columns are per process, 100 % = one core.
+- **Latency:** *write→client* = arrival at a subscriber − the writer's clock just before \`insertOne\`; *added by the server* = arrival at a subscriber − arrival of the same change on the load generator's own change stream (what the backend's change stream costs is subtracted). Sampled on ${c.PROBES} probe connections spread evenly over the fan-out order; every connection counts its events.
+- **Loads:** one hot flow at ${c.HOT_RATE} writes/s, or subscribers spread round-robin over 1,000 flows at ${c.SPREAD_RATE} writes/s; ${c.WRITE_SECONDS} s of writes, then up to ${c.DRAIN_MS / 1000} s to deliver; *behind* = not everything arrived by then. Subscribers that take over ${c.CONNECT_BUDGET_MS / 1000} s to connect stop a run.
+
+## Targets
+
+| target | wanted | measured | |
+| --- | --- | --- | --- |
+${targets.map(([what, want, got, ok]) => `| ${what} | ${want} | ${got} | ${ok === undefined ? "not run" : ok ? "met" : "**missed**"} |`).join("\n")}
+
+## One hot flow (${c.HOT_RATE} writes/s)
+
+${fanOutTable(runs("hot"))}
+
+${ratios(r, "hot").join("\n")}
+
+## Spread over 1,000 flows (${c.SPREAD_RATE} writes/s)
+
+${fanOutTable(runs("spread"))}
+
+${ratios(r, "spread").join("\n")}
+
+## Throughput at 10,000 subscribers on one flow
+
+${fanOutTable([...runs("trickle-max"), ...runs("burst")])}
+
+- *trickle*: ${trickle ? `${int(trickle.rate)} single inserts/s for ${trickle.written ? (trickle.written / trickle.rate).toFixed(0) : "?"} s` : "not run"}; *burst*: ${burst ? `${burst.batch}-document \`insertMany\` batches, ${burst.rate}/s` : "not run"}. deliveries/s = events counted by all connections ÷ (last write → last delivery).
+
+## Idle subscribers and memory
+
+${idle ? `${int(idle.opened)} subscribers on one flow (${idle.opened >= 19_000 ? "one flowsync process" : "as many as the fd limit allows"}): flowsync RSS ${mb(idle.rssBeforeKB)} MB before, ${mb(idle.idleRssKB)} MB with all of them connected and idle ⇒ **${perIdleKB.toFixed(1)} KB per idle subscriber**. Connecting them took ${(idle.connectMs / 1000).toFixed(1)} s. Then one event: ${int(idle.delivered)} of ${int(idle.expected)} received it, write→client p50 / p99 / max ${ms(idle.e2e?.p50)} / ${ms(idle.e2e?.p99)} / ${ms(idle.e2e?.max)} ms.` : "not run"}
+
+## Catch-up of a subscriber ${cu ? int(cu.behind) : "10,000"} events behind
+
+${
+  cu
+    ? `| served from | events | time (ms) | events/s | flowsync CPU (s) | counted by /metrics |
+| --- | ---: | ---: | ---: | ---: | --- |
+| memory (replay buffer) | ${int(cu.memory.events)} | ${ms(cu.memory.ms)} | ${int(cu.memory.events / (cu.memory.ms / 1000))} | ${cu.memory.cpuSec.toFixed(2)} | replays{source="memory"} +${cu.memory.served} |
+| MongoDB (catch-up change stream) | ${int(cu.mongodb.events)} | ${ms(cu.mongodb.ms)} | ${int(cu.mongodb.events / (cu.mongodb.ms / 1000))} | ${cu.mongodb.cpuSec.toFixed(2)} | replays{source="mongodb"} +${cu.mongodb.served} |
+
+Time = from the request to the ${int(cu.behind)}th event, read by one \`fetch\` client. flowsync ran with \`REPLAY_BUFFER_SIZE=${cu.behind}\`; one more write elsewhere then pushed the oldest of them out of memory, so the same cursor had to be served from MongoDB.`
+    : "not run"
+}
+${r.profile ? `\n## CPU profile of flowsync during this run (\`--cpu-prof\`)\n\n${r.profile.text}\n` : ""}
+${NOTES_MARKER}
+
+${notes}`;
+}
