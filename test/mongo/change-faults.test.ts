@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import type { ChangeStream, Document } from "mongodb";
-import { coll, expectCode, failPoint, failPointOff, isSim, nextEvents, openStream, recordCommands, sleep, uniqueDb, useBackend } from "./helpers";
+import { coll, expectCode, failPoint, failPointOff, insertThroughFaults, isSim, nextEvents, openStream, recordCommands, sleep, startReading, uniqueDb, useBackend } from "./helpers";
 
 /** Codes a 4.4+ server labels ResumableChangeStreamError on a change-stream getMore (resume-allowlist spec tests). */
 const RESUMABLE = [6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436, 63, 150, 13388, 234, 133];
@@ -119,19 +119,20 @@ describe("resuming after faults", () => {
 
   it.runIf(isSim)("sim.dropConnections() while a getMore waits (simulator knob: a network cut): resumes", async () => {
     const c = coll(h.client.db(uniqueDb()), "c");
-    const stream = await openStream(c, [], { maxAwaitTimeMS: 5_000 });
+    const stream = c.watch([], { maxAwaitTimeMS: 5_000 });
+    const { first } = await startReading(stream);
     const rec = recordCommands(h.client);
     const received: unknown[] = [];
     try {
       await c.insertMany([{ _id: 1 }, { _id: 2 }, { _id: 3 }]);
-      received.push(...(await nextEvents(stream, 3)).map((e) => e.documentKey._id));
+      received.push((await first).documentKey._id as number, ...(await nextEvents(stream, 2)).map((e) => e.documentKey._id));
       const getMores = rec.names().filter((n) => n === "getMore").length;
       const pending = stream.next(); // its getMore now waits on the server
       while (rec.names().filter((n) => n === "getMore").length === getMores) await sleep(10);
       await sleep(50);
       h.backend.sim!.dropConnections();
-      await c.insertMany([{ _id: 4 }, { _id: 5 }, { _id: 6 }]);
-      received.push((await pending).documentKey._id, ...(await nextEvents(stream, 2)).map((e) => e.documentKey._id));
+      await insertThroughFaults(c, [{ _id: 4 }, { _id: 5 }, { _id: 6 }]);
+      received.push(((await pending) as Document).documentKey._id, ...(await nextEvents(stream, 2)).map((e) => e.documentKey._id));
       await c.insertMany([{ _id: 7 }, { _id: 8 }]);
       received.push(...(await nextEvents(stream, 2)).map((e) => e.documentKey._id));
     } finally {

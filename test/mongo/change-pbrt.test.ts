@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import type { Document } from "mongodb";
-import { coll, nextEvents, openStream, recordCommands, uniqueDb, useBackend } from "./helpers";
+import { coll, nextEvents, openStream, recordCommands, startReading, uniqueDb, useBackend } from "./helpers";
 
 describe("postBatchResumeToken and awaitData", () => {
   const h = useBackend({}, { monitorCommands: true });
@@ -102,11 +102,11 @@ describe("postBatchResumeToken and awaitData", () => {
 
   it("a waiting getMore returns as soon as an event arrives", async () => {
     const c = fresh();
-    const stream = await openStream(c, [], { maxAwaitTimeMS: 20_000 });
+    const stream = c.watch([], { maxAwaitTimeMS: 20_000 });
+    const { first } = await startReading(stream);
     const started = Date.now();
-    const next = stream.next();
     setTimeout(() => void c.insertOne({ _id: "wake" }), 50);
-    const e = await next;
+    const e = await first;
     expect(e.documentKey).toEqual({ _id: "wake" });
     expect(Date.now() - started).toBeLessThan(10_000);
     await stream.close();

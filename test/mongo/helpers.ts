@@ -79,6 +79,21 @@ export async function openStream(
   return stream;
 }
 
+/**
+ * Opens a change stream with a long await and starts reading: resolves once the
+ * server has opened the stream (its first, empty batch has come back), with the
+ * pending first `next()`, whose getMore now waits on the server. For streams
+ * whose maxAwaitTimeMS is too long for `openStream`'s idle probe.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export async function startReading(stream: ChangeStream<any, any>): Promise<{ first: Promise<Document> }> {
+  // The driver caches the aggregate's postBatchResumeToken when the first batch is empty.
+  const opened = new Promise<void>((resolve) => stream.once("resumeTokenChanged", () => resolve()));
+  const first: Promise<Document> = stream.next();
+  await Promise.race([opened, first]);
+  return { first };
+}
+
 /** The next `n` change events, in order (each `next()` may await new events). */
 export async function nextEvents(stream: ChangeStream<Document, Document>, n: number): Promise<Document[]> {
   const out: Document[] = [];
@@ -137,6 +152,28 @@ export async function topologyOf(url: string, options: MongoClientOptions = {}):
     return last!;
   } finally {
     await client.close();
+  }
+}
+
+/**
+ * Inserts documents one by one, retrying through the transient errors a network
+ * fault leaves behind (the driver retries a write once; a cut can outlast that).
+ * A duplicate key on a retry means the earlier attempt went through.
+ */
+export async function insertThroughFaults(c: Collection<AnyDoc>, docs: AnyDoc[], ms = 10_000): Promise<void> {
+  const until = Date.now() + ms;
+  for (const doc of docs) {
+    for (;;) {
+      try {
+        await c.insertOne(doc);
+        break;
+      } catch (err) {
+        if (err instanceof MongoServerError && err.code === 11000) break;
+        // Network-level failures surface as MongoNetworkError or, on a reset mid-write, as a raw socket error.
+        if (Date.now() > until || err instanceof MongoServerError) throw err;
+        await sleep(50);
+      }
+    }
   }
 }
 

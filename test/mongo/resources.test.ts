@@ -7,7 +7,7 @@
 import { describe, expect, it } from "vitest";
 import { MongoClient, type Document } from "mongodb";
 import { startTestBackend } from "../support/backend";
-import { coll, failPoint, failPointOff, isSim, nextEvents, openStream, sleep, uniqueDb, useBackend } from "./helpers";
+import { coll, failPoint, failPointOff, insertThroughFaults, isSim, nextEvents, openStream, sleep, startReading, uniqueDb, useBackend } from "./helpers";
 
 describe("server resources", () => {
   const h = useBackend();
@@ -118,11 +118,11 @@ describe("server resources", () => {
 
   it.runIf(isSim)("a cursor whose connection is cut mid-getMore is removed (simulator dropConnections)", async () => {
     const c = coll(h.client.db(uniqueDb()), "c");
-    const stream = await openStream(c, [], { maxAwaitTimeMS: 5_000 });
-    const pending = stream.next();
+    const stream = c.watch([], { maxAwaitTimeMS: 5_000 });
+    const { first: pending } = await startReading(stream);
     await sleep(100);
     h.backend.sim!.dropConnections();
-    await eventually(() => c.insertOne({ _id: 1 }).then(() => {}));
+    await insertThroughFaults(c, [{ _id: 1 }]);
     await pending;
     expect(await stream.tryNext()).toBeNull();
     expect(await idleCursors(`${c.dbName}.c`)).toHaveLength(1);
