@@ -6,6 +6,7 @@ import { z } from "zod";
 import { FlowsyncError } from "./errors";
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+const bool = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
 
 /** Variable → [schema, one-line description for the README table]. */
 const schema = z.object({
@@ -32,6 +33,27 @@ const schema = z.object({
   CHANGE_STREAM_AWAIT_MS: int(10, 60_000).default(1000),
   SHUTDOWN_GRACE_MS: int(0).default(5000),
   SIM_OPLOG_SIZE: int(1).default(100_000),
+  // Limits (src/http/limits.ts); 0 = no limit.
+  MAX_SUBSCRIBERS: int(0).default(50_000),
+  MAX_SUBSCRIBERS_PER_FLOW: int(0).default(0),
+  MAX_STREAMS_PER_IP: int(0).default(0),
+  RETRY_AFTER_S: int(1, 3600).default(5),
+  TRUST_PROXY: bool.default(false),
+  // Access control (src/http/auth.ts): on when a key is set.
+  AUTH_JWT_SECRET: z.string().min(32, "must be at least 32 characters (HS256 needs a 256-bit key)").optional(),
+  AUTH_JWKS_FILE: z.string().min(1).optional(),
+  AUTH_JWKS_URL: z.url({ protocol: /^https?$/ }).optional(),
+  AUTH_ISSUER: z.string().min(1).optional(),
+  AUTH_AUDIENCE: z.string().min(1).optional(),
+  AUTH_FLOWS_CLAIM: z.string().min(1).default("flows"),
+  AUTH_COOKIE: z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, "not a valid cookie name").default("flowsync_token"),
+  AUTH_QUERY_TOKEN: bool.default(true),
+  AUTH_CLOCK_TOLERANCE_S: int(0, 300).default(5),
+  CORS_ORIGINS: z
+    .string()
+    .transform((v) => v.split(",").map((o) => o.trim()).filter((o) => o !== ""))
+    .pipe(z.array(z.string().regex(/^(\*|https?:\/\/[^/\s,]+)$/, "each origin must be '*' or like https://app.example.com")))
+    .default([]),
 });
 
 export type Env = z.input<typeof schema>;
@@ -54,6 +76,23 @@ export interface Config {
   changeStreamAwaitMs: number;
   shutdownGraceMs: number;
   simOplogSize: number;
+  maxSubscribers: number;
+  maxSubscribersPerFlow: number;
+  maxStreamsPerIp: number;
+  retryAfterS: number;
+  trustProxy: boolean;
+  auth: {
+    secret: string | undefined;
+    jwksFile: string | undefined;
+    jwksUrl: string | undefined;
+    issuer: string | undefined;
+    audience: string | undefined;
+    claim: string;
+    cookie: string;
+    queryToken: boolean;
+    clockToleranceS: number;
+  };
+  corsOrigins: readonly string[];
 }
 
 /** Parses the environment; throws E_CONFIG_INVALID naming each bad variable. */
@@ -84,5 +123,22 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
     changeStreamAwaitMs: e.CHANGE_STREAM_AWAIT_MS,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     simOplogSize: e.SIM_OPLOG_SIZE,
+    maxSubscribers: e.MAX_SUBSCRIBERS,
+    maxSubscribersPerFlow: e.MAX_SUBSCRIBERS_PER_FLOW,
+    maxStreamsPerIp: e.MAX_STREAMS_PER_IP,
+    retryAfterS: e.RETRY_AFTER_S,
+    trustProxy: e.TRUST_PROXY,
+    auth: Object.freeze({
+      secret: e.AUTH_JWT_SECRET,
+      jwksFile: e.AUTH_JWKS_FILE,
+      jwksUrl: e.AUTH_JWKS_URL,
+      issuer: e.AUTH_ISSUER,
+      audience: e.AUTH_AUDIENCE,
+      claim: e.AUTH_FLOWS_CLAIM,
+      cookie: e.AUTH_COOKIE,
+      queryToken: e.AUTH_QUERY_TOKEN,
+      clockToleranceS: e.AUTH_CLOCK_TOLERANCE_S,
+    }),
+    corsOrigins: Object.freeze([...e.CORS_ORIGINS]),
   });
 }

@@ -20,6 +20,20 @@ export const ERROR_CODES = {
   E_BAD_REQUEST: { status: 400, expose: true },
   /** No route matches. */
   E_NOT_FOUND: { status: 404, expose: true },
+  /** The request line or headers are too large (Node's HTTP parser limit, 16 KiB by default). */
+  E_HEADERS_TOO_LARGE: { status: 431, expose: true },
+  /** Auth is on and the request has no valid token (missing, malformed, bad signature, expired, wrong issuer/audience). */
+  E_UNAUTHORIZED: { status: 401, expose: true },
+  /** The token is valid but does not grant this flow. */
+  E_FORBIDDEN: { status: 403, expose: true },
+  /** A CORS preflight from an origin that is not in CORS_ORIGINS. */
+  E_ORIGIN_NOT_ALLOWED: { status: 403, expose: true },
+  /** This client IP already has MAX_STREAMS_PER_IP open event streams. */
+  E_TOO_MANY_STREAMS: { status: 429, expose: true },
+  /** The process already serves MAX_SUBSCRIBERS subscribers. */
+  E_SUBSCRIBERS_FULL: { status: 503, expose: true },
+  /** The flow already has MAX_SUBSCRIBERS_PER_FLOW subscribers on this process. */
+  E_FLOW_FULL: { status: 503, expose: true },
   /** An SSE field would break the wire format (CR, LF or NUL in id/event, bad retry). */
   E_SSE_FIELD_INVALID: { status: 500, expose: false },
   /** An invariant of our own code was broken; a bug, never the client's fault. */
@@ -34,6 +48,8 @@ export interface FlowsyncErrorOptions {
   status?: number;
   /** Overrides the code's default; true = the message may be sent to the client. */
   expose?: boolean;
+  /** Extra response headers (`Retry-After`, `WWW-Authenticate`), set by the HTTP error handler. */
+  headers?: Record<string, string>;
 }
 
 export class FlowsyncError extends Error {
@@ -42,12 +58,14 @@ export class FlowsyncError extends Error {
   readonly code: FlowsyncErrorCode;
   readonly status: number;
   readonly expose: boolean;
+  readonly headers: Readonly<Record<string, string>>;
 
   constructor(code: FlowsyncErrorCode, message: string, options: FlowsyncErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.status = options.status ?? ERROR_CODES[code].status;
     this.expose = options.expose ?? ERROR_CODES[code].expose;
+    this.headers = options.headers ?? {};
   }
 
   /** The JSON error body for HTTP answers; hides the message unless it is exposable. */

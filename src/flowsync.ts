@@ -16,6 +16,10 @@ import { cursorScope } from "./events/cursor";
 import { flowMatchStage } from "./filters/compile";
 import { loadFilters } from "./filters/load";
 import { createApp } from "./http/app";
+import { authEnabled, createAuthenticator } from "./http/auth";
+import { answerClientErrors } from "./http/client-errors";
+import { StreamLimits } from "./http/limits";
+import { ClientHealth } from "./mongo/client-health";
 import { createMetrics, type Metrics } from "./metrics";
 import { readSnapshot } from "./snapshot/read-snapshot";
 import { ChangeFeed } from "./hub/change-feed";
@@ -39,18 +43,42 @@ export interface Flowsync {
   readonly subscriptions: Subscriptions;
   /** What `GET /metrics` serves. */
   readonly metrics: Metrics;
+  /** MongoDB reachability (part of /readyz) and the wedged-driver guard. */
+  readonly health: ClientHealth;
+  readonly limits: StreamLimits;
   /** Graceful, idempotent: stop accepting, end every stream, close the watcher, then MongoDB. */
   stop(): Promise<void>;
 }
 
 export async function startFlowsync(config: Readonly<Config>, logger: Logger): Promise<Flowsync> {
   const filters = await loadFilters(config.filtersDir);
+  // Before MongoDB: a bad key file stops start-up at once.
+  const auth = authEnabled(config.auth) ? await createAuthenticator(config.auth) : undefined;
+  if (!auth) logger.warn("auth is disabled: anyone who can reach this port can read every flow (set AUTH_JWT_SECRET, AUTH_JWKS_FILE or AUTH_JWKS_URL)");
   const backend = await openBackend({ mongoUrl: config.mongoUrl, mode: config.backendMode, logger, sim: { oplogSize: config.simOplogSize } });
   const client = new MongoClient(backend.url);
   let server: http.Server | undefined;
   let watcher: ChangeWatcher | undefined;
+  let health: ClientHealth | undefined;
+  let stopping = false;
   try {
     await client.connect();
+    let reconnecting = false;
+    health = new ClientHealth({
+      client,
+      // Close and reconnect the same client: every Db handle stays valid, the watcher reopens from its token.
+      onStuck: (openForMs) => {
+        if (stopping || reconnecting) return;
+        reconnecting = true;
+        logger.error({ openForMs }, "MongoDB driver monitor is stuck: reconnecting the client");
+        client
+          .close()
+          .then(() => client.connect())
+          .catch((err) => logger.warn({ err }, "reconnect after a stuck monitor failed; operations will reconnect on their own"))
+          .finally(() => (reconnecting = false));
+      },
+    });
+    const mongo = health;
     const db = client.db(config.mongoDb);
     const hello = await client.db("admin").command({ hello: 1 });
     const scope = cursorScope(String(hello.setName ?? "sharded"), config.mongoDb);
@@ -86,7 +114,13 @@ export async function startFlowsync(config: Readonly<Config>, logger: Logger): P
     });
 
     const metrics = createMetrics({ hub, feed, subscriptions, watcher: live, catchUps });
-    let stopping = false;
+    const limits = new StreamLimits({
+      maxSubscribers: config.maxSubscribers,
+      maxSubscribersPerFlow: config.maxSubscribersPerFlow,
+      maxStreamsPerIp: config.maxStreamsPerIp,
+      retryAfterS: config.retryAfterS,
+      counts: (flowId) => hub.subscriberCount(flowId),
+    });
     const app = createApp({
       basePath: config.basePath,
       subscriptions,
@@ -94,12 +128,20 @@ export async function startFlowsync(config: Readonly<Config>, logger: Logger): P
       retryMs: config.retryMs,
       heartbeatMs: config.heartbeatMs,
       logger: logger.child({ component: "http" }),
-      readiness: () => ({ ready: !stopping && live.ready, detail: { watcher: live.state, subscribers: hub.subscriberCount() } }),
+      readiness: () => ({
+        ready: !stopping && live.ready && mongo.reachable,
+        detail: { watcher: live.state, mongo: mongo.reachable ? "reachable" : "unreachable", subscribers: hub.subscriberCount() },
+      }),
       metrics,
+      auth,
+      limits,
+      corsOrigins: config.corsOrigins,
+      trustProxy: config.trustProxy,
     });
     const httpServer = http.createServer(app.callback());
     server = httpServer;
     metrics.trackServer(httpServer);
+    answerClientErrors(httpServer);
     // While stopping, an SSE response ends a moment after closeAll() (its generator returns, then the
     // last chunk is written), and only then is its keep-alive connection idle. Close each one as soon
     // as it is: otherwise server.close() waits out the keep-alive timeout or the whole grace period.
@@ -128,13 +170,16 @@ export async function startFlowsync(config: Readonly<Config>, logger: Logger): P
         httpServer.closeAllConnections();
         await closed;
         await live.close();
+        mongo.close();
         await client.close();
         await backend.stop();
         logger.info("flowsync stopped");
       })());
 
-    return { url, mongoUrl: backend.url, backend: backend.kind, watcher: live, hub, feed, subscriptions, metrics, stop };
+    return { url, mongoUrl: backend.url, backend: backend.kind, watcher: live, hub, feed, subscriptions, metrics, health: mongo, limits, stop };
   } catch (err) {
+    stopping = true;
+    health?.close();
     server?.close();
     await watcher?.close();
     await client.close().catch(() => {});

@@ -8,7 +8,10 @@ import type { Logger } from "pino";
 import { FlowsyncError, isFlowsyncError } from "../errors";
 import { DOC_EVENT_TYPES, isValidFlowId, type SnapshotData } from "../events/schemas";
 import type { Subscriptions } from "../hub/subscriptions";
+import type { Authenticator, Grant } from "./auth";
+import { cors } from "./cors";
 import { mountInspector } from "./inspector";
+import type { StreamLimits } from "./limits";
 import { formatEvent } from "./sse-frame";
 import { streamSubscription, type SseOptions } from "./sse-stream";
 
@@ -21,15 +24,27 @@ export interface AppOptions extends SseOptions {
   readiness: () => { ready: boolean; detail: Record<string, unknown> };
   /** `GET /metrics` (Prometheus text format); no route when absent. */
   metrics?: { contentType: string; text(): Promise<string> };
+  /** JWT access control of the flow routes (src/http/auth.ts); absent = open. */
+  auth?: Authenticator;
+  /** Admission limits of event streams (src/http/limits.ts). */
+  limits?: StreamLimits;
+  /** CORS_ORIGINS (src/http/cors.ts); empty = no CORS headers. */
+  corsOrigins?: readonly string[];
+  /** Take the client IP from X-Forwarded-For (behind a trusted proxy). */
+  trustProxy?: boolean;
   logger: Logger;
 }
 
 export function createApp(o: AppOptions): Koa {
-  const app = new Koa();
+  const app = new Koa({ proxy: o.trustProxy ?? false });
   const router = new Router();
+  // Subscribe and snapshot: the token must grant the flow (401 / 403), when auth is on.
+  const authorize = (ctx: Koa.Context, flowId: string): Promise<Grant> | undefined =>
+    o.auth?.authorize({ authorization: ctx.get("Authorization") || undefined, cookie: ctx.cookies.get(o.auth.cookie), query: ctx.query.access_token }, flowId);
 
   router.get(`${o.basePath}/subscribe/:flowId`, async (ctx) => {
     const flowId = validFlowId(ctx.params.flowId);
+    const grant = await authorize(ctx, flowId);
     const types = eventTypes(ctx.query.types);
     let first: string | undefined;
     let lastEventId: string | undefined;
@@ -44,13 +59,15 @@ export function createApp(o: AppOptions): Koa {
       const query = ctx.query.lastEventId;
       lastEventId = header !== "" ? header : typeof query === "string" ? query : undefined;
     }
-    const subscription = o.subscriptions.open(flowId, { lastEventId, types, first });
+    // Admission and registration in one synchronous step (limits.ts).
+    const release = o.limits?.admit(ctx.ip, flowId);
     o.logger.debug({ flowId, cursor: lastEventId }, "subscriber connected");
-    streamSubscription(ctx, subscription, o);
+    streamSubscription(ctx, (onClose) => o.subscriptions.open(flowId, { lastEventId, types, first, onClose }), { ...o, expiresAt: grant?.expiresAt, onEnd: release });
   });
 
   router.get(`${o.basePath}/flows/:flowId/snapshot`, async (ctx) => {
     const flowId = validFlowId(ctx.params.flowId);
+    await authorize(ctx, flowId);
     ctx.body = await o.snapshot(flowId, { logs: flag(ctx.query.logs) });
   });
 
@@ -76,6 +93,7 @@ export function createApp(o: AppOptions): Koa {
   mountInspector(router, { basePath: o.basePath, logger: o.logger });
 
   app.use(errorsAsJson(o.logger));
+  if (o.corsOrigins && o.corsOrigins.length > 0) app.use(cors(o.corsOrigins));
   app.use(router.routes());
   app.use(router.allowedMethods({ throw: false }));
   app.use((ctx) => {
@@ -122,6 +140,7 @@ function errorsAsJson(logger: Logger): Koa.Middleware {
         : new FlowsyncError(statusOf(err) < 500 ? "E_BAD_REQUEST" : "E_INTERNAL", (err as Error).message, { status: statusOf(err), expose: statusOf(err) < 500, cause: err });
       if (known.status >= 500) logger.error({ err, path: ctx.path }, "request failed");
       ctx.status = known.status;
+      ctx.set(known.headers);
       ctx.body = known.toJSON();
     }
   };

@@ -24,7 +24,7 @@
  * queue was registered before catch-up started) and no duplicate.
  */
 
-export type CloseReason = "overflow" | "shutdown" | "client-gone" | "reset";
+export type CloseReason = "overflow" | "shutdown" | "client-gone" | "reset" | "expired";
 
 /** What the hub needs from a subscriber. */
 export interface Subscriber {
@@ -46,6 +46,12 @@ export interface SubscriberQueueOptions {
   types?: ReadonlySet<string>;
   /** How a wake-up is deferred so that writes of one tick coalesce. Default `setImmediate`. */
   schedule?: (fn: () => void) => void;
+  /**
+   * Called once when the queue closes, whatever closed it. The connection needs this
+   * for closes it did not ask for ("overflow" above all): its generator may be parked
+   * on a `yield` the stalled socket never pulls, and only a callback reaches it.
+   */
+  onClose?: (reason: CloseReason) => void;
 }
 
 type Waiter = { resolve: (chunk: string | null) => void; cleanup: () => void };
@@ -63,8 +69,9 @@ export class SubscriberQueue implements Subscriber {
   #closeReason: CloseReason | undefined;
   #waiter: Waiter | undefined;
   #wakeScheduled = false;
+  readonly #onClose: ((reason: CloseReason) => void) | undefined;
 
-  constructor({ maxBytes, paused = false, types, schedule = setImmediate }: SubscriberQueueOptions) {
+  constructor({ maxBytes, paused = false, types, schedule = setImmediate, onClose }: SubscriberQueueOptions) {
     if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) {
       throw new RangeError(`SubscriberQueue maxBytes must be an integer ≥ 1, got ${maxBytes}`);
     }
@@ -72,6 +79,7 @@ export class SubscriberQueue implements Subscriber {
     this.#paused = paused;
     this.#types = types;
     this.#schedule = schedule;
+    this.#onClose = onClose;
   }
 
   get closed(): boolean {
@@ -115,6 +123,7 @@ export class SubscriberQueue implements Subscriber {
     this.#sizes = [];
     this.#bytes = 0;
     this.#settle(null);
+    this.#onClose?.(reason);
   }
 
   /**

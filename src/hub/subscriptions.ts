@@ -18,7 +18,7 @@ import type { ResetReason } from "../events/schemas";
 import type { ChangeFeed } from "./change-feed";
 import type { FlowHub } from "./flow-hub";
 import type { Limiter } from "./limiter";
-import { SubscriberQueue } from "./subscriber-queue";
+import { SubscriberQueue, type CloseReason } from "./subscriber-queue";
 
 /** Reads the changes after `from` up to `until` (inclusive) and returns its final position; see watch/catch-up.ts. */
 export type CatchUp = (from: CatchUpStart, until: string, flowId: string, signal: AbortSignal) => AsyncGenerator<ChangeStreamDocument, string | undefined>;
@@ -30,6 +30,8 @@ export interface OpenOptions {
   types?: ReadonlySet<string>;
   /** A frame to send before anything else (the SNAPSHOT event of `?snapshot=1`). */
   first?: string;
+  /** Called once when the subscriber's queue closes (see SubscriberQueueOptions.onClose). */
+  onClose?: (reason: CloseReason) => void;
 }
 
 export interface SubscriptionsOptions {
@@ -75,11 +77,11 @@ export class Subscriptions {
     this.#o = options;
   }
 
-  open(flowId: string, { lastEventId, types, first }: OpenOptions = {}): Subscription {
+  open(flowId: string, { lastEventId, types, first, onClose }: OpenOptions = {}): Subscription {
     const { hub, position, maxBytes } = this.#o;
     this.counters.opened++;
     const backlog = this.#backlog(flowId, lastEventId, types);
-    const queue = new SubscriberQueue({ maxBytes, paused: backlog.kind !== "none" || first !== undefined, types });
+    const queue = new SubscriberQueue({ maxBytes, paused: backlog.kind !== "none" || first !== undefined, types, onClose });
     // Synchronously with the backlog decision: no change can be published in between.
     const until = position()?._data;
     const unsubscribe = hub.subscribe(flowId, queue);
