@@ -86,6 +86,21 @@ describe("change events", () => {
     await stream.close();
   });
 
+  it("update: disambiguatedPaths only with showExpandedEvents, array indices as integers", async () => {
+    const c = fresh();
+    await c.insertOne({ _id: 1, a: { "1": 1 }, b: [{ "1": 1 }] });
+    const plain = await openStream(c);
+    const expanded = await openStream(c, [], { showExpandedEvents: true });
+    await c.updateOne({ _id: 1 }, { $set: { "a.1": 2, "b.0.1": 2 } });
+    const [p] = await nextEvents(plain, 1);
+    const [x] = await nextEvents(expanded, 1);
+    expect(p.updateDescription).not.toHaveProperty("disambiguatedPaths");
+    expect(x.updateDescription.disambiguatedPaths).toEqual({ "a.1": ["a", "1"], "b.0.1": ["b", 0, "1"] });
+    expect(x.collectionUUID).toBeDefined();
+    await plain.close();
+    await expanded.close();
+  });
+
   it("a no-op update produces no event", async () => {
     const c = fresh();
     await c.insertOne({ _id: 1, a: 1 });
