@@ -65,6 +65,21 @@ describe("server resources", () => {
     expect(await idleCursors(ns)).toEqual([]);
   });
 
+  it("closing a stream while its getMore waits frees the server cursor without waiting out maxAwaitTimeMS", async () => {
+    const c = coll(h.client.db(uniqueDb()), "c");
+    const stream = c.watch([], { maxAwaitTimeMS: 20_000 });
+    const { first } = await startReading(stream);
+    const pending = first.then(
+      () => "event",
+      () => "rejected",
+    );
+    const started = Date.now();
+    await stream.close();
+    expect(await pending).toBe("rejected");
+    expect(Date.now() - started).toBeLessThan(10_000);
+    await eventually(async () => expect(await idleCursors(`${c.dbName}.c`)).toEqual([]));
+  });
+
   it("cursor.close() on a partly read find kills the server cursor; an exhausted one leaves none", async () => {
     const c = coll(h.client.db(uniqueDb()), "c");
     await c.insertMany(Array.from({ length: 10 }, (_, i) => ({ _id: i })));
