@@ -7,18 +7,21 @@
  * settled (STYLE.md §7), so every await races the connection's AbortSignal.
  *
  * Ends the server decides on (the queue closes without the client leaving):
- * - overflow: the client stopped reading, so nothing written now would reach it
- *   and the generator, parked on a `yield` the socket never pulls, would never
- *   run again: the socket is destroyed at once. The client resumes from the last
- *   id it actually received.
- * - token expired (`expiresAt`), shutdown: the stream ends properly (a last
- *   `: token expired` comment when expired); a client that does not read it within
- *   END_GRACE_MS is cut like an overflowing one.
+ * - overflow: the client stopped reading. Its generator is parked on a `yield`
+ *   the stalled socket never pulls, so the body is ended from outside
+ *   (`SseBody.finish`): the response ends right after the bytes already written,
+ *   and a client that reads later finds a properly ended stream.
+ * - token expired (`expiresAt`), shutdown: the generator ends the stream (a last
+ *   `: token expired` comment when expired).
+ * Either way a client that has not read to the end within END_GRACE_MS has its
+ * socket cut: a client that never reads holds no socket and no memory for long.
+ * The client resumes from the last id it actually received.
  */
 import { Readable } from "node:stream";
 import type { Context } from "koa";
 import type { CloseReason } from "../hub/subscriber-queue";
 import type { Subscription } from "../hub/subscriptions";
+import { squashError } from "../errors";
 import { comment, retry } from "./sse-frame";
 
 export interface SseOptions {
@@ -34,7 +37,7 @@ export interface StreamOptions extends SseOptions {
 }
 
 /** How long an ended stream may take to flush before its socket is cut. */
-const END_GRACE_MS = 1000;
+const END_GRACE_MS = 5000;
 /** setTimeout's ceiling; a later expiry re-arms. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -55,12 +58,10 @@ export function streamSubscription(ctx: Context, open: (onClose: (reason: CloseR
   ctx.req.once("close", end);
   ctx.res.once("close", end);
 
+  let body: SseBody | undefined;
   const onClose = (reason: CloseReason) => {
     if (ended || reason === "client-gone") return;
-    if (reason === "overflow") {
-      ctx.res.destroy();
-      return;
-    }
+    if (reason === "overflow") body?.finish();
     cut = setTimeout(() => ctx.res.destroy(), END_GRACE_MS);
     cut.unref();
   };
@@ -89,7 +90,56 @@ export function streamSubscription(ctx: Context, open: (onClose: (reason: CloseR
     // nginx and friends buffer responses unless told otherwise.
     "X-Accel-Buffering": "no",
   });
-  ctx.body = Readable.from(frames(subscription, gone.signal, options), { objectMode: false, highWaterMark: 1 });
+  body = new SseBody(frames(subscription, gone.signal, options));
+  ctx.body = body;
+}
+
+/**
+ * `Readable.from(frames)` plus `finish()`: EOF after what is already buffered,
+ * without waiting for the generator (which a stalled socket never pulls again).
+ * Pulls one frame at a time (highWaterMark 1), only when the consumer wants more.
+ */
+class SseBody extends Readable {
+  readonly #frames: AsyncGenerator<string>;
+  #pulling = false;
+  #done = false;
+
+  constructor(frames: AsyncGenerator<string>) {
+    super({ highWaterMark: 1 });
+    this.#frames = frames;
+  }
+
+  override _read(): void {
+    if (this.#pulling || this.#done) return;
+    this.#pulling = true;
+    this.#frames.next().then(
+      (step) => {
+        this.#pulling = false;
+        if (this.#done) return;
+        if (step.done) {
+          this.#done = true;
+          this.push(null);
+        } else if (this.push(step.value)) {
+          this._read();
+        }
+      },
+      (err: unknown) => this.destroy(err as Error),
+    );
+  }
+
+  /** Ends the body after the chunks already pushed and lets the generator clean up. */
+  finish(): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.push(null);
+    this.#frames.return(undefined).catch(squashError);
+  }
+
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    this.#done = true;
+    this.#frames.return(undefined).catch(squashError);
+    callback(err);
+  }
 }
 
 async function* frames(subscription: Subscription, signal: AbortSignal, { retryMs, heartbeatMs }: SseOptions): AsyncGenerator<string> {
