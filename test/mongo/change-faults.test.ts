@@ -8,8 +8,11 @@ import { describe, expect, it } from "vitest";
 import type { ChangeStream, Document } from "mongodb";
 import { coll, expectCode, failPoint, failPointOff, insertThroughFaults, isSim, nextEvents, openStream, recordCommands, sleep, startReading, uniqueDb, useBackend } from "./helpers";
 
-/** Codes a 4.4+ server labels ResumableChangeStreamError on a change-stream getMore (resume-allowlist spec tests). */
-const RESUMABLE = [6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436, 63, 150, 13388, 234, 133];
+/**
+ * Codes a 7.0 server labels ResumableChangeStreamError on a change-stream getMore
+ * (change-streams-resume-errorLabels.json; its StaleShardVersion (63) case stops at 6.0.99).
+ */
+const RESUMABLE = [6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436, 150, 234, 133];
 
 describe("resuming after faults", () => {
   const h = useBackend({}, { monitorCommands: true });
@@ -84,6 +87,16 @@ describe("resuming after faults", () => {
       expect(aggregates).toBe(2);
     } finally {
       await failPointOff(h.client, "failCommand");
+    }
+  });
+
+  it("failGetMoreAfterCursorCheckout with CursorNotFound (43): resumed by the driver on the code alone", async () => {
+    try {
+      const { received, aggregates } = await throughFault(() => failPoint(h.client, "failGetMoreAfterCursorCheckout", { times: 1 }, { errorCode: 43 }, h.appName).then(() => {}));
+      expect(received).toEqual(ALL);
+      expect(aggregates).toBe(2);
+    } finally {
+      await failPointOff(h.client, "failGetMoreAfterCursorCheckout");
     }
   });
 

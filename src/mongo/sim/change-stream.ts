@@ -41,6 +41,7 @@ const ALLOWED_STAGES = new Set(["$match", "$project", "$addFields", "$set", "$un
 /** Stages MongoDB knows but refuses in a change stream (anything else is "unrecognized"). */
 const KNOWN_STAGES = new Set(["$group", "$sort", "$limit", "$skip", "$lookup", "$unwind", "$facet", "$out", "$merge", "$count", "$sample", "$bucket", "$graphLookup", "$sortByCount", "$densify", "$fill", "$setWindowFields", "$unionWith", "$documents", "$geoNear", "$collStats", "$indexStats", "$currentOp", "$listSessions", "$changeStream"]);
 const INTERNAL_DBS = new Set(["admin", "config", "local"]);
+/** The label mongod adds to errors of its NonResumableChangeStreamError class (280, 286). */
 const NON_RESUMABLE = ["NonResumableChangeStreamError"];
 
 export class ChangeStreamReader {
@@ -194,11 +195,11 @@ export class ChangeStreamReader {
   }
 }
 
+/** 47 is not in mongod's NonResumableChangeStreamError class (only 280 and 286 are), so no label. */
 function missingImage(which: "pre" | "post", event: Document): never {
   fail(
     Codes.NoMatchingDocument,
     `Change stream was configured to require a ${which}-image for all update, delete and replace events, but the ${which}-image was not found for event: ${JSON.stringify(event._id)}`,
-    NON_RESUMABLE,
   );
 }
 

@@ -90,8 +90,14 @@ export function fail(code: number, message: string, errorLabels?: string[]): nev
   throw new ServerError(code, message, errorLabels);
 }
 
-/** Codes that a real server labels ResumableChangeStreamError on a change-stream getMore (MONGO-FACTS §3.4). */
-export const RESUMABLE_CODES = new Set([6, 7, 43, 63, 89, 91, 133, 150, 189, 234, 262, 9001, 10107, 11600, 11602, 13388, 13435, 13436]);
+/**
+ * Codes a 7.0 server labels ResumableChangeStreamError on a change-stream getMore
+ * (error_label_builder.cpp: the RetriableError and NetworkError classes, the
+ * NeedRetargettingError class, RetryChangeStream, FailedToSatisfyReadPreference).
+ * Not 43 (the driver resumes on it without a label) and not 63 (StaleShardVersion,
+ * gone since 6.1: the resume-errorLabels spec test stops at maxServerVersion 6.0.99).
+ */
+export const RESUMABLE_CODES = new Set([6, 7, 89, 91, 133, 150, 189, 234, 262, 9001, 10107, 11600, 11602, 13388, 13435, 13436]);
 
 /** Codes that get RetryableWriteError on retryable writes (MONGO-FACTS §2.4). */
 export const RETRYABLE_WRITE_CODES = new Set([6, 7, 89, 91, 134, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436]);
