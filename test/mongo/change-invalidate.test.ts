@@ -138,6 +138,16 @@ describe("invalidate, by stream level", () => {
       await expectClosed(stream);
     });
 
+    it("dropDatabase of a database that does not exist changes nothing: the stream stays open", async () => {
+      const db = freshDb();
+      const stream = await openStream(db);
+      await db.dropDatabase();
+      await coll(db, "a").insertOne({ _id: "first write" });
+      const [e] = await nextEvents(stream, 1);
+      expect([e.operationType, e.documentKey]).toEqual(["insert", { _id: "first write" }]);
+      await stream.close();
+    });
+
     it("other databases do not concern it", async () => {
       const db = freshDb();
       const other = freshDb();

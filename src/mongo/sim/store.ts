@@ -113,8 +113,11 @@ export class Store {
     return true;
   }
 
+  /** Drops every collection, then logs the dropDatabase; a database that does not exist logs nothing, as in mongod. */
   dropDatabase(db: string): void {
-    for (const coll of this.collections(db)) this.drop(db, coll.name);
+    const colls = this.collections(db);
+    if (colls.length === 0) return;
+    for (const coll of colls) this.drop(db, coll.name);
     this.dbs.delete(db);
     this.append({ op: "dropDatabase", db, images: false });
   }
