@@ -32,6 +32,7 @@ const schema = z.object({
   FLOW_ID_CACHE_SIZE: int(1).default(100_000),
   CHANGE_STREAM_AWAIT_MS: int(10, 60_000).default(1000),
   SHUTDOWN_GRACE_MS: int(0).default(5000),
+  MONGO_MONITOR_STUCK_MS: int(1000).optional(),
   SIM_OPLOG_SIZE: int(1).default(100_000),
   // Limits (src/http/limits.ts); 0 = no limit.
   MAX_SUBSCRIBERS: int(0).default(50_000),
@@ -75,6 +76,8 @@ export interface Config {
   flowIdCacheSize: number;
   changeStreamAwaitMs: number;
   shutdownGraceMs: number;
+  /** A driver heartbeat open this long means a wedged monitor (src/mongo/client-health.ts); undefined = derived. */
+  monitorStuckMs: number | undefined;
   simOplogSize: number;
   maxSubscribers: number;
   maxSubscribersPerFlow: number;
@@ -122,6 +125,7 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
     flowIdCacheSize: e.FLOW_ID_CACHE_SIZE,
     changeStreamAwaitMs: e.CHANGE_STREAM_AWAIT_MS,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    monitorStuckMs: e.MONGO_MONITOR_STUCK_MS,
     simOplogSize: e.SIM_OPLOG_SIZE,
     maxSubscribers: e.MAX_SUBSCRIBERS,
     maxSubscribersPerFlow: e.MAX_SUBSCRIBERS_PER_FLOW,

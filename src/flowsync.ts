@@ -66,6 +66,7 @@ export async function startFlowsync(config: Readonly<Config>, logger: Logger): P
     let reconnecting = false;
     health = new ClientHealth({
       client,
+      stuckAfterMs: config.monitorStuckMs,
       // Close and reconnect the same client: every Db handle stays valid, the watcher reopens from its token.
       onStuck: (openForMs) => {
         if (stopping || reconnecting) return;
