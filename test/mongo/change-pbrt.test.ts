@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import type { Document } from "mongodb";
-import { coll, nextEvents, openStream, recordCommands, startReading, uniqueDb, useBackend } from "./helpers";
+import { coll, isSim, nextEvents, openStream, recordCommands, startReading, uniqueDb, useBackend } from "./helpers";
 
 describe("postBatchResumeToken and awaitData", () => {
   const h = useBackend({}, { monitorCommands: true });
@@ -122,6 +122,28 @@ describe("postBatchResumeToken and awaitData", () => {
     rec.stop();
     expect(rec.names().filter((n) => n === "getMore").length).toBeLessThanOrEqual(2);
     expect(Date.now() - started).toBeGreaterThanOrEqual(500);
+    await stream.close();
+  });
+});
+
+/**
+ * The primary's periodic no-op writes keep an idle stream's token moving with no
+ * writes at all. mongod writes one every 10 s; the simulator's `noopIntervalMs`
+ * knob shortens that so the test stays quick, hence simulator-only.
+ */
+describe.runIf(isSim)("idle cluster: periodic no-op writes (simulator noopIntervalMs)", () => {
+  const h = useBackend({ noopIntervalMs: 100 });
+
+  it("an idle stream's resume token advances without any write, and no event appears", async () => {
+    const c = coll(h.client.db(uniqueDb()), "c");
+    const stream = await openStream(c);
+    const first = (stream.resumeToken as { _data: string })._data;
+    const before = (await h.client.db("admin").command({ ping: 1 })).operationTime;
+    const until = Date.now() + 600;
+    while (Date.now() < until) expect(await stream.tryNext()).toBeNull();
+    const after = (await h.client.db("admin").command({ ping: 1 })).operationTime;
+    expect((stream.resumeToken as { _data: string })._data > first).toBe(true);
+    expect(after.greaterThan(before)).toBe(true);
     await stream.close();
   });
 });

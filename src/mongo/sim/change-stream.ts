@@ -135,6 +135,7 @@ export class ChangeStreamReader {
     });
     const invalidate: [string, () => Document] = [token(1, true), () => base(1, "invalidate", true)];
 
+    if (e.op === "noop") return [];
     if (spec.level === "cluster" && (INTERNAL_DBS.has(e.db) || e.coll?.startsWith("system."))) return [];
     if (e.db !== spec.db && spec.level !== "cluster") return [];
     // A collection stream also sees (and is invalidated by) a rename onto its namespace

@@ -9,7 +9,8 @@
  */
 import { Timestamp, type Document } from "bson";
 
-export type OplogOp = "insert" | "update" | "replace" | "delete" | "drop" | "rename" | "dropDatabase";
+/** "noop": the primary's periodic no-op write (op "n"), which no change stream shows. */
+export type OplogOp = "insert" | "update" | "replace" | "delete" | "drop" | "rename" | "dropDatabase" | "noop";
 
 export interface UpdateDescription {
   updatedFields: Document;
@@ -50,6 +51,7 @@ export class Oplog {
   private head = 0; // index of the oldest retained entry
   private last: Timestamp;
   private waiters = new Set<() => void>();
+  private lastAppendMs: number;
   /**
    * History ends here: the newest entry truncated away or, before any truncation, the moment
    * the oplog began (as a replica set's oplog begins at initiation). Resume points and snapshot
@@ -64,11 +66,17 @@ export class Oplog {
     if (!(capacity >= 1)) throw new RangeError("oplog capacity must be >= 1");
     this.last = new Timestamp({ t: Math.floor(now() / 1000), i: 0 });
     this.truncatedThrough = this.last;
+    this.lastAppendMs = now();
   }
 
   /** The cluster time of the newest write (what replies report as operationTime). */
   get lastTs(): Timestamp {
     return this.last;
+  }
+
+  /** Wall-clock ms of the newest append (or of the oplog's start). */
+  get lastAppendAt(): number {
+    return this.lastAppendMs;
   }
 
   get size(): number {
@@ -84,6 +92,7 @@ export class Oplog {
 
   append(entry: OplogEntry): void {
     this.entries.push(entry);
+    this.lastAppendMs = this.now();
     while (this.size > this.capacity) {
       this.truncatedThrough = this.entries[this.head].ts;
       this.head++;

@@ -24,6 +24,12 @@ export interface SimulatorOptions {
   oplogSize?: number;
   /** Replica set name; `false` runs a standalone server (no change streams), for testing that path. */
   replicaSet?: string | false;
+  /**
+   * A replica-set primary writes a no-op to its oplog when nothing else was written for this
+   * long (mongod's periodicNoopIntervalSecs, 10 s), so cluster time and the resume tokens of
+   * idle change streams keep moving. 0 turns it off.
+   */
+  noopIntervalMs?: number;
   logger?: Logger;
 }
 
@@ -40,6 +46,7 @@ export interface Simulator {
 }
 
 export const DEFAULT_OPLOG_SIZE = 100_000;
+export const DEFAULT_NOOP_INTERVAL_MS = 10_000;
 
 export async function startSimulator(options: SimulatorOptions = {}): Promise<Simulator> {
   const host = options.host ?? "127.0.0.1";
@@ -124,6 +131,14 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   const url = setName ? `mongodb://${state.me}/?replicaSet=${setName}` : `mongodb://${state.me}/?directConnection=true`;
   log?.debug({ url }, "simulator listening");
 
+  const noopInterval = options.noopIntervalMs ?? DEFAULT_NOOP_INTERVAL_MS;
+  const noopWriter =
+    setName !== undefined && noopInterval > 0
+      ? setInterval(() => {
+          if (Date.now() - oplog.lastAppendAt >= noopInterval) state.store.noop();
+        }, noopInterval).unref()
+      : undefined;
+
   let closing: Promise<void> | undefined;
   return {
     host,
@@ -141,6 +156,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     },
     close() {
       closing ??= new Promise<void>((resolve) => {
+        clearInterval(noopWriter);
         server.close(() => resolve());
         for (const s of sockets) s.destroy();
         state.cursors.clear();

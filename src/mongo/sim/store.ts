@@ -141,6 +141,11 @@ export class Store {
     this.append({ op: "rename", db, coll: from, collectionUUID: coll.uuid, to: { db: toDb, coll: to }, images: false, droppedDocs: target ? [...target.docs.values()] : undefined });
   }
 
+  /** The primary's periodic no-op write: moves cluster time (and idle streams' resume tokens) on. */
+  noop(): void {
+    this.append({ op: "noop", db: "", images: false });
+  }
+
   createIndex(db: string, coll: Collection, spec: IndexSpec): boolean {
     const same = coll.indexes.find((i) => i.name === spec.name);
     if (same) {
