@@ -1,0 +1,14 @@
+import { defineConfig } from "vitest/config";
+
+/** `npm run test:soak`: the long tests (30 s outage, 10,000 connect/disconnect cycles); .ci/run runs them too. */
+export default defineConfig({
+  test: {
+    include: ["test/soak/**/*.test.ts"],
+    globalSetup: ["test/support/global-setup.ts"],
+    testTimeout: 300_000,
+    hookTimeout: 60_000,
+    pool: "forks",
+    // One at a time: the cycle test measures the process's own sockets, timers and heap.
+    maxWorkers: 1,
+  },
+});
