@@ -85,7 +85,8 @@ describe("backpressure", () => {
     try {
       slow.read();
       await eventually(() => slow.responseEnded, (ended) => ended, 10_000);
-      expect(slow.responseEnded).toBe(true);
+      const tail = JSON.stringify(slow.text.slice(-200));
+      expect(slow.responseEnded, `read ${slow.text.length} chars, socket closed: ${slow.closed}, tail ${tail}, hub ${JSON.stringify(fs.hub.stats)}`).toBe(true);
       const ids = [...slow.text.matchAll(/^id: (.+)$/gm)].map((m) => m[1]);
       expect(ids.length).toBeGreaterThan(0);
       expect(ids.length).toBeLessThan(written);

@@ -15,12 +15,20 @@ import type { TestBackend } from "./backend";
  * instead (type "op", `command.getMore`, and — since 4.2 — the same `cursor`
  * sub-document; older servers put `originatingCommand` at the top level).
  * An aggregate still opening its stream has no cursor id yet: counted too.
+ * Throws if the server lists active operations without their command: it
+ * would hide exactly the cursors this counts.
  */
 export async function changeStreamCursors(admin: MongoClient, db: string): Promise<number> {
   const ops = await admin
     .db("admin")
     .aggregate<Document>([{ $currentOp: { idleCursors: true, allUsers: true } }])
     .toArray();
+  const blind = ops.find((op) => op.active === true && op.connectionId !== undefined && op.command === undefined);
+  if (blind) {
+    // Without `command` (and `cursor` for a getMore) a cursor pinned by a running getMore is invisible: an
+    // awaiting change stream would count as none. mongod ≥ 4.2 reports both (SERVER-37003, SERVER-37006).
+    throw new Error(`$currentOp lists an active operation without its command (${blind.desc ?? `conn${blind.connectionId}`}): cannot count change-stream cursors`);
+  }
   const ids = new Set<string>();
   let opening = 0;
   for (const op of ops) {
