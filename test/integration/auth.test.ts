@@ -49,7 +49,7 @@ async function status(url: string, headers: Record<string, string> = {}): Promis
   const ac = new AbortController();
   const res = await fetch(url, { headers, signal: ac.signal });
   // An accepted stream never ends by itself: read the status, then hang up.
-  const body = res.headers.get("content-type")?.startsWith("application/json") ? await res.json() : {};
+  const body = (res.headers.get("content-type")?.startsWith("application/json") ? await res.json() : {}) as { error?: { code: string } };
   ac.abort();
   return { status: res.status, body, headers: res.headers };
 }
@@ -175,7 +175,7 @@ describe("JWT access control with a JWKS (RS256 from a file, ES256 from a URL)",
     const jwksUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/.well-known/jwks.json`;
     const fs = await startTestFlowsync(backend.url, { MONGO_DB: uniqueDb("auth"), AUTH_JWKS_URL: jwksUrl, AUTH_FLOWS_CLAIM: "https://flowsync/flows" });
     try {
-      const sign = (key: CryptoKey, kid: string) =>
+      const sign = (key: typeof privateKey, kid: string) =>
         new SignJWT({ "https://flowsync/flows": ["e-*"] }).setProtectedHeader({ alg: "ES256", kid }).setExpirationTime("5m").sign(key);
       expect((await status(subscribeUrl(fs, "e-1"), { Authorization: `Bearer ${await sign(privateKey, "es-1")}` })).status).toBe(200);
       expect((await status(snapshotUrl(fs, "e-2"), { Authorization: `Bearer ${await sign(privateKey, "es-1")}` })).status).toBe(200);
