@@ -22,6 +22,8 @@ export interface ServerState {
   startedAt: Date;
   /** Open client connections (for $currentOp). */
   connections: Set<Connection>;
+  /** Source of $currentOp `opid`s. */
+  nextOpId: number;
 }
 
 export interface Connection {
@@ -31,10 +33,18 @@ export interface Connection {
   appName?: string;
   /** The handshake's `client` document. */
   clientMetadata?: Document;
-  /** Whether a command is running on it (an active op rather than an idle connection). */
-  busy: boolean;
+  /** The command running on it, if any: $currentOp lists it as an active op. */
+  op?: RunningOp;
   /** Aborted when the socket closes, so waits on its behalf stop. */
   closed: AbortSignal;
+}
+
+export interface RunningOp {
+  opid: number;
+  /** The command as received (with `$db`, `lsid`, ...), as mongod's $currentOp shows it. */
+  command: Document;
+  db: string;
+  startedAt: number;
 }
 
 export interface Ctx {

@@ -64,13 +64,14 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     setName,
     startedAt: new Date(),
     connections: new Set(),
+    nextOpId: 1,
   };
 
   const server = net.createServer((socket) => {
     sockets.add(socket);
     socket.setNoDelay(true);
     const closed = new AbortController();
-    const conn: Connection = { id: nextConnectionId++, client: `${socket.remoteAddress}:${socket.remotePort}`, busy: false, closed: closed.signal };
+    const conn: Connection = { id: nextConnectionId++, client: `${socket.remoteAddress}:${socket.remotePort}`, closed: closed.signal };
     state.connections.add(conn);
     const ctx: Ctx = { server: state, conn };
     let pending = Buffer.alloc(0);
@@ -108,8 +109,8 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       }
       const db = request.opCode === OP_QUERY ? (request.fullCollectionName ?? "admin").split(".")[0] : ((request.body.$db as string) ?? "admin");
       rememberClient(conn, request.body);
-      conn.busy = true;
-      const reply = await runCommand(request.body, db, ctx).finally(() => (conn.busy = false));
+      conn.op = { opid: state.nextOpId++, command: request.body, db, startedAt: Date.now() };
+      const reply = await runCommand(request.body, db, ctx).finally(() => (conn.op = undefined));
       if (reply === CLOSE_CONNECTION) {
         socket.destroy();
         return;
