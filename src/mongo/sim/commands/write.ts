@@ -132,7 +132,10 @@ function writeVersion(store: Ctx["server"]["store"], db: string, coll: Collectio
     store.write(db, coll, before, after, { op: "replace" });
     return true;
   }
-  const updateDescription = kind === "pipeline" ? describeUpdate(before, after) : describeOperatorUpdate(before, after, u as Document, arrayFilters);
+  let updateDescription = kind === "pipeline" ? describeUpdate(before, after) : describeOperatorUpdate(before, after, u as Document, arrayFilters);
+  // The document changed, so the event must say how: should the operator paths not resolve
+  // (an update form describeOperatorUpdate does not know), fall back to the plain diff.
+  if (Object.keys(updateDescription.updatedFields).length + updateDescription.removedFields.length === 0) updateDescription = describeUpdate(before, after);
   store.write(db, coll, before, after, { op: "update", updateDescription });
   return true;
 }
