@@ -1,0 +1,177 @@
+/**
+ * Load and limits:
+ * - a subscriber that never reads does not delay the others of its flow (their
+ *   delivery latency stays within noise of a run without it), is disconnected at
+ *   CLIENT_BUFFER_BYTES, has its socket cut soon after, and can resume;
+ * - admission limits per IP (429), per process and per flow (503), with
+ *   Retry-After and JSON bodies, and slots given back when streams close.
+ * (test/integration/backpressure.test.ts covers the drop itself and the resume
+ * of a dropped client that reads again.)
+ */
+import { MongoClient, type Collection } from "mongodb";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Flowsync } from "../../src/flowsync";
+import { startTestBackend, uniqueDb, type TestBackend } from "../support/backend";
+import { startTestFlowsync, subscribeUrl } from "../support/flowsync";
+import { StalledSseClient } from "../support/raw-sse";
+import { eventually } from "../support/server-view";
+import { SseClient } from "../support/sse-client";
+
+let backend: TestBackend;
+let writer: MongoClient;
+
+beforeAll(async () => {
+  backend = await startTestBackend();
+  writer = new MongoClient(backend.url);
+});
+
+afterAll(async () => {
+  await writer?.close();
+  await backend?.stop();
+});
+
+const CLIENT_BUFFER_BYTES = 64 * 1024;
+const CHUNK = "y".repeat(120_000);
+const EVENTS = 60;
+const READERS = 4;
+
+function quantile(xs: number[], q: number): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+
+/** Writes EVENTS events of CHUNK bytes to `flowId`, one at a time; per event, the ms until every reader has it. */
+async function latencies(logs: Collection, flowId: string, readers: SseClient[]): Promise<number[]> {
+  const out: number[] = [];
+  const base = readers[0].messages.length;
+  for (let k = 1; k <= EVENTS; k++) {
+    const t0 = performance.now();
+    await logs.insertOne({ flowId, k, chunk: CHUNK });
+    for (const r of readers) await r.until((x) => x.messages.length >= base + k, 10_000, `event ${k}`);
+    out.push(performance.now() - t0);
+  }
+  return out;
+}
+
+describe("a subscriber that never reads", () => {
+  let fs: Flowsync;
+  let logs: Collection;
+
+  beforeAll(async () => {
+    const dbName = uniqueDb("load");
+    fs = await startTestFlowsync(backend.url, { MONGO_DB: dbName, CLIENT_BUFFER_BYTES: String(CLIENT_BUFFER_BYTES) });
+    logs = writer.db(dbName).collection("flow_logs");
+  });
+  afterAll(async () => fs?.stop());
+
+  it("does not delay the others, is dropped at CLIENT_BUFFER_BYTES, loses its socket, and can resume", async () => {
+    const readers = Array.from({ length: READERS }, () => new SseClient(subscribeUrl(fs, "hot")));
+    for (const r of readers) await r.until((x) => x.raw.includes(": flowsync"), 5000, "stream open");
+    // Warm-up, then a baseline without the stalled client.
+    await latencies(logs, "hot", readers);
+    const without = await latencies(logs, "hot", readers);
+
+    const stalled = new StalledSseClient(subscribeUrl(fs, "hot"));
+    await stalled.sent();
+    await eventually(() => fs.hub.subscriberCount("hot"), (n) => n === READERS + 1, 5000);
+    const droppedBefore = fs.hub.stats.dropped;
+    const withStalled = await latencies(logs, "hot", readers);
+
+    const p50 = [quantile(without, 0.5), quantile(withStalled, 0.5)];
+    const p90 = [quantile(without, 0.9), quantile(withStalled, 0.9)];
+    console.log(`load: latency p50 ${p50[0].toFixed(1)} → ${p50[1].toFixed(1)} ms, p90 ${p90[0].toFixed(1)} → ${p90[1].toFixed(1)} ms (without → with a stalled subscriber); ${EVENTS} × ${CHUNK.length} B`);
+    // "Within noise", generously: a stalled peer costs the others nothing but the shared write loop.
+    expect(p50[1]).toBeLessThan(Math.max(3 * p50[0], p50[0] + 50));
+    expect(p90[1]).toBeLessThan(Math.max(3 * p90[0], p90[0] + 100));
+
+    // 60 × 120 KB = 7.2 MB written, past loopback socket buffers (a few MB) + 64 KB: dropped, and the socket is cut soon after.
+    expect(fs.hub.stats.dropped).toBe(droppedBefore + 1);
+    expect(fs.hub.subscriberCount("hot")).toBe(READERS);
+    // Server side: its response is over (the per-IP count gives its slot back), though it never read a byte.
+    expect(await eventually(() => fs.limits.streamsOf("127.0.0.1"), (n) => n === READERS, 10_000)).toBe(READERS);
+
+    // What it had received before it stopped reading is still in its socket buffer: resume after that.
+    stalled.read();
+    await new Promise((r) => setTimeout(r, 200));
+    const ids = [...stalled.text.matchAll(/^id: (.+)$/gm)].map((m) => m[1]);
+    const resumed = new SseClient(subscribeUrl(fs, "hot"), { lastEventId: ids.at(-1) });
+    expect(ids.length).toBeGreaterThan(0);
+    const missed = EVENTS - ids.length;
+    await resumed.until((x) => x.messages.length === missed, 20_000, "the events it missed");
+    const ks = resumed.events().map((e) => (e.data.doc as { k: number }).k);
+    expect(ks).toEqual(Array.from({ length: missed }, (_, i) => ids.length + i + 1));
+    await resumed.close();
+    await Promise.all(readers.map((r) => r.close()));
+  }, 120_000);
+});
+
+describe("admission limits", () => {
+  async function get(url: string, headers: Record<string, string> = {}) {
+    const ac = new AbortController();
+    const res = await fetch(url, { headers, signal: ac.signal });
+    const body = res.headers.get("content-type")?.startsWith("application/json") ? ((await res.json()) as { error?: { code: string } }) : undefined;
+    return { res, body, hangUp: () => ac.abort() };
+  }
+
+  it("per client IP: streams beyond MAX_STREAMS_PER_IP get 429 JSON with Retry-After; a closed stream frees its slot", async () => {
+    const fs = await startTestFlowsync(backend.url, { MONGO_DB: uniqueDb("lim"), MAX_STREAMS_PER_IP: "3", RETRY_AFTER_S: "7" });
+    try {
+      const open = await Promise.all([1, 2, 3].map((i) => get(subscribeUrl(fs, `ip-${i}`))));
+      for (const o of open) expect(o.res.status).toBe(200);
+      expect(fs.limits.streamsOf("127.0.0.1")).toBe(3);
+      const refused = await get(subscribeUrl(fs, "ip-4"));
+      expect(refused.res.status).toBe(429);
+      expect(refused.res.headers.get("retry-after")).toBe("7");
+      expect(refused.body).toEqual({ error: { code: "E_TOO_MANY_STREAMS", message: expect.any(String) } });
+      // Snapshots and health checks are not streams: never limited.
+      expect((await fetch(`${fs.url}/readyz`)).status).toBe(200);
+
+      open[0].hangUp();
+      await eventually(() => fs.limits.streamsOf("127.0.0.1"), (n) => n === 2, 5000);
+      const again = await get(subscribeUrl(fs, "ip-5"));
+      expect(again.res.status).toBe(200);
+      for (const o of [...open, again]) o.hangUp();
+      await eventually(() => fs.limits.trackedIps, (n) => n === 0, 5000);
+      expect(fs.limits.trackedIps).toBe(0);
+    } finally {
+      await fs.stop();
+    }
+  });
+
+  it("behind a trusted proxy (TRUST_PROXY), the limit applies per X-Forwarded-For address", async () => {
+    const fs = await startTestFlowsync(backend.url, { MONGO_DB: uniqueDb("lim"), MAX_STREAMS_PER_IP: "1", TRUST_PROXY: "true" });
+    try {
+      const a = await get(subscribeUrl(fs, "x"), { "X-Forwarded-For": "203.0.113.1" });
+      const b = await get(subscribeUrl(fs, "x"), { "X-Forwarded-For": "203.0.113.2" });
+      const a2 = await get(subscribeUrl(fs, "x"), { "X-Forwarded-For": "203.0.113.1" });
+      expect([a.res.status, b.res.status, a2.res.status]).toEqual([200, 200, 429]);
+      for (const o of [a, b, a2]) o.hangUp();
+    } finally {
+      await fs.stop();
+    }
+  });
+
+  it("per process (MAX_SUBSCRIBERS) and per flow (MAX_SUBSCRIBERS_PER_FLOW): 503 JSON with Retry-After", async () => {
+    const fs = await startTestFlowsync(backend.url, { MONGO_DB: uniqueDb("lim"), MAX_SUBSCRIBERS: "4", MAX_SUBSCRIBERS_PER_FLOW: "2" });
+    try {
+      const f1 = [await get(subscribeUrl(fs, "f1")), await get(subscribeUrl(fs, "f1"))];
+      const flowFull = await get(subscribeUrl(fs, "f1"));
+      expect(flowFull.res.status).toBe(503);
+      expect(flowFull.res.headers.get("retry-after")).toBe("5");
+      expect(flowFull.body?.error?.code).toBe("E_FLOW_FULL");
+      const f2 = [await get(subscribeUrl(fs, "f2")), await get(subscribeUrl(fs, "f3"))];
+      for (const o of [...f1, ...f2]) expect(o.res.status).toBe(200);
+      const full = await get(subscribeUrl(fs, "f4"));
+      expect(full.res.status).toBe(503);
+      expect(full.body?.error?.code).toBe("E_SUBSCRIBERS_FULL");
+      expect(fs.hub.subscriberCount()).toBe(4);
+
+      f1[0].hangUp();
+      await eventually(() => fs.hub.subscriberCount(), (n) => n === 3, 5000);
+      expect((await get(subscribeUrl(fs, "f1"))).res.status).toBe(200);
+      for (const o of [...f1, ...f2]) o.hangUp();
+    } finally {
+      await fs.stop();
+    }
+  });
+});
