@@ -34,7 +34,9 @@ describe("CRUD writes", () => {
       const err = await c.insertOne({ _id: 1 }).catch((e) => e);
       expect(err).toBeInstanceOf(MongoServerError);
       expect(err.code).toBe(11000);
+      expect(err.codeName).toBe("DuplicateKey");
       expect(err.message).toMatch(/E11000 duplicate key error/);
+      expect([err.keyPattern, err.keyValue]).toEqual([{ _id: 1 }, { _id: 1 }]);
     });
 
     it("ordered insertMany stops at the first duplicate and reports one writeError", async () => {

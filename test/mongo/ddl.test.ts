@@ -57,7 +57,8 @@ describe("collections, databases and indexes", () => {
     await c.createIndex({ email: 1 }, { unique: true });
     await c.insertOne({ _id: 1, email: "a@x" });
     await c.insertOne({ _id: 2, email: "b@x" });
-    await expectCode(c.insertOne({ _id: 3, email: "a@x" }), 11000);
+    const dup = await expectCode(c.insertOne({ _id: 3, email: "a@x" }), 11000);
+    expect([dup.keyPattern, dup.keyValue]).toEqual([{ email: 1 }, { email: "a@x" }]);
     await expectCode(c.updateOne({ _id: 2 }, { $set: { email: "a@x" } }), 11000);
     // The failed writes changed nothing, and freed values can be reused.
     await c.updateOne({ _id: 1 }, { $set: { email: "c@x" } });

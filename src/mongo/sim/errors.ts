@@ -55,16 +55,24 @@ export class ServerError extends Error {
     readonly code: number,
     message: string,
     readonly errorLabels?: string[],
+    /** Extra fields mongod attaches to this error (e.g. keyPattern/keyValue on 11000). */
+    readonly info: Document = {},
   ) {
     super(message);
   }
 
   toReply(): Document {
-    const reply: Document = { ok: 0, errmsg: this.message, code: this.code };
+    const reply: Document = { ok: 0, errmsg: this.message, code: this.code, ...this.info };
     const name = codeName(this.code);
     if (name) reply.codeName = name;
     if (this.errorLabels && this.errorLabels.length > 0) reply.errorLabels = this.errorLabels;
     return reply;
+  }
+
+  /** The same error as an entry of a write command's `writeErrors`. */
+  toWriteError(index: number): Document {
+    const name = codeName(this.code);
+    return { index, code: this.code, ...(name ? { codeName: name } : {}), ...this.info, errmsg: this.message };
   }
 }
 

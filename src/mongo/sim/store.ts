@@ -6,7 +6,7 @@
  * cursor holding references to earlier versions keeps reading a stable batch.
  */
 import { EJSON, UUID, type Document } from "bson";
-import { Codes, fail } from "./errors";
+import { Codes, fail, ServerError } from "./errors";
 import { compareTs, type Oplog, type OplogEntry, type UpdateDescription } from "./oplog";
 import type { Timestamp } from "bson";
 
@@ -240,7 +240,8 @@ function duplicate(db: string, coll: Collection, index: string, keyValue: Docume
   const shown = Object.entries(keyValue)
     .map(([k, v]) => `${k}: ${EJSON.stringify(v ?? null)}`)
     .join(", ");
-  fail(Codes.DuplicateKey, `E11000 duplicate key error collection: ${db}.${coll.name} index: ${index} dup key: { ${shown} }`);
+  const keyPattern = coll.indexes.find((i) => i.name === index)?.key ?? { _id: 1 };
+  throw new ServerError(Codes.DuplicateKey, `E11000 duplicate key error collection: ${db}.${coll.name} index: ${index} dup key: { ${shown} }`, undefined, { keyPattern, keyValue });
 }
 
 function validateName(db: string, coll: string): void {

@@ -7,29 +7,24 @@ import { Codes, engineError, fail } from "../errors";
 import { valueKey, type Collection } from "../store";
 import { describeOperatorUpdate, describeUpdate } from "../update-description";
 
-interface WriteError {
-  index: number;
-  code: number;
-  errmsg: string;
-}
 
 /** Runs each statement, collecting write errors; ordered writes stop at the first. */
-function eachStatement<T>(statements: T[], ordered: boolean, run: (s: T, index: number) => void): WriteError[] {
-  const errors: WriteError[] = [];
+function eachStatement<T>(statements: T[], ordered: boolean, run: (s: T, index: number) => void): Document[] {
+  const errors: Document[] = [];
   for (let index = 0; index < statements.length; index++) {
     try {
       run(statements[index], index);
     } catch (thrown) {
       const err = engineError(thrown);
       if (err.code === Codes.InternalError) throw thrown;
-      errors.push({ index, code: err.code, errmsg: err.message });
+      errors.push(err.toWriteError(index));
       if (ordered) break;
     }
   }
   return errors;
 }
 
-function reply(fields: Document, errors: WriteError[]): Document {
+function reply(fields: Document, errors: Document[]): Document {
   // An empty writeErrors array makes the driver throw: leave it out (MONGO-FACTS §2.2).
   return errors.length > 0 ? { ...fields, writeErrors: errors, ok: 1 } : { ...fields, ok: 1 };
 }
