@@ -73,6 +73,8 @@ function getPath(doc: Obj, path: readonly string[]): unknown {
 
 function describe(value: unknown): string {
   if (value === null) return "null";
+  const bsonType = typeof value === "object" ? (value as { _bsontype?: unknown })._bsontype : undefined;
+  if (typeof bsonType === "string") return `a BSON ${bsonType} (flowIds are strings)`;
   if (typeof value === "string") return value === "" ? "an empty string" : "a string with control characters or too long";
   return `a value of type ${Array.isArray(value) ? "array" : typeof value}`;
 }
@@ -130,12 +132,15 @@ function mapUnchecked(change: unknown, rules: ReadonlyMap<string, Rule>, lookupF
   const pre = isObj(change.fullDocumentBeforeChange) ? (toPlainJson(change.fullDocumentBeforeChange) as Obj) : undefined;
   if ((op === "insert" || op === "replace") && !post) return skip("malformed", `${op} on ${where} without fullDocument`);
 
+  // Routed by the value AS STORED, not by its JSON form: an ObjectId, Timestamp or Date is not a
+  // flowId. The catch-up stream and the snapshot select a flow by string equality inside MongoDB,
+  // so routing a converted value live would deliver events that no resume or snapshot could see.
   let route: unknown;
   if (post) {
-    route = getPath(post, rule.routePath);
+    route = getPath(change.fullDocument as Obj, rule.routePath);
     if (route === undefined) return skip("unroutable", `${where}: document has no '${rule.routeBy}'`);
-  } else if (pre && getPath(pre, rule.routePath) !== undefined) {
-    route = getPath(pre, rule.routePath);
+  } else if (pre && getPath(change.fullDocumentBeforeChange as Obj, rule.routePath) !== undefined) {
+    route = getPath(change.fullDocumentBeforeChange as Obj, rule.routePath);
   } else {
     route = lookupFlowId?.(id, collection);
     if (route === undefined) return skip("unroutable", `${op} on ${where}: no image and not in the id cache`);
