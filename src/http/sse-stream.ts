@@ -2,9 +2,16 @@
  * One SSE response: headers, the `retry:` hint, heartbeats, then the
  * subscription's frames, pulled only as fast as the socket drains.
  *
+ * The body is a Readable that Koa pipes to the response. Before live (first
+ * frame, RESET, replay) it pulls from the subscription's backlog generator;
+ * live, it takes straight from the subscriber's queue, which calls back when it
+ * has something again: no promise, generator step or abort listener per frame,
+ * and whatever piled up meanwhile leaves as one write. That is what fanning one
+ * event out to 10,000 connections costs (BENCHMARKS.md, profile before/after).
+ *
  * Clean-up is driven by the request's `close` event, not by Koa destroying the
  * body: a generator parked on `await` would not see `return()` until its await
- * settled (STYLE.md §7), so every await races the connection's AbortSignal.
+ * settled (STYLE.md §7), so the backlog generator races the connection's AbortSignal.
  *
  * Ends the server decides on (the queue closes without the client leaving):
  * - overflow: the client stopped reading. Its generator is parked on a `yield`
@@ -90,68 +97,107 @@ export function streamSubscription(ctx: Context, open: (onClose: (reason: CloseR
     // nginx and friends buffer responses unless told otherwise.
     "X-Accel-Buffering": "no",
   });
-  body = new SseBody(frames(subscription, gone.signal, options));
+  body = new SseBody(subscription, gone.signal, options);
   ctx.body = body;
 }
 
 /**
- * `Readable.from(frames)` plus `finish()`: EOF after what is already buffered,
- * without waiting for the generator (which a stalled socket never pulls again).
- * Pulls one frame at a time (highWaterMark 1), only when the consumer wants more.
+ * The response body: the preamble, the backlog (async, from the generator), then
+ * live frames taken from the queue whenever the consumer wants more (`_read`).
+ * Object mode: strings go to the response as they are, without a Buffer copy
+ * per connection here; highWaterMark 1: at most one chunk waits in the Readable,
+ * the rest stays in the subscriber's byte-bounded queue.
  */
 class SseBody extends Readable {
-  readonly #frames: AsyncGenerator<string>;
-  #pulling = false;
+  readonly #subscription: Subscription;
+  readonly #signal: AbortSignal;
+  #backlog: AsyncGenerator<string> | undefined;
+  #pumping = false;
+  /** The consumer asked for data (`_read`) and got none yet. */
+  #wanted = false;
   #done = false;
+  readonly #heartbeat: NodeJS.Timeout;
 
-  constructor(frames: AsyncGenerator<string>) {
-    super({ highWaterMark: 1 });
-    this.#frames = frames;
+  constructor(subscription: Subscription, signal: AbortSignal, { retryMs, heartbeatMs }: SseOptions) {
+    super({ objectMode: true, highWaterMark: 1 });
+    this.#subscription = subscription;
+    this.#signal = signal;
+    this.#backlog = subscription.backlog(signal);
+    // Through the queue, so a heartbeat never jumps ahead of a pending event and obeys the byte limit.
+    this.#heartbeat = setInterval(() => subscription.queue.write(comment()), heartbeatMs);
+    this.#heartbeat.unref();
+    signal.addEventListener("abort", () => this.#end(), { once: true });
+    this.push(retry(retryMs) + comment("flowsync"));
   }
 
   override _read(): void {
-    if (this.#pulling || this.#done) return;
-    this.#pulling = true;
-    this.#frames.next().then(
-      (step) => {
-        this.#pulling = false;
-        if (this.#done) return;
-        if (step.done) {
-          this.#done = true;
-          this.push(null);
-        } else if (this.push(step.value)) {
-          this._read();
-        }
-      },
-      (err: unknown) => this.destroy(err as Error),
-    );
+    this.#wanted = true;
+    if (this.#done) return;
+    if (this.#backlog) {
+      if (!this.#pumping) void this.#pump(this.#backlog);
+      return;
+    }
+    this.#live();
   }
 
-  /** Ends the body after the chunks already pushed and lets the generator clean up. */
+  async #pump(backlog: AsyncGenerator<string>): Promise<void> {
+    this.#pumping = true;
+    try {
+      for (;;) {
+        const step = await backlog.next();
+        if (this.#done) return;
+        if (step.done) break;
+        this.#wanted = false;
+        if (!this.push(step.value)) return; // _read pumps on once the socket drained
+      }
+    } catch (err) {
+      this.destroy(err as Error);
+      return;
+    } finally {
+      this.#pumping = false;
+    }
+    this.#backlog = undefined;
+    this.#subscription.queue.onReadable(this.#onReadable);
+    if (this.#wanted) this.#live();
+  }
+
+  // Made once: the queue calls it after every wake, and once when it closes.
+  readonly #onReadable = (): void => {
+    if (this.#wanted || this.#subscription.queue.closed) this.#live();
+  };
+
+  #live(): void {
+    const queue = this.#subscription.queue;
+    if (queue.closed) {
+      if (queue.closeReason === "expired" && !this.#signal.aborted && !this.#done) this.push(comment("token expired"));
+      this.#end();
+      return;
+    }
+    const chunk = queue.take();
+    if (chunk === null) return; // onReadable calls back
+    this.#wanted = false;
+    this.push(chunk);
+  }
+
+  /** Ends the body after the chunks already pushed (overflow: the stalled socket never asks again). */
   finish(): void {
+    this.#end();
+  }
+
+  #end(): void {
+    clearInterval(this.#heartbeat);
+    this.#subscription.close();
     if (this.#done) return;
     this.#done = true;
     this.push(null);
-    this.#frames.return(undefined).catch(squashError);
+    this.#backlog?.return(undefined).catch(squashError);
   }
 
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
     this.#done = true;
-    this.#frames.return(undefined).catch(squashError);
+    clearInterval(this.#heartbeat);
+    this.#subscription.close();
+    this.#backlog?.return(undefined).catch(squashError);
     callback(err);
-  }
-}
-
-async function* frames(subscription: Subscription, signal: AbortSignal, { retryMs, heartbeatMs }: SseOptions): AsyncGenerator<string> {
-  // Through the queue, so a heartbeat never jumps ahead of a pending event and obeys the byte limit.
-  const heartbeat = setInterval(() => subscription.queue.write(comment()), heartbeatMs);
-  heartbeat.unref();
-  try {
-    yield retry(retryMs) + comment("flowsync");
-    yield* subscription.frames(signal);
-    if (subscription.queue.closeReason === "expired" && !signal.aborted) yield comment("token expired");
-  } finally {
-    clearInterval(heartbeat);
-    subscription.close();
   }
 }

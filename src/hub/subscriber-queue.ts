@@ -44,7 +44,7 @@ export interface SubscriberQueueOptions {
   paused?: boolean;
   /** Event types this subscriber wants (`?types=`); undefined = all. Frames without a type always pass. */
   types?: ReadonlySet<string>;
-  /** How a wake-up is deferred so that writes of one tick coalesce. Default `setImmediate`. */
+  /** How a wake-up is deferred so that writes of one tick coalesce. Default `deferToCheckPhase`. */
   schedule?: (fn: () => void) => void;
   /**
    * Called once when the queue closes, whatever closed it. The connection needs this
@@ -55,6 +55,26 @@ export interface SubscriberQueueOptions {
 }
 
 type Waiter = { resolve: (chunk: string | null) => void; cleanup: () => void };
+
+let deferred: Array<() => void> = [];
+let spare: Array<() => void> = [];
+const runDeferred = () => {
+  // Swap first: a callback that defers again runs in the next check phase.
+  const batch = deferred;
+  deferred = spare;
+  spare = batch;
+  for (let i = 0; i < batch.length; i++) batch[i]!();
+  batch.length = 0;
+};
+
+/**
+ * Runs `fn` in the next check phase, like `setImmediate`, but with ONE immediate
+ * per tick for all queues: a frame fanned out to 10,000 subscribers schedules one
+ * timer, not 10,000 (BENCHMARKS.md, profile).
+ */
+export function deferToCheckPhase(fn: () => void): void {
+  if (deferred.push(fn) === 1) setImmediate(runDeferred);
+}
 
 export class SubscriberQueue implements Subscriber {
   readonly maxBytes: number;
@@ -68,10 +88,11 @@ export class SubscriberQueue implements Subscriber {
   #watermark: string | undefined;
   #closeReason: CloseReason | undefined;
   #waiter: Waiter | undefined;
+  #listener: (() => void) | undefined;
   #wakeScheduled = false;
   readonly #onClose: ((reason: CloseReason) => void) | undefined;
 
-  constructor({ maxBytes, paused = false, types, schedule = setImmediate, onClose }: SubscriberQueueOptions) {
+  constructor({ maxBytes, paused = false, types, schedule = deferToCheckPhase, onClose }: SubscriberQueueOptions) {
     if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) {
       throw new RangeError(`SubscriberQueue maxBytes must be an integer ≥ 1, got ${maxBytes}`);
     }
@@ -124,6 +145,7 @@ export class SubscriberQueue implements Subscriber {
     this.#bytes = 0;
     this.#settle(null);
     this.#onClose?.(reason);
+    if (this.#listener) this.#schedule(this.#listener);
   }
 
   /**
@@ -161,11 +183,32 @@ export class SubscriberQueue implements Subscriber {
     });
   }
 
+  /**
+   * The pull side without promises, for a connection that drives its own writes
+   * (sse-stream.ts): everything pending as one string, or null when nothing may
+   * be sent now (empty, paused or closed).
+   */
+  take(): string | null {
+    return this.closed || this.#paused || this.#chunks.length === 0 ? null : this.#take();
+  }
+
+  /**
+   * Registers the one callback to run (deferred, like the wake of `next`) whenever
+   * `take()` has something again, and once when the queue closes. Not to be
+   * combined with `next()`.
+   */
+  onReadable(listener: () => void): void {
+    this.#listener = listener;
+    this.#wake();
+  }
+
   #take(): string {
-    const out = this.#chunks.length === 1 ? (this.#chunks[0] as string) : this.#chunks.join("");
-    this.#chunks = [];
-    this.#tokens = [];
-    this.#sizes = [];
+    const chunks = this.#chunks;
+    const out = chunks.length === 1 ? (chunks[0] as string) : chunks.join("");
+    // Emptied in place: the steady state allocates nothing here.
+    chunks.length = 0;
+    this.#tokens.length = 0;
+    this.#sizes.length = 0;
     this.#bytes = 0;
     return out;
   }
@@ -180,11 +223,16 @@ export class SubscriberQueue implements Subscriber {
 
   // Deferred so that all frames written in this tick leave in one chunk.
   #wake(): void {
-    if (this.#wakeScheduled || !this.#waiter || this.#paused) return;
+    if (this.#wakeScheduled || (!this.#waiter && !this.#listener) || this.#paused || this.#chunks.length === 0) return;
     this.#wakeScheduled = true;
-    this.#schedule(() => {
-      this.#wakeScheduled = false;
-      if (this.#waiter && !this.closed && !this.#paused && this.#chunks.length > 0) this.#settle(this.#take());
-    });
+    this.#schedule(this.#flush);
   }
+
+  // Made once per queue, so that a wake allocates no closure.
+  readonly #flush = (): void => {
+    this.#wakeScheduled = false;
+    if (this.closed || this.#paused || this.#chunks.length === 0) return;
+    if (this.#waiter) this.#settle(this.#take());
+    else this.#listener?.();
+  };
 }

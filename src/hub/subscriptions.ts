@@ -59,6 +59,12 @@ export interface Subscription {
   readonly queue: SubscriberQueue;
   /** Every frame for this client, backlog first, then live; ends when the queue closes or `signal` aborts. */
   frames(signal: AbortSignal): AsyncGenerator<string>;
+  /**
+   * Only what comes before live: the first frame, a RESET, or the replay. When it
+   * is done the queue is released, and the caller takes live frames from `queue`
+   * itself (`take()` / `onReadable()`), which costs no promise per frame.
+   */
+  backlog(signal: AbortSignal): AsyncGenerator<string>;
   /** Unsubscribes and closes the queue (idempotent). */
   close(): void;
 }
@@ -89,7 +95,8 @@ export class Subscriptions {
       unsubscribe();
       queue.close("client-gone");
     };
-    return { flowId, queue, close, frames: (signal) => this.#frames(flowId, queue, backlog, until, first, types, signal) };
+    const before = (signal: AbortSignal) => this.#beforeLive(flowId, queue, backlog, until, first, types, signal);
+    return { flowId, queue, close, backlog: before, frames: (signal) => this.#frames(queue, before(signal), signal) };
   }
 
   #backlog(flowId: string, lastEventId: string | undefined, types: ReadonlySet<string> | undefined): Backlog {
@@ -106,7 +113,17 @@ export class Subscriptions {
     return { kind: "mongo", from: { token: decoded.ok } };
   }
 
-  async *#frames(
+  async *#frames(queue: SubscriberQueue, backlog: AsyncGenerator<string>, signal: AbortSignal): AsyncGenerator<string> {
+    yield* backlog;
+    if (signal.aborted || queue.closed) return;
+    for (;;) {
+      const chunk = await queue.next(signal);
+      if (chunk === null) return;
+      yield chunk;
+    }
+  }
+
+  async *#beforeLive(
     flowId: string,
     queue: SubscriberQueue,
     backlog: Backlog,
@@ -125,7 +142,16 @@ export class Subscriptions {
       yield this.#reset(flowId, backlog.reason, until);
     } else if (backlog.kind === "memory") {
       this.counters.replayedFromMemory++;
-      for (const frame of backlog.frames) yield frame;
+      // In chunks of up to ~64 KB: a 10,000-event replay is a few hundred socket writes, not 10,000.
+      let chunk = "";
+      for (const frame of backlog.frames) {
+        chunk += frame;
+        if (chunk.length >= 65_536) {
+          yield chunk;
+          chunk = "";
+        }
+      }
+      if (chunk !== "") yield chunk;
     } else if (backlog.kind === "mongo") {
       this.counters.replayedFromMongo++;
       const outcome = yield* this.#catchUp(flowId, backlog.from, until, types, signal);
@@ -141,11 +167,6 @@ export class Subscriptions {
     if (signal.aborted || queue.closed) return;
     queue.release(release);
     logger.debug({ flowId, cursor: release, backlog: backlog.kind }, "subscriber live");
-    for (;;) {
-      const chunk = await queue.next(signal);
-      if (chunk === null) return;
-      yield chunk;
-    }
   }
 
   async *#catchUp(
