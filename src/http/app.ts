@@ -46,6 +46,12 @@ export function createApp(o: AppOptions): Koa {
     const flowId = validFlowId(ctx.params.flowId);
     const grant = await authorize(ctx, flowId);
     const types = eventTypes(ctx.query.types);
+    if (ctx.method === "HEAD") {
+      // What a GET would answer, without opening a subscription nobody can read.
+      ctx.status = 200;
+      ctx.type = "text/event-stream; charset=utf-8";
+      return;
+    }
     let first: string | undefined;
     let lastEventId: string | undefined;
     if (flag(ctx.query.snapshot)) {
@@ -57,7 +63,8 @@ export function createApp(o: AppOptions): Koa {
       // Mercure's rule: the header wins over the query parameter.
       const header = ctx.get("Last-Event-ID");
       const query = ctx.query.lastEventId;
-      lastEventId = header !== "" ? header : typeof query === "string" ? query : undefined;
+      // A repeated ?lastEventId= is no cursor at all: "" decodes as malformed, so the client gets RESET.
+      lastEventId = header !== "" ? header : query === undefined ? undefined : typeof query === "string" ? query : "";
     }
     // Admission and registration in one synchronous step (limits.ts).
     const release = o.limits?.admit(ctx.ip, flowId);
@@ -93,6 +100,15 @@ export function createApp(o: AppOptions): Koa {
   mountInspector(router, { basePath: o.basePath, logger: o.logger });
 
   app.use(errorsAsJson(o.logger));
+  app.use(async (ctx, next) => {
+    // The router would quietly keep a badly escaped segment as it is ("%ZZ" as a flowId).
+    try {
+      decodeURIComponent(ctx.path);
+    } catch {
+      throw new FlowsyncError("E_BAD_REQUEST", "the URL path has invalid percent-encoding");
+    }
+    await next();
+  });
   if (o.corsOrigins && o.corsOrigins.length > 0) app.use(cors(o.corsOrigins));
   app.use(router.routes());
   app.use(router.allowedMethods({ throw: false }));
