@@ -44,8 +44,8 @@ afterAll(async () => {
 
 /** Every way a private field can be written, in every watched collection. */
 async function writeEverything(flowId: string): Promise<void> {
-  const nodes = db.collection<Record<string, unknown>>("nodes");
-  await nodes.insertOne({ _id: `${flowId}-n1` as never, flowId, type: "llm", secrets: { apiKey: secret(1), nested: [{ k: secret(2) }] }, _internal: secret(3) });
+  const nodes = db.collection<{ _id?: string } & Record<string, unknown>>("nodes");
+  await nodes.insertOne({ _id: `${flowId}-n1`, flowId, type: "llm", secrets: { apiKey: secret(1), nested: [{ k: secret(2) }] }, _internal: secret(3) });
   await nodes.updateOne({ _id: `${flowId}-n1` }, { $set: { "secrets.apiKey": secret(4), "secrets.more.deep": secret(5), _internal: { x: secret(6) }, "position.x": 1, "position.y": 2 } });
   await nodes.updateOne({ _id: `${flowId}-n1` }, { $set: { secrets: { replaced: secret(7) } }, $unset: { _internal: "" } });
   await nodes.updateOne({ _id: `${flowId}-n1` }, [{ $set: { _internal: secret(8), "data.ok": "visible" } }]);
@@ -60,7 +60,7 @@ async function writeEverything(flowId: string): Promise<void> {
   await nodes.insertOne({ type: "orphan", secrets: secret(15) });
   await nodes.insertOne({ flowId: 42, secrets: secret(16) });
   await nodes.insertOne({ flowId, position: "not-an-object", secrets: secret(17), _internal: secret(18) });
-  await nodes.insertOne({ _id: `${flowId}-n2` as never, flowId, secrets: secret(19) });
+  await nodes.insertOne({ _id: `${flowId}-n2`, flowId, secrets: secret(19) });
   await nodes.deleteOne({ _id: `${flowId}-n2` });
   await nodes.insertOne({ flowId, type: "sentinel" });
 }
