@@ -67,3 +67,14 @@ export function retry(ms: number): string {
   }
   return `retry: ${ms}\n`;
 }
+
+/**
+ * `id: …` alone: sets the client's last event id without dispatching an event
+ * (WHATWG: dispatch stores the id first, then drops a block without data). Sent
+ * on a fresh connection, so that a client that leaves before its first event
+ * still resumes from where it joined instead of from "now".
+ */
+export function idOnly(id: string): string {
+  assertField("id", id, LINE_BREAK_OR_NUL);
+  return `id: ${id}\n\n`;
+}

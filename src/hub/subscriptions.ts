@@ -13,7 +13,8 @@
 import type { ChangeStreamDocument } from "mongodb";
 import type { CatchUpStart } from "../watch/catch-up";
 import type { Logger } from "pino";
-import { decodeCursor, type ResumeToken } from "../events/cursor";
+import { decodeCursor, encodeCursor, type ResumeToken } from "../events/cursor";
+import { idOnly } from "../http/sse-frame";
 import type { ResetReason } from "../events/schemas";
 import type { ChangeFeed } from "./change-feed";
 import type { FlowHub } from "./flow-hub";
@@ -138,7 +139,9 @@ export class Subscriptions {
     const from = backlog.kind === "memory" ? backlog.from._data : backlog.kind === "mongo" && "token" in backlog.from ? backlog.from.token._data : undefined;
     let release = maxToken(from, until);
     if (first !== undefined) yield first;
-    if (backlog.kind === "reset") {
+    if (backlog.kind === "none") {
+      if (until !== undefined) yield idOnly(encodeCursor(until, this.#o.scope));
+    } else if (backlog.kind === "reset") {
       yield this.#reset(flowId, backlog.reason, until);
     } else if (backlog.kind === "memory") {
       this.counters.replayedFromMemory++;
