@@ -188,6 +188,8 @@ export class Subscriptions {
       for (;;) {
         const step = await changes.next();
         if (step.done) return { position: step.value };
+        // dropDatabase (or the like) ended the history this cursor belongs to: nothing after it can be replayed.
+        if (step.value.operationType === "invalidate") return "stream-invalidated";
         const framed = feed.frameOf(step.value);
         if (framed?.flowId === flowId && (!types || types.has(framed.type))) yield framed.frame;
       }

@@ -55,6 +55,8 @@ export async function* catchUpChanges(o: CatchUpOptions): AsyncGenerator<ChangeS
       } else {
         position = stream.resumeToken?._data ?? position;
         if (position !== undefined && position >= o.until) return position;
+        // The server ended the cursor short of `until` (e.g. right after an invalidate the caller did not stop at).
+        if (stream.closed && !o.signal.aborted) throw new Error(`catch-up stream ended by the server at ${position ?? "its start"}, before ${o.until}`);
       }
     }
     return position;

@@ -53,6 +53,8 @@ function restartReason(err: unknown): RestartReason | undefined {
 export class ChangeWatcher {
   #state: WatcherState = "idle";
   #stream: ClosableChangeStream | undefined;
+  /** A tryNext() already sent on #stream (by a restart) that the loop must take before asking again. */
+  #next: Promise<ChangeStreamDocument | null> | undefined;
   #position: ResumeToken | undefined;
   #loop: Promise<void> | undefined;
   /** The pending start(), settled either way: close() waits for it so that no stream it opened outlives close(). */
@@ -168,7 +170,7 @@ export class ChangeWatcher {
   /** Sends the aggregate now, so start() fails fast on a bad pipeline or an unreachable server. */
   async #prime(stream: ClosableChangeStream): Promise<void> {
     const change = await stream.tryNext();
-    this.#position = (stream.resumeToken) ?? this.#position;
+    this.#position = stream.resumeToken ?? this.#position;
     if (change) this.#deliver(change);
   }
 
@@ -178,9 +180,13 @@ export class ChangeWatcher {
     while (!this.#isClosed()) {
       const stream = this.#stream!;
       try {
-        const change = await stream.tryNext();
+        const next = this.#next ?? stream.tryNext();
+        this.#next = undefined;
+        const change = await next;
         if (change) this.#deliver(change);
-        else this.#position = (stream.resumeToken) ?? this.#position;
+        else this.#position = stream.resumeToken ?? this.#position;
+        // A cursor the server ended without an invalidate answers null at once, forever: reopen instead of spinning.
+        if (!change && stream.closed && !this.#isClosed()) throw new Error("change stream cursor ended by the server");
         if (this.#state === "backoff") this.#state = "running";
         failures = 0;
         if (change?.operationType === "invalidate") await this.#restart("stream-invalidated");
@@ -221,14 +227,16 @@ export class ChangeWatcher {
     this.#restarts++;
     await this.#stream?.close().catch(() => {});
     if (this.#isClosed()) return;
-    this.#stream = this.#open();
-    try {
-      await this.#prime(this.#stream);
-    } catch (err) {
-      // The loop's error path takes over (backoff, then reopen).
-      this.#opts.logger.warn({ err }, "change stream restart failed");
-    }
-    this.#opts.onRestart(reason, this.#position);
+    const stream = (this.#stream = this.#open());
+    // The loop takes this first result: its changes reach subscribers only after the RESET below.
+    this.#next = stream.tryNext();
+    this.#next.catch(() => {}); // the loop's error path handles a failure (backoff, then reopen)
+    const opened = await stream.opened();
+    if (opened === "empty") this.#position = stream.resumeToken ?? this.#position;
+    else if (opened === "failed") this.#opts.logger.warn("change stream restart failed: reopening after a backoff");
+    // At once, not after the first getMore (up to maxAwaitTimeMS). Its id is where the new stream starts,
+    // when known: not if changes came with the first batch (the client continues from those).
+    this.#opts.onRestart(reason, opened === "empty" ? this.#position : undefined);
   }
 
   /** Full-jitter exponential backoff. */

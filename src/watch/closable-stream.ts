@@ -1,6 +1,6 @@
 /**
  * A driver change stream that can be closed at any moment without leaving its
- * server cursor behind.
+ * server cursor behind, and that tells when its opening aggregate has answered.
  *
  * mongodb 7.x: `ChangeStream.close()` while the stream's opening aggregate is in
  * flight ends the cursor's implicit session before the reply (with the cursor
@@ -14,14 +14,21 @@
 import type { ChangeStream, ChangeStreamDocument } from "mongodb";
 import type { ResumeToken } from "../events/cursor";
 
+/** How the opening aggregate answered: with an empty first batch, with changes, or not at all. */
+export type Opened = "empty" | "changes" | "failed";
+
 export class ClosableChangeStream {
   readonly #stream: ChangeStream;
-  /** The first tryNext (it sends the aggregate), settled either way. */
-  #opening: Promise<unknown> | undefined;
+  /** The first tryNext (it sends the aggregate): how the aggregate answered, once it settles. */
+  #opening: Promise<Opened> | undefined;
   #closed: Promise<void> | undefined;
+  /** Resolves when the aggregate answered with an empty first batch (the driver then emits its postBatchResumeToken). */
+  readonly #emptyFirstBatch: Promise<Opened>;
 
   constructor(stream: ChangeStream) {
     this.#stream = stream;
+    // The first such event is the aggregate's: a startAfter/resumeAfter token is set before we can listen.
+    this.#emptyFirstBatch = new Promise((resolve) => stream.once("resumeTokenChanged", () => resolve("empty")));
   }
 
   /** The driver's resume token: of the last change, or the postBatchResumeToken of an empty batch. */
@@ -29,11 +36,32 @@ export class ClosableChangeStream {
     return this.#stream.resumeToken as ResumeToken | undefined;
   }
 
+  /**
+   * True once the stream is over: closed by us, or its cursor ended by the server
+   * (then tryNext() returns null at once, forever: a loop on it would spin).
+   */
+  get closed(): boolean {
+    return this.#stream.closed;
+  }
+
   /** The next change, or null after an empty batch. One call at a time. */
   tryNext(): Promise<ChangeStreamDocument | null> {
     const next = this.#stream.tryNext();
-    this.#opening ??= next.catch(() => {});
+    this.#opening ??= next.then(
+      (change): Opened => (change ? "changes" : "empty"),
+      (): Opened => "failed",
+    );
     return next;
+  }
+
+  /**
+   * Resolves once the opening aggregate has answered; call after the first tryNext().
+   * After an empty first batch the driver goes straight on to a getMore that may
+   * wait maxAwaitTimeMS, so this resolves before that first tryNext() does.
+   */
+  opened(): Promise<Opened> {
+    if (!this.#opening) throw new Error("ClosableChangeStream.opened() before the first tryNext()");
+    return Promise.race([this.#emptyFirstBatch, this.#opening]);
   }
 
   /**

@@ -9,7 +9,7 @@ import { describe, expect, inject, it } from "vitest";
 import type { Flowsync } from "../../src/flowsync";
 import { startTestBackend, uniqueDb, type TestBackend } from "../support/backend";
 import { startTestFlowsync, subscribeUrl } from "../support/flowsync";
-import { withAppName } from "../support/server-view";
+import { eventually, withAppName } from "../support/server-view";
 import { SseClient } from "../support/sse-client";
 
 // Simulator-only knob below: a tiny oplog (a real mongod's is ≥ 990 MB, far too big to overflow in a test).
@@ -90,24 +90,70 @@ describe("RESET", () => {
     });
   });
 
+  it("changes already waiting when the invalidated stream reopens still come after the RESET", async () => {
+    const appName = `reset-order-${uniqueDb()}`;
+    await withFlowsync({ appName }, async ({ fs, writer, dbName }) => {
+      const db = writer.db(dbName);
+      const client = await connected(fs, "order");
+      await db.collection("nodes").insertOne({ flowId: "order", n: "before" });
+      await client.until((x) => x.messages.length === 1, 10_000, "event before");
+      // flowsync's next aggregate (the reopen after the invalidate) waits 1 s at the server, so the
+      // write below is already there when it runs: it comes back in the new stream's first batch.
+      await writer.db("admin").command({ configureFailPoint: "failCommand", mode: { times: 1 }, data: { failCommands: ["aggregate"], blockConnection: true, blockTimeMS: 1000, appName } });
+      await db.dropDatabase();
+      await db.collection("nodes").insertOne({ flowId: "order", n: "waiting" });
+      await client.until((x) => x.messages.length === 3, 10_000, "RESET and the waiting change");
+      expect(shape(client)).toEqual(["SYNC_CANVAS:before", "RESET:stream-invalidated", "SYNC_CANVAS:waiting"]);
+      await client.close();
+    });
+  });
+
+  it("a cursor from before a dropDatabase, resumed through MongoDB: the events up to the drop, RESET (stream-invalidated), then live events", async () => {
+    // A replay buffer of 1: the resume runs a catch-up stream, which meets the invalidate.
+    await withFlowsync({ env: { REPLAY_BUFFER_SIZE: "1" } }, async ({ fs, writer, dbName }) => {
+      const db = writer.db(dbName);
+      const first = await connected(fs, "drop");
+      await db.collection("nodes").insertOne({ flowId: "drop", n: 1 });
+      await first.until((x) => x.messages.length === 1, 10_000, "first event");
+      await first.close();
+      await db.collection("nodes").insertOne({ flowId: "drop", n: 2 });
+      await db.dropDatabase();
+      await db.collection("nodes").insertOne({ flowId: "drop", n: 3 });
+      const restarted = await eventually(() => fs.watcher.restarts, (n) => n === 1, 10_000);
+      expect(restarted).toBe(1);
+
+      const resumed = await connected(fs, "drop", first.lastEventId);
+      await resumed.until((x) => x.messages.length === 2, 10_000, "the event before the drop and RESET");
+      await db.collection("nodes").insertOne({ flowId: "drop", n: "live" });
+      await resumed.until((x) => x.messages.length === 3, 10_000, "live event");
+      // n: 3 was written after the drop and before this client came back: the RESET's refetch covers it.
+      expect(shape(resumed)).toEqual(["SYNC_CANVAS:2", "RESET:stream-invalidated", "SYNC_CANVAS:live"]);
+      expect(fs.subscriptions.counters.replayedFromMongo).toBe(1);
+      await resumed.close();
+    });
+  });
+
   it.runIf(onSimulator)("the watcher's own position falls off the oplog: every subscriber gets RESET (history-lost), then live events", async () => {
     // Simulator only: a tiny oplog, overflowed while flowsync's getMore is held back by a fail point.
     const appName = `reset-${uniqueDb()}`;
-    await withFlowsync({ oplogSize: 50, appName }, async ({ fs, writer, dbName }) => {
+    // A long await: the getMore waiting when the fail point is set is surely the one that returns the probe below.
+    await withFlowsync({ oplogSize: 50, appName, env: { CHANGE_STREAM_AWAIT_MS: "10000" } }, async ({ fs, writer, dbName }) => {
       const db = writer.db(dbName);
       const clients = [await connected(fs, "lost-a"), await connected(fs, "lost-b")];
       for (const flowId of ["lost-a", "lost-b"]) await db.collection("nodes").insertOne({ flowId, n: "before" });
       for (const c of clients) await c.until((x) => x.messages.length === 1, 10_000, "event before");
 
-      // flowsync's next getMore waits 1.5 s at the server; meanwhile 100 writes push its position out of the oplog.
-      await writer.db("admin").command({ configureFailPoint: "failCommand", mode: { times: 1 }, data: { failCommands: ["getMore"], blockConnection: true, blockTimeMS: 1500, appName } });
-      await new Promise((r) => setTimeout(r, 300)); // the getMore in flight (≤ 100 ms) returns; the next one is held
-      for (let n = 0; n < 100; n++) await db.collection("unwatched").insertOne({ n });
+      // flowsync's NEXT getMore waits 3 s at the server: the one after the getMore that returns the probe.
+      await writer.db("admin").command({ configureFailPoint: "failCommand", mode: { times: 1 }, data: { failCommands: ["getMore"], blockConnection: true, blockTimeMS: 3000, appName } });
+      for (const flowId of ["lost-a", "lost-b"]) await db.collection("nodes").insertOne({ flowId, n: "probe" });
+      for (const c of clients) await c.until((x) => x.messages.length === 2, 10_000, "the probe");
+      // One command, 100 oplog entries: the held getMore's position falls off the 50-entry oplog.
+      await db.collection("unwatched").insertMany(Array.from({ length: 100 }, (_, n) => ({ n })));
 
-      for (const c of clients) await c.until((x) => x.messages.length === 2, 10_000, "RESET");
+      for (const c of clients) await c.until((x) => x.messages.length === 3, 10_000, "RESET");
       for (const flowId of ["lost-a", "lost-b"]) await db.collection("nodes").insertOne({ flowId, n: "after" });
-      for (const c of clients) await c.until((x) => x.messages.length === 3, 10_000, "live event after the RESET");
-      for (const c of clients) expect(shape(c)).toEqual(["SYNC_CANVAS:before", "RESET:history-lost", "SYNC_CANVAS:after"]);
+      for (const c of clients) await c.until((x) => x.messages.length === 4, 10_000, "live event after the RESET");
+      for (const c of clients) expect(shape(c)).toEqual(["SYNC_CANVAS:before", "SYNC_CANVAS:probe", "RESET:history-lost", "SYNC_CANVAS:after"]);
       expect(fs.watcher.restarts).toBe(1);
       expect(fs.feed.counters.resets).toBe(1);
       await Promise.all(clients.map((c) => c.close()));
