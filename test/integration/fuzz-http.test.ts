@@ -59,7 +59,7 @@ interface Answer {
  * Sends `request` as is; resolves once the answer is complete (Content-Length
  * read, or for an event stream `streamUntil` seen), the server closes, or `waitMs`.
  */
-function send(request: string | Uint8Array, { streamUntil = "\n\n", waitMs = 3000 } = {}): Promise<Answer | undefined> {
+function send(request: string | Uint8Array, { streamUntil = ": flowsync\n", waitMs = 3000 } = {}): Promise<Answer | undefined> {
   return new Promise((resolve) => {
     const socket = net.connect(port, "127.0.0.1");
     let text = "";
