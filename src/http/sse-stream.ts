@@ -1,31 +1,36 @@
 /**
  * One SSE response: headers, the `retry:` hint, heartbeats, then the
- * subscription's frames, pulled only as fast as the socket drains.
+ * subscription's frames, written only as fast as the socket drains.
  *
- * The body is a Readable that Koa pipes to the response. Before live (first
- * frame, RESET, replay) it pulls from the subscription's backlog generator;
- * live, it takes straight from the subscriber's queue, which calls back when it
- * has something again: no promise, generator step or abort listener per frame,
- * and whatever piled up meanwhile leaves as one write. That is what fanning one
- * event out to 10,000 connections costs (BENCHMARKS.md, profile before/after).
+ * The connection writes the response itself (`ctx.respond = false`) instead of
+ * handing Koa a Readable body. STYLE.md prefers the Readable, but the benchmark
+ * showed what it costs on this path (BENCHMARKS.md, profiles and heap before/
+ * after): per frame a Readable push, pipe and nextTick; per connection a
+ * Readable, `stream.pipeline` with end-of-stream listeners on both sides, a
+ * generator and a timer. Here: before live (first frame, RESET, replay) the
+ * connection pumps the subscription's backlog generator; live, it takes straight
+ * from the subscriber's queue whenever the socket can take more, and whatever
+ * piled up meanwhile leaves as one `res.write`. A write that returns false stops
+ * the taking until `drain`, so a slow client's backlog stays in its byte-bounded
+ * queue. Heartbeats come from one timer per interval for all connections.
  *
- * Clean-up is driven by the request's `close` event, not by Koa destroying the
- * body: a generator parked on `await` would not see `return()` until its await
- * settled (STYLE.md §7), so the backlog generator races the connection's AbortSignal.
+ * Clean-up is driven by the response's `close` event (client gone, or the
+ * response over): it aborts the backlog generator, whose awaits race that signal
+ * (STYLE.md §7), closes the subscription and releases the admission slot.
  *
  * Ends the server decides on (the queue closes without the client leaving):
- * - overflow: the client stopped reading. Its generator is parked on a `yield`
- *   the stalled socket never pulls, so the body is ended from outside
- *   (`SseBody.finish`): the response ends right after the bytes already written,
- *   and a client that reads later finds a properly ended stream.
- * - token expired (`expiresAt`), shutdown: the generator ends the stream (a last
- *   `: token expired` comment when expired).
+ * - overflow: the client stopped reading; the response ends right after the
+ *   bytes already written, and a client that reads later finds a properly
+ *   ended stream;
+ * - token expired (`expiresAt`): a last `: token expired` comment, then the end;
+ * - shutdown: the end.
  * Either way a client that has not read to the end within END_GRACE_MS has its
  * socket cut: a client that never reads holds no socket and no memory for long.
  * The client resumes from the last id it actually received.
  */
-import { Readable } from "node:stream";
+import type { ServerResponse } from "node:http";
 import type { Context } from "koa";
+import type { Logger } from "pino";
 import type { CloseReason } from "../hub/subscriber-queue";
 import type { Subscription } from "../hub/subscriptions";
 import { squashError } from "../errors";
@@ -41,163 +46,213 @@ export interface StreamOptions extends SseOptions {
   expiresAt?: number;
   /** Called once when the response is over (limits release their slot here). */
   onEnd?: () => void;
+  /** Where a failed backlog (e.g. a catch-up stream error) is reported. */
+  logger?: Logger;
 }
 
 /** How long an ended stream may take to flush before its socket is cut. */
 const END_GRACE_MS = 5000;
 /** setTimeout's ceiling; a later expiry re-arms. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
+const HEARTBEAT = comment();
+const HEADERS = {
+  "Content-Type": "text/event-stream; charset=utf-8",
+  "Cache-Control": "no-cache, no-transform",
+  Connection: "keep-alive",
+  // nginx and friends buffer responses unless told otherwise.
+  "X-Accel-Buffering": "no",
+};
 
 /** Opens the subscription (through `open`, which must pass `onClose` on) and streams it as the response. */
 export function streamSubscription(ctx: Context, open: (onClose: (reason: CloseReason) => void) => Subscription, options: StreamOptions): void {
-  const gone = new AbortController();
-  let expiry: NodeJS.Timeout | undefined;
-  let cut: NodeJS.Timeout | undefined;
-  let ended = false;
-  const end = () => {
-    if (ended) return;
-    ended = true;
-    gone.abort();
-    clearTimeout(expiry);
-    clearTimeout(cut);
-    options.onEnd?.();
-  };
-  ctx.req.once("close", end);
-  ctx.res.once("close", end);
-
-  let body: SseBody | undefined;
-  const onClose = (reason: CloseReason) => {
-    if (ended || reason === "client-gone") return;
-    if (reason === "overflow") body?.finish();
-    cut = setTimeout(() => ctx.res.destroy(), END_GRACE_MS);
-    cut.unref();
-  };
+  const connection = new SseConnection(ctx.res, options);
   let subscription: Subscription;
   try {
-    subscription = open(onClose);
+    subscription = open(connection.onQueueClose);
   } catch (err) {
-    end();
+    connection.abandon();
     throw err;
   }
-
-  if (options.expiresAt !== undefined) {
-    const expiresAt = options.expiresAt;
-    const arm = () => {
-      expiry = setTimeout(() => (Date.now() >= expiresAt ? subscription.queue.close("expired") : arm()), Math.min(Math.max(expiresAt - Date.now(), 0), MAX_TIMER_MS));
-      expiry.unref();
-    };
-    arm();
-  }
-
+  // Koa has already applied the headers set so far (CORS, …) to `res`; it sends nothing more.
   ctx.status = 200;
-  ctx.set({
-    "Content-Type": "text/event-stream; charset=utf-8",
-    "Cache-Control": "no-cache, no-transform",
-    Connection: "keep-alive",
-    // nginx and friends buffer responses unless told otherwise.
-    "X-Accel-Buffering": "no",
-  });
-  body = new SseBody(subscription, gone.signal, options);
-  ctx.body = body;
+  ctx.respond = false;
+  connection.start(subscription, options);
 }
 
-/**
- * The response body: the preamble, the backlog (async, from the generator), then
- * live frames taken from the queue whenever the consumer wants more (`_read`).
- * Object mode: strings go to the response as they are, without a Buffer copy
- * per connection here; highWaterMark 1: at most one chunk waits in the Readable,
- * the rest stays in the subscriber's byte-bounded queue.
- */
-class SseBody extends Readable {
-  readonly #subscription: Subscription;
-  readonly #signal: AbortSignal;
+class SseConnection {
+  readonly #res: ServerResponse;
+  readonly #heartbeatMs: number;
+  readonly #onEnd: (() => void) | undefined;
+  readonly #logger: Logger | undefined;
+  #subscription: Subscription | undefined;
+  /** Aborted when the response is over; the backlog generator races it. Dropped once live. */
+  #gone: AbortController | undefined = new AbortController();
   #backlog: AsyncGenerator<string> | undefined;
-  #pumping = false;
-  /** The consumer asked for data (`_read`) and got none yet. */
-  #wanted = false;
-  #done = false;
-  readonly #heartbeat: NodeJS.Timeout;
+  /** The pump stopped on a full socket and waits for `drain`. */
+  #pumpWaiting = false;
+  /** The last write returned false: nothing more until `drain`. */
+  #blocked = false;
+  /** We ended the response (or it is gone). */
+  #ended = false;
+  #over = false;
+  #expiry: NodeJS.Timeout | undefined;
+  #cut: NodeJS.Timeout | undefined;
 
-  constructor(subscription: Subscription, signal: AbortSignal, { retryMs, heartbeatMs }: SseOptions) {
-    super({ objectMode: true, highWaterMark: 1 });
+  constructor(res: ServerResponse, { heartbeatMs, onEnd, logger }: StreamOptions) {
+    this.#res = res;
+    this.#heartbeatMs = heartbeatMs;
+    this.#onEnd = onEnd;
+    this.#logger = logger;
+    res.once("close", this.#onOver);
+  }
+
+  start(subscription: Subscription, { retryMs, expiresAt }: StreamOptions): void {
     this.#subscription = subscription;
-    this.#signal = signal;
-    this.#backlog = subscription.backlog(signal);
+    if (this.#over) {
+      subscription.close();
+      return;
+    }
+    const res = this.#res;
+    res.writeHead(200, HEADERS);
+    res.on("drain", this.#onDrain);
+    this.#write(retry(retryMs) + comment("flowsync"));
+    heartbeats(this.#heartbeatMs).add(this);
+    if (expiresAt !== undefined) this.#armExpiry(expiresAt);
+    this.#backlog = subscription.backlog(this.#gone!.signal);
+    void this.#pump(this.#backlog);
+  }
+
+  /** `open` failed: nothing was written; Koa answers with the error. */
+  abandon(): void {
+    this.#res.off("close", this.#onOver);
+    this.#onOver();
+  }
+
+  heartbeat(): void {
     // Through the queue, so a heartbeat never jumps ahead of a pending event and obeys the byte limit.
-    this.#heartbeat = setInterval(() => subscription.queue.write(comment()), heartbeatMs);
-    this.#heartbeat.unref();
-    signal.addEventListener("abort", () => this.#end(), { once: true });
-    this.push(retry(retryMs) + comment("flowsync"));
+    this.#subscription?.queue.write(HEARTBEAT);
   }
 
-  override _read(): void {
-    this.#wanted = true;
-    if (this.#done) return;
-    if (this.#backlog) {
-      if (!this.#pumping) void this.#pump(this.#backlog);
-      return;
-    }
-    this.#live();
-  }
-
-  async #pump(backlog: AsyncGenerator<string>): Promise<void> {
-    this.#pumping = true;
-    try {
-      for (;;) {
-        const step = await backlog.next();
-        if (this.#done) return;
-        if (step.done) break;
-        this.#wanted = false;
-        if (!this.push(step.value)) return; // _read pumps on once the socket drained
-      }
-    } catch (err) {
-      this.destroy(err as Error);
-      return;
-    } finally {
-      this.#pumping = false;
-    }
-    this.#backlog = undefined;
-    this.#subscription.queue.onReadable(this.#onReadable);
-    if (this.#wanted) this.#live();
-  }
-
-  // Made once: the queue calls it after every wake, and once when it closes.
-  readonly #onReadable = (): void => {
-    if (this.#wanted || this.#subscription.queue.closed) this.#live();
+  /** The queue closed; called synchronously by the queue (see SubscriberQueueOptions.onClose). */
+  readonly onQueueClose = (reason: CloseReason): void => {
+    if (this.#over || reason === "client-gone") return;
+    // Overflow: the stalled socket will not ask again, so end now, after what it already holds.
+    if (reason === "overflow") this.#end();
+    this.#cut = setTimeout(() => this.#res.destroy(), END_GRACE_MS);
+    this.#cut.unref();
   };
 
-  #live(): void {
-    const queue = this.#subscription.queue;
+  async #pump(backlog: AsyncGenerator<string>): Promise<void> {
+    try {
+      for (;;) {
+        if (this.#blocked) {
+          this.#pumpWaiting = true; // #onDrain pumps on
+          return;
+        }
+        const step = await backlog.next();
+        if (this.#ended) return;
+        if (step.done) break;
+        this.#write(step.value);
+      }
+    } catch (err) {
+      if (this.#ended) return;
+      this.#logger?.error({ err }, "subscription failed before going live");
+      this.#res.destroy();
+      return;
+    }
+    this.#backlog = undefined;
+    this.#gone = undefined;
+    this.#subscription!.queue.onReadable(this.#flush);
+    this.#flush();
+  }
+
+  // Made once per connection: the queue calls it after each wake, and once when it closes.
+  readonly #flush = (): void => {
+    if (this.#ended || this.#backlog) return;
+    const queue = this.#subscription!.queue;
     if (queue.closed) {
-      if (queue.closeReason === "expired" && !this.#signal.aborted && !this.#done) this.push(comment("token expired"));
+      if (queue.closeReason === "expired") this.#write(comment("token expired"));
       this.#end();
       return;
     }
+    if (this.#blocked) return;
     const chunk = queue.take();
-    if (chunk === null) return; // onReadable calls back
-    this.#wanted = false;
-    this.push(chunk);
+    if (chunk !== null) this.#write(chunk);
+  };
+
+  readonly #onDrain = (): void => {
+    this.#blocked = false;
+    if (this.#pumpWaiting) {
+      this.#pumpWaiting = false;
+      if (this.#backlog) void this.#pump(this.#backlog);
+      return;
+    }
+    this.#flush();
+  };
+
+  #write(chunk: string): void {
+    if (!this.#res.write(chunk)) this.#blocked = true;
   }
 
-  /** Ends the body after the chunks already pushed (overflow: the stalled socket never asks again). */
-  finish(): void {
-    this.#end();
+  #armExpiry(expiresAt: number): void {
+    this.#expiry = setTimeout(
+      () => (Date.now() >= expiresAt ? this.#subscription?.queue.close("expired") : this.#armExpiry(expiresAt)),
+      Math.min(Math.max(expiresAt - Date.now(), 0), MAX_TIMER_MS),
+    );
+    this.#expiry.unref();
   }
 
+  /** Ends the response after what was written; the subscription is over. */
   #end(): void {
-    clearInterval(this.#heartbeat);
-    this.#subscription.close();
-    if (this.#done) return;
-    this.#done = true;
-    this.push(null);
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#stopStreaming();
+    this.#res.end();
+  }
+
+  #stopStreaming(): void {
+    heartbeats(this.#heartbeatMs).delete(this);
+    clearTimeout(this.#expiry);
+    this.#subscription?.close();
     this.#backlog?.return(undefined).catch(squashError);
   }
 
-  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
-    this.#done = true;
-    clearInterval(this.#heartbeat);
-    this.#subscription.close();
-    this.#backlog?.return(undefined).catch(squashError);
-    callback(err);
-  }
+  // The response is over: the client left, or the end we wrote went out.
+  readonly #onOver = (): void => {
+    if (this.#over) return;
+    this.#over = true;
+    this.#ended = true;
+    this.#gone?.abort();
+    clearTimeout(this.#cut);
+    this.#res.off("drain", this.#onDrain);
+    this.#stopStreaming();
+    this.#onEnd?.();
+  };
+}
+
+/** One interval per heartbeat period for every connection, instead of a timer each. */
+const beats = new Map<number, Set<SseConnection>>();
+
+function heartbeats(ms: number): { add(c: SseConnection): void; delete(c: SseConnection): void } {
+  return {
+    add(c) {
+      let set = beats.get(ms);
+      if (!set) {
+        const members = new Set<SseConnection>();
+        const timer = setInterval(() => {
+          for (const member of members) member.heartbeat();
+          if (members.size === 0) {
+            clearInterval(timer);
+            beats.delete(ms);
+          }
+        }, ms);
+        timer.unref();
+        beats.set(ms, (set = members));
+      }
+      set.add(c);
+    },
+    delete(c) {
+      beats.get(ms)?.delete(c);
+    },
+  };
 }
