@@ -26,6 +26,14 @@ export function usage(pid: number): Usage {
   return { cpu, rssKB: kb("VmRSS"), peakRssKB: kb("VmHWM") };
 }
 
+/** CPU seconds the whole machine spent busy (all cores, all processes), from /proc/stat. */
+export function machineBusy(): number {
+  const [, ...v] = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/);
+  const n = v.map(Number);
+  const total = n.slice(0, 8).reduce((a, b) => a + b, 0); // user nice system idle iowait irq softirq steal
+  return (total - n[3]! - n[4]!) / CLK_TCK;
+}
+
 /** Soft limit of open files of this process (children inherit it). */
 export function fdLimit(): number {
   const line = /^Max open files\s+(\d+)/m.exec(readFileSync("/proc/self/limits", "utf8"));

@@ -8,7 +8,8 @@
  *              + forked loadgen.ts workers holding the SSE connections (≤ WORKER_MAX each: fd limit)
  *
  * Writes BENCHMARKS.md (everything below the notes marker is kept across runs) and
- * artifacts/bench/results.json. Options: --mongo-url URL, --out FILE, --cpu-prof, --only a,b.
+ * artifacts/bench/results.json. Options: --mongo-url URL, --out FILE, --cpu-prof, --only a,b,
+ * --seconds N (writes per fan-out run; default 5).
  */
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -19,7 +20,7 @@ import { parseArgs } from "node:util";
 import { execSync } from "node:child_process";
 import { MongoClient, type ChangeStream, type Db } from "mongodb";
 import { initDatabase, targetsFromFilters } from "../../mongo-init/init";
-import { fdLimit, freePort, percentile, root, startNode, usage, Worker, type Child } from "./procs";
+import { fdLimit, freePort, machineBusy, percentile, root, startNode, usage, Worker, type Child } from "./procs";
 import { summarizeProfile } from "./profile";
 import { renderReport, type Results, type Run } from "./report";
 
@@ -29,17 +30,18 @@ const { values: opts } = parseArgs({
     out: { type: "string", default: "BENCHMARKS.md" },
     "cpu-prof": { type: "boolean", default: false },
     only: { type: "string" },
+    seconds: { type: "string" },
   },
 });
 const only = opts.only ? new Set(opts.only.split(",")) : undefined;
 const wanted = (name: string) => !only || only.has(name);
 
 const DB = "bench";
-const HOT_RATE = 20; // writes/s, one at a time ("trickle")
+const HOT_RATE = 10; // writes/s, one at a time ("trickle"): 100,000 deliveries/s at 10,000 subscribers
 const SPREAD_RATE = 200; // writes/s over 1,000 flows
-const WRITE_SECONDS = 5;
+const WRITE_SECONDS = Number(opts.seconds ?? 5);
 const DRAIN_MS = 5_000; // after the last write: longer than that is "behind"
-const CONNECT_BUDGET_MS = 30_000; // opening the subscribers: longer is "hopeless"
+const CONNECT_BUDGET_MS = 30_000; // opening the subscribers: longer is "hopeless" (6 ms per subscriber past 5,000)
 const PROBES = 200;
 const ART = `${root}artifacts/bench/`;
 mkdirSync(ART, { recursive: true });
@@ -102,7 +104,7 @@ async function startBackend(label: string): Promise<Backend> {
 // ---- servers --------------------------------------------------------------------------------------
 
 interface Server {
-  design: "flowsync" | "naive";
+  design: "flowsync" | "naive" | "raw";
   base: string;
   subscribeBase: string;
   child: Child;
@@ -129,6 +131,17 @@ async function startNaive(backend: Backend): Promise<Server> {
   });
   const base = `http://127.0.0.1:${port}`;
   return { design: "naive", base, subscribeBase: `${base}/subscribe/`, child };
+}
+
+async function startRaw(backend: Backend): Promise<Server> {
+  const port = await freePort();
+  const child = await startNode("scripts/bench/raw-server.ts", {
+    env: { MONGO_URL: backend.url, MONGO_DB: DB, PORT: String(port) },
+    log: `${ART}raw.log`,
+    ready: /^raw listening/,
+  });
+  const base = `http://127.0.0.1:${port}`;
+  return { design: "raw", base, subscribeBase: `${base}/subscribe/`, child };
 }
 
 async function scrape(server: Server): Promise<Map<string, number>> {
@@ -187,12 +200,17 @@ async function openSubscribers(server: Server, flowIds: string[]): Promise<Opene
       }),
     ),
   );
-  const result = await Promise.race([all, sleep(CONNECT_BUDGET_MS).then(() => undefined)]);
+  const budget = connectBudget(flowIds.length);
+  const result = await Promise.race([all, sleep(budget).then(() => undefined)]);
   if (!result) {
     const opened = (await Promise.all(used.map((w) => w.stats()))).reduce((n, s) => n + s.open, 0);
     return { used, opened, connectMs: now() - t0, timedOut: true };
   }
   return { used, opened: result.reduce((n, r) => n + r.opened, 0), connectMs: now() - t0, timedOut: false };
+}
+
+function connectBudget(subscribers: number): number {
+  return Math.max(CONNECT_BUDGET_MS, 6 * subscribers);
 }
 
 async function closeSubscribers(server: Server, used: Worker[]): Promise<void> {
@@ -271,7 +289,7 @@ async function fanOut(backend: Backend, server: Server, load: Load): Promise<Run
     rssBeforeKB: idleBefore.rssKB,
   };
   if (opened.timedOut || opened.opened < load.subscribers) {
-    run.stopped = `only ${opened.opened} of ${load.subscribers} subscribers connected within ${CONNECT_BUDGET_MS / 1000} s`;
+    run.stopped = `only ${opened.opened} of ${load.subscribers} subscribers connected within ${connectBudget(load.subscribers) / 1000} s`;
     await closeSubscribers(server, opened.used);
     return run;
   }
@@ -280,6 +298,8 @@ async function fanOut(backend: Backend, server: Server, load: Load): Promise<Run
   const u0 = usage(server.child.pid);
   const b0 = backend.child ? usage(backend.child.pid) : undefined;
   const l0 = opened.used.map((w) => usage(w.proc.pid!));
+  const self0 = process.cpuUsage();
+  const busy0 = machineBusy();
   const tStart = now();
   const { written, expected, writeMs } = await write(backend, load, flowIds);
   // Drain: until every delivery arrived, or DRAIN_MS after the last write.
@@ -296,6 +316,8 @@ async function fanOut(backend: Backend, server: Server, load: Load): Promise<Run
   const u1 = usage(server.child.pid);
   const b1 = backend.child ? usage(backend.child.pid) : undefined;
   const l1 = opened.used.map((w) => usage(w.proc.pid!));
+  const self1 = process.cpuUsage(self0);
+  const busy1 = machineBusy();
   const m1 = await scrape(server);
   const samples = (await Promise.all(opened.used.map((w) => w.stats(true)))).flatMap((s) => s.samples ?? []);
   const e2e: number[] = [];
@@ -320,7 +342,11 @@ async function fanOut(backend: Backend, server: Server, load: Load): Promise<Run
     added: { p50: percentile(added, 50), p99: percentile(added, 99), max: added.at(-1) ?? Number.NaN, n: added.length },
     serverCpuPct: ((u1.cpu - u0.cpu) / seconds) * 100,
     backendCpuPct: b0 && b1 ? ((b1.cpu - b0.cpu) / seconds) * 100 : undefined,
-    loadCpuPct: (l1.reduce((n, u) => n + u.cpu, 0) - l0.reduce((n, u) => n + u.cpu, 0)) / seconds * 100,
+    loadCpuPct: ((l1.reduce((n, u) => n + u.cpu, 0) - l0.reduce((n, u) => n + u.cpu, 0) + (self1.user + self1.system) / 1e6) / seconds) * 100,
+    serverCpuUsPerDelivery: delivered > 0 ? ((u1.cpu - u0.cpu) * 1e6) / delivered : undefined,
+    // Everything else the machine ran meanwhile (other sessions' tests share these cores).
+    otherCpuPct:
+      ((busy1 - busy0 - (u1.cpu - u0.cpu) - (b0 && b1 ? b1.cpu - b0.cpu : 0) - (l1.reduce((n, u) => n + u.cpu, 0) - l0.reduce((n, u) => n + u.cpu, 0)) - (self1.user + self1.system) / 1e6) / seconds) * 100,
     rssKB: u1.rssKB,
     peakRssKB: u1.peakRssKB,
     dropped: (m1.get("flowsync_slow_clients_dropped_total") ?? 0) - (m0.get("flowsync_slow_clients_dropped_total") ?? 0),
@@ -446,6 +472,21 @@ async function main(): Promise<void> {
     await backend.stop();
   }
   if (opts["cpu-prof"]) results.profile = summarizeProfile(`${ART}prof`, readdirSync(`${ART}prof`).filter((f) => f.endsWith(".cpuprofile")));
+
+  // The floor: one change stream + bare res.write fan-out, on a fresh backend, for the hot flow.
+  for (const load of [...HOT]) {
+    if (!wanted(`raw-${load.name}`) && !wanted("raw")) continue;
+    log(`raw ${load.name}`);
+    const rb = await startBackend("sim-raw");
+    const raw = await startRaw(rb);
+    try {
+      results.runs.push(await fanOut(rb, raw, load));
+    } finally {
+      await raw.child.stop();
+      await rb.stop();
+    }
+    save();
+  }
 
   // The naive design, same loads, each on a fresh backend (its cursors must not slow the next run).
   const hopeless = new Set<string>();
