@@ -1,0 +1,50 @@
+/**
+ * The SSE connection writing its own response: heartbeats from the shared
+ * timer reach every open stream (and only open ones), and the response carries
+ * the SSE headers merged with those set before it (CORS).
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Flowsync } from "../../src/flowsync";
+import { startTestBackend, uniqueDb, type TestBackend } from "../support/backend";
+import { startTestFlowsync, subscribeUrl } from "../support/flowsync";
+import { SseClient } from "../support/sse-client";
+
+let backend: TestBackend;
+let fs: Flowsync;
+
+beforeAll(async () => {
+  backend = await startTestBackend();
+  fs = await startTestFlowsync(backend.url, { MONGO_DB: uniqueDb("sse"), HEARTBEAT_MS: "1000" });
+});
+
+afterAll(async () => {
+  await fs?.stop();
+  await backend?.stop();
+});
+
+const heartbeats = (c: SseClient) => c.raw.split("\n").filter((line) => line === ":").length;
+
+describe("SSE connection", () => {
+  it("every open stream gets heartbeats from the one shared timer; a closed one stops counting as a subscriber", async () => {
+    const clients = ["hb-a", "hb-a", "hb-b"].map((flow) => new SseClient(subscribeUrl(fs, flow)));
+    for (const c of clients) await c.until((x) => x.raw.includes(": flowsync"), 5000, "stream open");
+    for (const c of clients) await c.until((x) => heartbeats(x) >= 2, 10_000, "two heartbeats");
+    await clients[0].close();
+    for (let i = 0; i < 100 && fs.hub.subscriberCount() > 2; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(fs.hub.subscriberCount()).toBe(2);
+    const before = heartbeats(clients[1]);
+    await clients[1].until((x) => heartbeats(x) > before, 10_000, "one more heartbeat");
+    expect(clients[1].messages).toEqual([]); // heartbeats are comments, not events
+    await Promise.all(clients.slice(1).map((c) => c.close()));
+  });
+
+  it("answers with the SSE headers and status 200 although Koa sends nothing itself", async () => {
+    const c = new SseClient(subscribeUrl(fs, "hb-h"));
+    await c.until((x) => x.raw.includes(": flowsync"), 5000, "stream open");
+    expect(c.status).toBe(200);
+    expect(c.headers?.get("content-type")).toBe("text/event-stream; charset=utf-8");
+    expect(c.headers?.get("cache-control")).toBe("no-cache, no-transform");
+    expect(c.headers?.get("x-accel-buffering")).toBe("no");
+    await c.close();
+  });
+});
