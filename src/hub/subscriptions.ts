@@ -12,6 +12,7 @@
  */
 import type { ChangeStreamDocument } from "mongodb";
 import type { CatchUpStart } from "../watch/catch-up";
+import { restartReason } from "../watch/change-watcher";
 import type { Logger } from "pino";
 import { decodeCursor, encodeCursor, type ResumeToken } from "../events/cursor";
 import { idOnly } from "../http/sse-frame";
@@ -195,10 +196,9 @@ export class Subscriptions {
       }
     } catch (err) {
       if (signal.aborted) return {};
-      const code = (err as { code?: number }).code;
       logger.warn({ err, flowId, from }, "catch-up stream failed");
-      if (code === 286) return "history-lost";
-      if (code === 280) return "cursor-unknown";
+      const reason = restartReason(err);
+      if (reason) return reason;
       throw err;
     } finally {
       // Closes the catch-up cursor also when our consumer stopped early (client gone mid catch-up).

@@ -44,8 +44,11 @@ export interface ChangeWatcherOptions {
 const HISTORY_LOST = 286;
 const TOKEN_NOT_FOUND = 280;
 
-/** Why the stream must restart elsewhere than its position, or undefined for any other error. */
-function restartReason(err: unknown): RestartReason | undefined {
+/**
+ * Why a stream cannot go on from its position (history lost, token unknown), or
+ * undefined for any other error. Shared by the watcher and the catch-up streams.
+ */
+export function restartReason(err: unknown): RestartReason | undefined {
   const code = (err as { code?: number }).code;
   return code === HISTORY_LOST ? "history-lost" : code === TOKEN_NOT_FOUND ? "cursor-unknown" : undefined;
 }
