@@ -2,31 +2,13 @@
  * flowsync/client against a running flowsync (fetch reader): RESET → snapshot
  * refetch → live, and resume after a server-side cut with nothing lost or repeated.
  */
-import { MongoClient, type Db } from "mongodb";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+import { describe, expect, it } from "vitest";
 import { createFlowStore, subscribeFlow, type ConnectionState, type DocEvent } from "flowsync/client";
-import type { Flowsync } from "../../src/flowsync";
-import { startTestBackend, uniqueDb, type TestBackend } from "../support/backend";
-import { startTestFlowsync } from "../support/flowsync";
+import { useFlowsync } from "../support/flowsync";
 
-let backend: TestBackend;
-let fs: Flowsync;
-let writer: MongoClient;
-let db: Db;
+const t = useFlowsync("client", { RETRY_MS: "100" });
 
-beforeAll(async () => {
-  backend = await startTestBackend();
-  const dbName = uniqueDb("client");
-  fs = await startTestFlowsync(backend.url, { MONGO_DB: dbName, RETRY_MS: "100" });
-  writer = await new MongoClient(backend.url).connect();
-  db = writer.db(dbName);
-});
-
-afterAll(async () => {
-  await writer?.close();
-  await fs?.stop();
-  await backend?.stop();
-});
 
 async function waitFor(predicate: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -40,11 +22,11 @@ type Doc = { _id: string; flowId: string; [k: string]: unknown };
 
 describe("flowsync/client against flowsync", () => {
   it("on RESET refetches the snapshot, hands it over, and continues live from its cursor", async () => {
-    const nodes = db.collection<Doc>("nodes");
+    const nodes = t.db.collection<Doc>("nodes");
     await nodes.insertMany([{ _id: "r1", flowId: "cl-reset", v: 1 }, { _id: "r2", flowId: "cl-reset", v: 2 }]);
     const store = createFlowStore();
     const log: string[] = [];
-    const sub = subscribeFlow(fs.url, "cl-reset", {
+    const sub = subscribeFlow(t.fs.url, "cl-reset", {
       onReset: (d) => log.push(`reset ${d.reason}`),
       onSnapshot: (s, m) => log.push(`snapshot ${m.reason} ${s.canvas.node?.length ?? 0}`),
     }, { lastEventId: "1.zzzzzz.ABCD", store, transport: "fetch" });
@@ -59,10 +41,10 @@ describe("flowsync/client against flowsync", () => {
   });
 
   it("resumes with the last id after the server cuts the stream: every write once, in order", async () => {
-    const nodes = db.collection<Doc>("nodes");
+    const nodes = t.db.collection<Doc>("nodes");
     const events: DocEvent[] = [];
     const states: ConnectionState[] = [];
-    const sub = subscribeFlow(fs.url, "cl-cut", { onEvent: (e) => events.push(e), onState: (s) => states.push(s) }, { transport: "fetch" });
+    const sub = subscribeFlow(t.fs.url, "cl-cut", { onEvent: (e) => events.push(e), onState: (s) => states.push(s) }, { transport: "fetch" });
     await waitFor(() => sub.state === "open", "open");
     const written: string[] = [];
     for (let i = 0; i < 5; i++) {
@@ -70,7 +52,7 @@ describe("flowsync/client against flowsync", () => {
       written.push(`a${i}`);
     }
     await waitFor(() => events.length === 5, "first batch");
-    fs.hub.closeAll("reset");
+    t.fs.hub.closeAll("reset");
     await waitFor(() => sub.state === "reconnecting", "the cut");
     for (let i = 0; i < 5; i++) {
       await nodes.insertOne({ _id: `b${i}`, flowId: "cl-cut" });
@@ -86,7 +68,7 @@ describe("flowsync/client against flowsync", () => {
 
   it("sends headers and getToken's token on every request", async () => {
     const seen: Array<Record<string, string>> = [];
-    const sub = subscribeFlow(fs.url, "cl-auth", {}, {
+    const sub = subscribeFlow(t.fs.url, "cl-auth", {}, {
       getToken: () => "tok",
       headers: { "X-Trace": "t1" },
       fetch: (url, init) => {

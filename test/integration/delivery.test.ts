@@ -1,32 +1,13 @@
-import { MongoClient, type Db } from "mongodb";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { flowEventSchema } from "../../src/events/schemas";
-import type { Flowsync } from "../../src/flowsync";
-import { startTestBackend, uniqueDb, type TestBackend } from "../support/backend";
-import { startTestFlowsync, subscribeUrl } from "../support/flowsync";
+import { subscribeUrl, useFlowsync } from "../support/flowsync";
 import { SseClient } from "../support/sse-client";
 
-let backend: TestBackend;
-let fs: Flowsync;
-let writer: MongoClient;
-let db: Db;
+const t = useFlowsync("t");
 
-beforeAll(async () => {
-  backend = await startTestBackend();
-  const dbName = uniqueDb();
-  fs = await startTestFlowsync(backend.url, { MONGO_DB: dbName });
-  writer = new MongoClient(backend.url);
-  db = writer.db(dbName);
-});
-
-afterAll(async () => {
-  await writer?.close();
-  await fs?.stop();
-  await backend?.stop();
-});
 
 async function connected(flowId: string, lastEventId?: string): Promise<SseClient> {
-  const c = new SseClient(subscribeUrl(fs, flowId), { lastEventId });
+  const c = new SseClient(subscribeUrl(t.fs, flowId), { lastEventId });
   await c.until(() => c.raw.includes(": flowsync"), 5000, "stream open");
   return c;
 }
@@ -37,12 +18,12 @@ describe("delivery", () => {
     const a2 = await connected("flow-a");
     const b = await connected("flow-b");
 
-    await db.collection("nodes").insertOne({ _id: "n1" as never, flowId: "flow-a", type: "llm", position: { x: 1, y: 2 }, secrets: { apiKey: "TOPSECRET-1" }, _internal: "TOPSECRET-2" });
-    await db.collection("nodes").updateOne({ _id: "n1" as never }, { $set: { "position.x": 9, "secrets.other": "TOPSECRET-3", "_internal": "TOPSECRET-4" } });
-    await db.collection("edges").insertOne({ flowId: "flow-a", source: "n1", target: "n2" });
-    await db.collection("flow_executions").insertOne({ flowId: "flow-a", status: "running", progress: 10 });
-    await db.collection("flow_logs").insertOne({ flowId: "flow-a", chunk: "tok" });
-    await db.collection("nodes").deleteOne({ _id: "n1" as never });
+    await t.db.collection("nodes").insertOne({ _id: "n1" as never, flowId: "flow-a", type: "llm", position: { x: 1, y: 2 }, secrets: { apiKey: "TOPSECRET-1" }, _internal: "TOPSECRET-2" });
+    await t.db.collection("nodes").updateOne({ _id: "n1" as never }, { $set: { "position.x": 9, "secrets.other": "TOPSECRET-3", "_internal": "TOPSECRET-4" } });
+    await t.db.collection("edges").insertOne({ flowId: "flow-a", source: "n1", target: "n2" });
+    await t.db.collection("flow_executions").insertOne({ flowId: "flow-a", status: "running", progress: 10 });
+    await t.db.collection("flow_logs").insertOne({ flowId: "flow-a", chunk: "tok" });
+    await t.db.collection("nodes").deleteOne({ _id: "n1" as never });
 
     for (const c of [a1, a2]) await c.until((x) => x.messages.length >= 6, 10_000, "6 events");
     const events = a1.events();
@@ -70,15 +51,15 @@ describe("delivery", () => {
 
   it("a document without a flowId is a counted skip and the stream stays up", async () => {
     const c = await connected("flow-c");
-    const before = fs.feed.counters.skipped.unroutable ?? 0;
-    await db.collection("nodes").insertOne({ type: "orphan" });
-    await db.collection("nodes").insertOne({ flowId: 42 });
-    await db.collection("nodes").insertOne({ flowId: "flow-c", type: "ok" });
+    const before = t.fs.feed.counters.skipped.unroutable ?? 0;
+    await t.db.collection("nodes").insertOne({ type: "orphan" });
+    await t.db.collection("nodes").insertOne({ flowId: 42 });
+    await t.db.collection("nodes").insertOne({ flowId: "flow-c", type: "ok" });
     await c.until((x) => x.messages.length >= 1, 10_000, "the valid event");
     expect(c.events()[0].data).toMatchObject({ flowId: "flow-c", doc: { type: "ok" } });
-    expect(fs.feed.counters.skipped.unroutable).toBe(before + 1);
-    expect(fs.feed.counters.skipped["flowId-invalid"]).toBeGreaterThanOrEqual(1);
-    expect(fs.watcher.ready).toBe(true);
+    expect(t.fs.feed.counters.skipped.unroutable).toBe(before + 1);
+    expect(t.fs.feed.counters.skipped["flowId-invalid"]).toBeGreaterThanOrEqual(1);
+    expect(t.fs.watcher.ready).toBe(true);
     await c.close();
   });
 
@@ -90,7 +71,7 @@ describe("delivery", () => {
       const c = await connected("flow-d", cursor);
       await c.until((x) => x.messages.length >= 1, 5000, "RESET");
       expect(c.events()[0]).toMatchObject({ type: "RESET", data: { flowId: "flow-d", reason } });
-      await db.collection("nodes").insertOne({ flowId: "flow-d", n: reason });
+      await t.db.collection("nodes").insertOne({ flowId: "flow-d", n: reason });
       await c.until((x) => x.messages.length >= 2, 10_000, "live event after RESET");
       expect(c.events()[1]).toMatchObject({ type: "SYNC_CANVAS", data: { doc: { n: reason } } });
       await c.close();
@@ -98,17 +79,17 @@ describe("delivery", () => {
   });
 
   it("answers bad requests with JSON errors", async () => {
-    const bad = await fetch(subscribeUrl(fs, "x".repeat(300)));
+    const bad = await fetch(subscribeUrl(t.fs, "x".repeat(300)));
     expect(bad.status).toBe(400);
     expect(await bad.json()).toEqual({ error: { code: "E_FLOW_ID_INVALID", message: expect.any(String) } });
-    const control = await fetch(`${fs.url}/api/creative-flowboard/subscribe/a%01b`);
+    const control = await fetch(`${t.fs.url}/api/creative-flowboard/subscribe/a%01b`);
     expect(control.status).toBe(400);
-    const missing = await fetch(`${fs.url}/nope`);
+    const missing = await fetch(`${t.fs.url}/nope`);
     expect(missing.status).toBe(404);
     expect(await missing.json()).toMatchObject({ error: { code: "E_NOT_FOUND" } });
-    const health = await fetch(`${fs.url}/healthz`);
+    const health = await fetch(`${t.fs.url}/healthz`);
     expect(await health.json()).toEqual({ status: "ok" });
-    const ready = await fetch(`${fs.url}/readyz`);
+    const ready = await fetch(`${t.fs.url}/readyz`);
     expect(ready.status).toBe(200);
   });
 
@@ -124,10 +105,10 @@ describe("delivery", () => {
 
   it("removes the subscriber when the client goes away", async () => {
     const c = await connected("flow-gone");
-    expect(fs.hub.subscriberCount("flow-gone")).toBe(1);
+    expect(t.fs.hub.subscriberCount("flow-gone")).toBe(1);
     await c.close();
     const deadline = Date.now() + 5000;
-    while (fs.hub.subscriberCount("flow-gone") > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    expect(fs.hub.subscriberCount("flow-gone")).toBe(0);
+    while (t.fs.hub.subscriberCount("flow-gone") > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(t.fs.hub.subscriberCount("flow-gone")).toBe(0);
   });
 });

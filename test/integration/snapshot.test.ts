@@ -3,35 +3,17 @@
  * and the events after it, stitched with no gap and no duplicate, while other
  * clients keep writing.
  */
-import { MongoClient, type Db } from "mongodb";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MongoClient } from "mongodb";
+import { describe, expect, it } from "vitest";
 import { snapshotDataSchema } from "../../src/events/schemas";
-import type { Flowsync } from "../../src/flowsync";
-import { startTestBackend, uniqueDb, type TestBackend } from "../support/backend";
-import { startTestFlowsync, subscribeUrl } from "../support/flowsync";
+import { subscribeUrl, useFlowsync } from "../support/flowsync";
 import { seededRandom, testSeed } from "../support/random";
 import { SseClient } from "../support/sse-client";
 
-let backend: TestBackend;
-let fs: Flowsync;
-let writer: MongoClient;
-let db: Db;
+const t = useFlowsync("snap");
 
-beforeAll(async () => {
-  backend = await startTestBackend();
-  const dbName = uniqueDb("snap");
-  fs = await startTestFlowsync(backend.url, { MONGO_DB: dbName });
-  writer = new MongoClient(backend.url);
-  db = writer.db(dbName);
-});
 
-afterAll(async () => {
-  await writer?.close();
-  await fs?.stop();
-  await backend?.stop();
-});
-
-const snapshotUrl = (flowId: string, q = "") => `${fs.url}/api/creative-flowboard/flows/${encodeURIComponent(flowId)}/snapshot${q}`;
+const snapshotUrl = (flowId: string, q = "") => `${t.fs.url}/api/creative-flowboard/flows/${encodeURIComponent(flowId)}/snapshot${q}`;
 
 type Doc = Record<string, unknown> & { _id: string };
 
@@ -61,17 +43,17 @@ describe("snapshot", () => {
   });
 
   it("holds the flow's nodes, edges, latest execution and (when asked) logs, without private fields", async () => {
-    await db.collection("nodes").insertMany([
+    await t.db.collection("nodes").insertMany([
       { _id: "s1" as never, flowId: "snap-a", type: "llm", secrets: { k: "TOPSECRET" } },
       { _id: "s2" as never, flowId: "snap-a", _internal: "TOPSECRET" },
       { _id: "s3" as never, flowId: "other" },
     ]);
-    await db.collection("edges").insertOne({ flowId: "snap-a", source: "s1", target: "s2" });
-    await db.collection("flow_executions").insertMany([
+    await t.db.collection("edges").insertOne({ flowId: "snap-a", source: "s1", target: "s2" });
+    await t.db.collection("flow_executions").insertMany([
       { flowId: "snap-a", status: "done", progress: 100 },
       { flowId: "snap-a", status: "running", progress: 40 },
     ]);
-    await db.collection("flow_logs").insertMany([{ flowId: "snap-a", chunk: "a" }, { flowId: "snap-a", chunk: "b" }]);
+    await t.db.collection("flow_logs").insertMany([{ flowId: "snap-a", chunk: "a" }, { flowId: "snap-a", chunk: "b" }]);
     const res = await fetch(snapshotUrl("snap-a", "?logs=1"));
     const text = await res.text();
     expect(text).not.toContain("TOPSECRET");
@@ -85,32 +67,32 @@ describe("snapshot", () => {
   });
 
   it("?snapshot=1 sends the SNAPSHOT first, then every change after it", async () => {
-    await db.collection("nodes").insertOne({ _id: "p1" as never, flowId: "snap-b", v: 1 });
-    const c = new SseClient(subscribeUrl(fs, "snap-b", "?snapshot=1"));
+    await t.db.collection("nodes").insertOne({ _id: "p1" as never, flowId: "snap-b", v: 1 });
+    const c = new SseClient(subscribeUrl(t.fs, "snap-b", "?snapshot=1"));
     await c.until((x) => x.messages.length >= 1, 5000, "SNAPSHOT");
     const [first] = c.events();
     expect(first.type).toBe("SNAPSHOT");
     expect(first.id).toBe(first.data.cursor);
     expect((first.data.canvas as Record<string, Doc[]>).node.map((d) => d._id)).toEqual(["p1"]);
-    await db.collection("nodes").updateOne({ _id: "p1" as never }, { $set: { v: 2 } });
+    await t.db.collection("nodes").updateOne({ _id: "p1" as never }, { $set: { v: 2 } });
     await c.until((x) => x.messages.length >= 2, 10_000, "the update");
     expect(c.events()[1]).toMatchObject({ type: "SYNC_CANVAS", data: { op: "update", id: "p1", changes: { set: { v: 2 } } } });
     await c.close();
   });
 
   it("?types= narrows a subscription; RESET still arrives", async () => {
-    const c = new SseClient(subscribeUrl(fs, "snap-t", "?types=EXECUTION_UPDATE"));
+    const c = new SseClient(subscribeUrl(t.fs, "snap-t", "?types=EXECUTION_UPDATE"));
     await c.until((x) => x.raw.includes(": flowsync"), 5000, "open");
-    await db.collection("nodes").insertOne({ flowId: "snap-t" });
-    await db.collection("flow_logs").insertOne({ flowId: "snap-t", chunk: "x" });
-    await db.collection("flow_executions").insertOne({ flowId: "snap-t", progress: 5 });
+    await t.db.collection("nodes").insertOne({ flowId: "snap-t" });
+    await t.db.collection("flow_logs").insertOne({ flowId: "snap-t", chunk: "x" });
+    await t.db.collection("flow_executions").insertOne({ flowId: "snap-t", progress: 5 });
     await c.until((x) => x.messages.length >= 1, 10_000, "execution");
     await new Promise((r) => setTimeout(r, 300));
     expect(c.events().map((e) => e.type)).toEqual(["EXECUTION_UPDATE"]);
     await c.close();
-    const bad = await fetch(subscribeUrl(fs, "snap-t", "?types=NOPE"));
+    const bad = await fetch(subscribeUrl(t.fs, "snap-t", "?types=NOPE"));
     expect(bad.status).toBe(400);
-    const reset = new SseClient(subscribeUrl(fs, "snap-t", "?types=LOG_STREAM"), { lastEventId: "bad" });
+    const reset = new SseClient(subscribeUrl(t.fs, "snap-t", "?types=LOG_STREAM"), { lastEventId: "bad" });
     await reset.until((x) => x.messages.length >= 1, 5000, "RESET");
     expect(reset.events()[0].type).toBe("RESET");
     await reset.close();
@@ -122,11 +104,11 @@ describe("snapshot", () => {
     for (let trial = 0; trial < trials; trial++) {
       const rand = seededRandom(seed + trial);
       const flowId = `seam-${trial}`;
-      const writers = await Promise.all([0, 1, 2].map(async () => new MongoClient(backend.url).connect()));
+      const writers = await Promise.all([0, 1, 2].map(async () => new MongoClient(t.backend.url).connect()));
       let stop = false;
       let n = 0;
       const write = async (client: MongoClient, w: number) => {
-        const nodes = client.db(db.databaseName).collection<Doc>("nodes");
+        const nodes = client.db(t.db.databaseName).collection<Doc>("nodes");
         const mine: string[] = [];
         while (!stop) {
           const r = rand();
@@ -143,12 +125,12 @@ describe("snapshot", () => {
       };
       const running = writers.map((c, w) => write(c, w));
       await new Promise((r) => setTimeout(r, 20 + rand() * 60));
-      const c = new SseClient(subscribeUrl(fs, flowId, "?snapshot=1"));
+      const c = new SseClient(subscribeUrl(t.fs, flowId, "?snapshot=1"));
       await c.until((x) => x.messages.length >= 1, 10_000, "SNAPSHOT");
       await new Promise((r) => setTimeout(r, 20 + rand() * 60));
       stop = true;
       await Promise.all(running);
-      await writers[0].db(db.databaseName).collection<Doc>("nodes").insertOne({ _id: `${flowId}-end`, flowId });
+      await writers[0].db(t.db.databaseName).collection<Doc>("nodes").insertOne({ _id: `${flowId}-end`, flowId });
       await c.until((x) => x.events().some((e) => e.data.id === `${flowId}-end`), 20_000, "sentinel");
       await c.close();
       await Promise.all(writers.map((w) => w.close()));
@@ -156,7 +138,7 @@ describe("snapshot", () => {
       const [snap, ...rest] = c.events();
       const state = new Map<string, Doc>(((snap.data.canvas as Record<string, Doc[]>).node ?? []).map((d) => [d._id, d]));
       for (const e of rest) apply(state, e);
-      const truth = await db.collection<Doc>("nodes").find({ flowId }).toArray();
+      const truth = await t.db.collection<Doc>("nodes").find({ flowId }).toArray();
       expect([...state.keys()].sort(), `trial ${trial} (seed ${seed + trial})`).toEqual(truth.map((d) => d._id).sort());
       for (const d of truth) expect(state.get(d._id), `trial ${trial}: ${d._id}`).toEqual(d);
     }

@@ -3,41 +3,23 @@
  * from the Prometheus text. No timing assertions: values are counts.
  */
 import net from "node:net";
-import { MongoClient, type Db } from "mongodb";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Flowsync } from "../../src/flowsync";
+
+import { describe, expect, it } from "vitest";
 import { FlowHub } from "../../src/hub/flow-hub";
 import { ReplayBuffer } from "../../src/hub/replay-buffer";
 import { SubscriberQueue } from "../../src/hub/subscriber-queue";
 import { clusterSecondsOfToken, createMetrics } from "../../src/metrics";
-import { startTestBackend, uniqueDb, type TestBackend } from "../support/backend";
-import { startTestFlowsync, subscribeUrl } from "../support/flowsync";
+import { subscribeUrl, useFlowsync } from "../support/flowsync";
 import { SseClient } from "../support/sse-client";
 
-let backend: TestBackend;
-let fs: Flowsync;
-let writer: MongoClient;
-let db: Db;
+// A small replay buffer, so that an old cursor must catch up from MongoDB; the smallest client buffer, to drop a stalled client.
+const t = useFlowsync("metrics", { REPLAY_BUFFER_SIZE: "4", CLIENT_BUFFER_BYTES: "1024" });
 
-beforeAll(async () => {
-  backend = await startTestBackend();
-  const dbName = uniqueDb("metrics");
-  // A small replay buffer, so that an old cursor must catch up from MongoDB; the smallest client buffer, to drop a stalled client.
-  fs = await startTestFlowsync(backend.url, { MONGO_DB: dbName, REPLAY_BUFFER_SIZE: "4", CLIENT_BUFFER_BYTES: "1024" });
-  writer = new MongoClient(backend.url);
-  db = writer.db(dbName);
-});
-
-afterAll(async () => {
-  await writer?.close();
-  await fs?.stop();
-  await backend?.stop();
-});
 
 type Sample = { name: string; labels: Record<string, string>; value: number };
 
 async function scrape(): Promise<{ text: string; samples: Sample[]; contentType: string | null }> {
-  const res = await fetch(`${fs.url}/metrics`);
+  const res = await fetch(`${t.fs.url}/metrics`);
   expect(res.status).toBe(200);
   const text = await res.text();
   const samples: Sample[] = [];
@@ -55,7 +37,7 @@ function value(samples: Sample[], name: string, labels: Record<string, string> =
 }
 
 async function connected(flowId: string, lastEventId?: string): Promise<SseClient> {
-  const c = new SseClient(subscribeUrl(fs, flowId), { lastEventId });
+  const c = new SseClient(subscribeUrl(t.fs, flowId), { lastEventId });
   await c.until(() => c.raw.includes(": flowsync"), 5000, "stream open");
   return c;
 }
@@ -80,14 +62,14 @@ describe("GET /metrics", () => {
     const b = await connected("metrics-b");
     expect(value((await scrape()).samples, "flowsync_subscribers")).toBe(3);
 
-    await db.collection("nodes").insertOne({ flowId: "metrics-a", type: "llm" });
-    await db.collection("edges").insertOne({ flowId: "metrics-a", source: "x", target: "y" });
-    await db.collection("flow_logs").insertOne({ flowId: "metrics-b", chunk: "tok" });
-    await db.collection("nodes").insertOne({ type: "orphan" }); // no flowId: a counted skip
-    await db.collection("flow_executions").insertOne({ flowId: "metrics-nobody", status: "running" });
+    await t.db.collection("nodes").insertOne({ flowId: "metrics-a", type: "llm" });
+    await t.db.collection("edges").insertOne({ flowId: "metrics-a", source: "x", target: "y" });
+    await t.db.collection("flow_logs").insertOne({ flowId: "metrics-b", chunk: "tok" });
+    await t.db.collection("nodes").insertOne({ type: "orphan" }); // no flowId: a counted skip
+    await t.db.collection("flow_executions").insertOne({ flowId: "metrics-nobody", status: "running" });
     for (const c of [a1, a2]) await c.until((x) => x.messages.length >= 2, 10_000, "2 events");
     await b.until((x) => x.messages.length >= 1, 10_000, "1 event");
-    await eventually(async () => fs.feed.counters.received >= 5, "5 changes received");
+    await eventually(async () => t.fs.feed.counters.received >= 5, "5 changes received");
 
     const { samples, text } = await scrape();
     expect(value(samples, "flowsync_changes_received_total")).toBe(5);
@@ -115,8 +97,8 @@ describe("GET /metrics", () => {
     const oldest = a1.messages[0].id!;
     const newest = a1.lastEventId!;
     const fromMemory = await connected("metrics-a", newest);
-    for (let i = 0; i < 6; i++) await db.collection("flow_logs").insertOne({ flowId: "metrics-z", i }); // evicts metrics-a's events
-    await eventually(async () => fs.feed.counters.received >= 11, "11 changes received");
+    for (let i = 0; i < 6; i++) await t.db.collection("flow_logs").insertOne({ flowId: "metrics-z", i }); // evicts metrics-a's events
+    await eventually(async () => t.fs.feed.counters.received >= 11, "11 changes received");
     const fromMongo = await connected("metrics-a", oldest);
     await fromMongo.until((x) => x.messages.length >= 1, 10_000, "the caught-up event");
     const reset = await connected("metrics-a", "garbage");
@@ -138,21 +120,21 @@ describe("GET /metrics", () => {
   });
 
   it("counts a stalled client dropped for exceeding CLIENT_BUFFER_BYTES", async () => {
-    const u = new URL(subscribeUrl(fs, "metrics-slow"));
+    const u = new URL(subscribeUrl(t.fs, "metrics-slow"));
     const socket = net.connect({ host: u.hostname, port: Number(u.port) });
     socket.pause(); // never reads: the kernel buffers fill, then flowsync's queue
     socket.on("error", () => {});
     await new Promise<void>((resolve) => socket.once("connect", () => socket.write(`GET ${u.pathname} HTTP/1.1\r\nHost: ${u.host}\r\n\r\n`, () => resolve())));
-    await eventually(async () => fs.hub.subscriberCount("metrics-slow") === 1, "stalled subscriber registered");
+    await eventually(async () => t.fs.hub.subscriberCount("metrics-slow") === 1, "stalled subscriber registered");
     const big = "x".repeat(64 * 1024);
-    for (let i = 0; i < 400 && fs.hub.stats.dropped === 0; i++) await db.collection("flow_logs").insertOne({ flowId: "metrics-slow", chunk: big });
+    for (let i = 0; i < 400 && t.fs.hub.stats.dropped === 0; i++) await t.db.collection("flow_logs").insertOne({ flowId: "metrics-slow", chunk: big });
     await eventually(async () => value((await scrape()).samples, "flowsync_slow_clients_dropped_total") === 1, "the drop counted");
     socket.destroy();
   });
 
   it("keeps one registry per instance and reads the lag from the watcher's position", async () => {
     const now = 1_800_000_010_000;
-    const sources = { hub: fs.hub, feed: fs.feed, subscriptions: fs.subscriptions, catchUps: { active: 0, queued: 0 }, now: () => now };
+    const sources = { hub: t.fs.hub, feed: t.fs.feed, subscriptions: t.fs.subscriptions, catchUps: { active: 0, queued: 0 }, now: () => now };
     const one = createMetrics({ ...sources, watcher: { position: { _data: "826B49D1F000000001" }, restarts: 2 } }, { processMetrics: false });
     const two = createMetrics({ ...sources, watcher: { position: undefined, restarts: 0 } }, { processMetrics: false });
     expect(one.registry).not.toBe(two.registry);
@@ -174,7 +156,7 @@ describe("GET /metrics", () => {
     hub.broadcast((flowId) => `event: RESET\ndata: {"flowId":"${flowId}"}\n\n`);
     expect(Object.fromEntries(hub.typeCounts())).toEqual({ LOG_STREAM: { published: 1, delivered: 2 }, RESET: { published: 0, delivered: 3 } });
     const metrics = createMetrics(
-      { hub, feed: fs.feed, subscriptions: fs.subscriptions, watcher: { position: undefined, restarts: 1 }, catchUps: { active: 0, queued: 0 } },
+      { hub, feed: t.fs.feed, subscriptions: t.fs.subscriptions, watcher: { position: undefined, restarts: 1 }, catchUps: { active: 0, queued: 0 } },
       { processMetrics: false },
     );
     const text = await metrics.text();

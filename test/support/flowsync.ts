@@ -1,7 +1,10 @@
-/** Starts a flowsync instance in-process against the test backend. */
+/** Starts flowsync instances in-process against the test backend. */
+import { MongoClient, type Db } from "mongodb";
 import pino, { type Logger } from "pino";
+import { afterAll, beforeAll } from "vitest";
 import { loadConfig, type Env } from "../../src/config";
 import { startFlowsync, type Flowsync } from "../../src/flowsync";
+import { startTestBackend, uniqueDb, type TestBackend } from "./backend";
 
 export async function startTestFlowsync(mongoUrl: string, env: Partial<Record<keyof Env, string>> = {}, options: { logger?: Logger } = {}): Promise<Flowsync> {
   const config = loadConfig({ MONGO_URL: mongoUrl, PORT: "0", HOST: "127.0.0.1", FILTERS_DIR: "./filters", CHANGE_STREAM_AWAIT_MS: "100", ...env });
@@ -11,4 +14,34 @@ export async function startTestFlowsync(mongoUrl: string, env: Partial<Record<ke
 
 export function subscribeUrl(fs: Flowsync, flowId: string, query = ""): string {
   return `${fs.url}/api/creative-flowboard/subscribe/${encodeURIComponent(flowId)}${query}`;
+}
+
+export interface FlowsyncFixture {
+  backend: TestBackend;
+  fs: Flowsync;
+  /** An independent client, writing as an outside tool would. */
+  writer: MongoClient;
+  /** The watched database, through `writer`. */
+  db: Db;
+}
+
+/**
+ * Registers beforeAll/afterAll for one test file: a backend, a flowsync watching a
+ * fresh database, and an independent writer. The fields are set once beforeAll ran.
+ */
+export function useFlowsync(dbPrefix: string, env: Partial<Record<keyof Env, string>> = {}): FlowsyncFixture {
+  const f = {} as FlowsyncFixture;
+  beforeAll(async () => {
+    f.backend = await startTestBackend();
+    const dbName = uniqueDb(dbPrefix);
+    f.fs = await startTestFlowsync(f.backend.url, { MONGO_DB: dbName, ...env });
+    f.writer = await new MongoClient(f.backend.url).connect();
+    f.db = f.writer.db(dbName);
+  });
+  afterAll(async () => {
+    await f.writer?.close();
+    await f.fs?.stop();
+    await f.backend?.stop();
+  });
+  return f;
 }
