@@ -173,6 +173,45 @@ export const collectionOperations: Record<string, OperationDef<Collection>> = {
     run: (c, a) =>
       c.findOneAndUpdate(doc(a.filter), a.update as Document, { ...optionsOf(a, "filter", "update", "returnDocument"), returnDocument: returnDocument(a.returnDocument) }),
   },
+  findOne: {
+    args: ["filter", "sort", "projection", "skip", "comment", "hint", "collation", "maxTimeMS", "allowDiskUse", "let", "min", "max", "returnKey", "showRecordId"],
+    run: (c, a) => c.findOne(doc(a.filter), optionsOf(a, "filter")),
+  },
+  distinct: {
+    args: ["fieldName", "filter", "comment", "collation", "maxTimeMS", "hint"],
+    required: ["fieldName", "filter"],
+    returnsList: true,
+    run: (c, a) => c.distinct(String(a.fieldName), doc(a.filter), optionsOf(a, "fieldName", "filter")),
+  },
+  countDocuments: {
+    args: ["filter", "skip", "limit", "comment", "collation", "hint", "maxTimeMS"],
+    required: ["filter"],
+    run: (c, a) => c.countDocuments(doc(a.filter), optionsOf(a, "filter")),
+  },
+  estimatedDocumentCount: {
+    args: ["comment", "maxTimeMS"],
+    run: (c, a) => c.estimatedDocumentCount(optionsOf(a)),
+  },
+  // The deprecated count helper: a `count` command with the filter as `query`.
+  count: {
+    args: ["filter", "skip", "limit", "comment", "collation", "hint", "maxTimeMS"],
+    required: ["filter"],
+    run: (c, a) => c.count(doc(a.filter), optionsOf(a, "filter")),
+  },
+  createIndex: {
+    args: ["keys", "name", "unique", "sparse", "expireAfterSeconds", "hidden", "partialFilterExpression", "collation", "commitQuorum", "comment"],
+    required: ["keys"],
+    // Returns the index name (a string).
+    run: (c, a) => c.createIndex(doc(a.keys), optionsOf(a, "keys")),
+  },
+  dropIndex: {
+    args: ["name", "comment"],
+    required: ["name"],
+    run: async (c, a) => {
+      await c.dropIndex(String(a.name), optionsOf(a, "name"));
+      return undefined;
+    },
+  },
   rename: {
     args: ["to", "dropTarget"],
     required: ["to"],
@@ -198,6 +237,27 @@ export const databaseOperations: Record<string, OperationDef<Db>> = {
       if (Object.keys(command)[0] !== a.commandName) throw new TestFileError(`runCommand commandName ${String(a.commandName)} is not the command's first key`);
       return db.command(command, a.readPreference ? { readPreference: toReadPreference(a.readPreference) } : {});
     },
+  },
+  aggregate: {
+    args: ["pipeline", "batchSize", "comment", "allowDiskUse", "let", "maxTimeMS", "bypassDocumentValidation"],
+    required: ["pipeline"],
+    returnsList: true,
+    run: (db, a) => db.aggregate(a.pipeline as Document[], optionsOf(a, "pipeline")).toArray(),
+  },
+  createCollection: {
+    args: ["collection", "viewOn", "pipeline", "validator", "validationLevel", "validationAction", "changeStreamPreAndPostImages", "capped", "size", "max", "collation", "expireAfterSeconds", "timeseries", "clusteredIndex", "encryptedFields", "comment"],
+    required: ["collection"],
+    // The driver returns the new Collection object, which is no BSON value: report nothing.
+    run: async (db, a) => {
+      await db.createCollection(String(a.collection), optionsOf(a, "collection"));
+      return undefined;
+    },
+  },
+  // UTF "modifyCollection": a collMod with the remaining arguments as its options.
+  modifyCollection: {
+    args: ["collection", "validator", "validationLevel", "validationAction", "changeStreamPreAndPostImages", "index", "expireAfterSeconds"],
+    required: ["collection"],
+    run: (db, a) => db.command({ collMod: String(a.collection), ...optionsOf(a, "collection") }),
   },
   dropCollection: {
     args: ["collection"],
