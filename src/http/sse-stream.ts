@@ -3,7 +3,7 @@
  * subscription's frames, written only as fast as the socket drains.
  *
  * The connection writes the response itself (`ctx.respond = false`) instead of
- * handing Koa a Readable body. STYLE.md prefers the Readable, but the benchmark
+ * handing Koa a Readable body. A Readable is the usual Koa way, but the benchmark
  * showed what it costs on this path (BENCHMARKS.md, profiles and heap before/
  * after): per frame a Readable push, pipe and nextTick; per connection a
  * Readable, `stream.pipeline` with end-of-stream listeners on both sides, a
@@ -16,7 +16,8 @@
  *
  * Clean-up is driven by the response's `close` event (client gone, or the
  * response over): it aborts the backlog generator, whose awaits race that signal
- * (STYLE.md §7), closes the subscription and releases the admission slot.
+ * (a generator's return() takes effect only once its pending await settles),
+ * closes the subscription and releases the admission slot.
  *
  * Ends the server decides on (the queue closes without the client leaving):
  * - overflow: the client stopped reading; the response ends right after the

@@ -4,7 +4,7 @@
  *
  * Tokens are resume-token `_data` strings: uppercase hex whose plain string
  * order is the stream order (KeyString encoding is bytewise-ordered; see
- * MONGO-FACTS §3.8). So `after()` binary-searches by string comparison.
+ * docs/mongodb.md#resume-tokens). So `after()` binary-searches by string comparison.
  *
  * The window: the buffer can vouch for "every event after T" only if no event
  * after T was ever evicted and nothing after T was missed. It keeps a `floor`:

@@ -3,7 +3,7 @@
  * a subscription continues exactly after that point.
  *
  * All reads use `readConcern: {level: "snapshot"}` at one `atClusterTime` T: the
- * first read lets the server pick T (MONGO-FACTS §5), the others name it. The
+ * first read lets the server pick T (docs/mongodb.md#snapshot-reads), the others name it. The
  * cursor is a time cursor "after T", and a subscription from it catches up with
  * `startAtOperationTime` = T + 1 increment (watch/catch-up.ts): every write is
  * either in the snapshot (ts ≤ T) or in the stream (ts > T), never both, never neither.

@@ -40,7 +40,7 @@ export interface ChangeWatcherOptions {
   random?: () => number;
 }
 
-/** Server errors after which resuming from our token is pointless (MONGO-FACTS §3.6). */
+/** Server errors after which resuming from our token is pointless (docs/mongodb.md#change-stream-error-codes). */
 const HISTORY_LOST = 286;
 const TOKEN_NOT_FOUND = 280;
 
@@ -125,7 +125,7 @@ export class ChangeWatcher {
     const { db, pipeline, maxAwaitTimeMS = 1000 } = this.#opts;
     const stream = db.watch([...pipeline], {
       fullDocument: "updateLookup",
-      // Pre-images where the collection keeps them: they route deletes (BRIEF: routing a delete).
+      // Pre-images where the collection keeps them: they route deletes (docs/mongodb.md#pre-and-post-images).
       fullDocumentBeforeChange: "whenAvailable",
       maxAwaitTimeMS,
       ...(this.#position ? { startAfter: this.#position } : {}),

@@ -31,7 +31,7 @@ afterEach(async () => {
 });
 
 describe("loadFilters: the shipped filters/", () => {
-  it("loads one rule per default collection with BRIEF.md's events and entities", async () => {
+  it("loads one rule per default collection with the documented events and entities (docs/filters.md)", async () => {
     const compiled = await loadFilters("filters");
     const summary = [...compiled.byCollection.values()].map((r) => [r.collection, r.event, r.entity ?? null]);
     expect(summary).toEqual([

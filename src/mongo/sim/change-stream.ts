@@ -169,7 +169,7 @@ export class ChangeStreamReader {
     }
   }
 
-  /** disambiguatedPaths is an expanded-event field on 7.0 (MONGO-FACTS §3.2). */
+  /** disambiguatedPaths is an expanded-event field on 7.0 (docs/mongodb.md#change-stream-events). */
   private describe(d: UpdateDescription): Document {
     const { disambiguatedPaths, ...rest } = d;
     return this.spec.showExpandedEvents ? { ...rest, disambiguatedPaths } : rest;

@@ -61,7 +61,7 @@ export function clone<T extends Document>(doc: T): T {
 
 /**
  * The point in time a read sees: undefined for "latest", or a cluster time for
- * `readConcern: {level: "snapshot"}` (MONGO-FACTS §5).
+ * `readConcern: {level: "snapshot"}` (docs/mongodb.md#snapshot-reads).
  */
 export function readTime(cmd: Document, ctx: Ctx): Timestamp | undefined {
   const rc = cmd.readConcern as Document | undefined;

@@ -107,5 +107,5 @@ export function fail(code: number, message: string, errorLabels?: string[]): nev
  */
 export const RESUMABLE_CODES = new Set([6, 7, 89, 91, 133, 150, 189, 234, 262, 9001, 10107, 11600, 11602, 13388, 13435, 13436]);
 
-/** Codes that get RetryableWriteError on retryable writes (MONGO-FACTS §2.4). */
+/** Codes that get RetryableWriteError on retryable writes (docs/mongodb.md#error-replies-and-retryable-writes). */
 export const RETRYABLE_WRITE_CODES = new Set([6, 7, 89, 91, 134, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436]);

@@ -1,6 +1,6 @@
 /**
  * `configureFailPoint`, the fault-injection command a real mongod offers with
- * `enableTestCommands=1` (MONGO-FACTS §4). Two fail points are understood:
+ * `enableTestCommands=1` (docs/mongodb.md#fail-points). Two fail points are understood:
  *   failCommand                      fail, block or cut the connection of listed commands
  *   failGetMoreAfterCursorCheckout   fail a getMore the way an interrupted server does
  */

@@ -2,7 +2,7 @@
  * Resume tokens `{_data: "<uppercase hex>"}` that sort in stream order as plain strings.
  *
  * Layout (hex): 82 | t:8 | i:8 | kind:2 | seq:4 | fromInvalidate:2
- *   - `82` + big-endian clusterTime, as in real KeyString tokens (MONGO-FACTS §3.8),
+ *   - `82` + big-endian clusterTime, as in real KeyString tokens (docs/mongodb.md#resume-tokens),
  *     so tools can read the time out of a token;
  *   - kind 00 = high-water mark, 80 = event: a HWM at T sorts before every event at T;
  *   - seq orders the several events one oplog entry can produce (drop → invalidate).

@@ -1,6 +1,6 @@
 /**
  * MongoDB wire framing: just the three opcodes the Node driver v7 speaks to a
- * server that does not advertise compression (see ../shared/MONGO-FACTS.md §1).
+ * server that does not advertise compression (docs/mongodb.md#handshake).
  *
  *   OP_QUERY (2004)  the very first `ismaster` on a connection → answered with OP_REPLY (1)
  *   OP_MSG   (2013)  everything after the handshake → answered with OP_MSG
@@ -88,7 +88,7 @@ function parseOpMsg(msg: Buffer, requestId: number): Request {
 }
 
 function parseOpQuery(msg: Buffer, requestId: number): Request {
-  let at = HEADER + 4; // flags: ignored (see MONGO-FACTS §1.1)
+  let at = HEADER + 4; // flags: ignored (docs/mongodb.md#the-first-message-op_query-ismaster)
   const nameEnd = msg.indexOf(0, at);
   const fullCollectionName = msg.toString("utf8", at, nameEnd);
   at = nameEnd + 1 + 8; // numberToSkip, numberToReturn

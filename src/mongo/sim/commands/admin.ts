@@ -1,4 +1,4 @@
-/** Handshake and server-level commands (MONGO-FACTS §1.2, §6 "commands the node runner sends"). */
+/** Handshake and server-level commands (docs/mongodb.md#hello-reply, #commands-the-test-runner-sends). */
 import { Long, ObjectId, type Document } from "bson";
 import { MAX_WIRE_VERSION, SERVER_VERSION, type Ctx, type Handler } from "../context";
 
@@ -12,7 +12,7 @@ export function helloReply(ctx: Ctx, legacy: boolean): Document {
     ...(legacy ? { ismaster: true } : {}),
     isWritablePrimary: true,
     helloOk: true,
-    // No topologyVersion: the driver then polls instead of streaming (MONGO-FACTS §1.3).
+    // No topologyVersion: the driver then polls instead of streaming (docs/mongodb.md#monitoring-polling-not-streaming).
     maxBsonObjectSize: 16 * 1024 * 1024,
     maxMessageSizeBytes: 48_000_000,
     maxWriteBatchSize: 100_000,

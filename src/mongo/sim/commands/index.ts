@@ -90,7 +90,7 @@ async function execute(name: string, body: Document, db: string, ctx: Ctx): Prom
 
 function injectedError(name: string, body: Document, data: Document): Document {
   let labels = data.errorLabels as string[] | undefined;
-  // Without explicit labels a real server labels retryable errors of retryable writes (MONGO-FACTS §4).
+  // Without explicit labels a real server labels retryable errors of retryable writes (docs/mongodb.md#fail-points).
   if (labels === undefined && RETRYABLE_WRITES.has(name) && body.txnNumber !== undefined && RETRYABLE_WRITE_CODES.has(data.errorCode)) {
     labels = ["RetryableWriteError"];
   }

@@ -12,7 +12,7 @@ const DEFAULT_BATCH = 101;
 /** How long a change-stream getMore waits for events when the client gives no maxTimeMS (SERVER-19665). */
 const DEFAULT_AWAIT_MS = 1000;
 
-/** A cursor reply; `id` must be int64 on the wire (MONGO-FACTS §2.1). */
+/** A cursor reply; `id` must be int64 on the wire (docs/mongodb.md#cursor-replies). */
 export function cursorReply(ns: string, id: number, batch: Document[], first: boolean, extra: Document = {}): Document {
   return { cursor: { id: Long.fromNumber(id), ns, [first ? "firstBatch" : "nextBatch"]: batch, ...extra }, ok: 1 };
 }

@@ -1,4 +1,4 @@
-/** insert, update, delete, findAndModify (MONGO-FACTS §2.2, §2.3). */
+/** insert, update, delete, findAndModify (docs/mongodb.md#write-replies). */
 import { Query } from "mingo";
 import { ObjectId, type Document } from "bson";
 import { applyUpdate, updateKind, upsertDocument, withIdFirst } from "../apply-update";
@@ -25,7 +25,7 @@ function eachStatement<T>(statements: T[], ordered: boolean, run: (s: T, index: 
 }
 
 function reply(fields: Document, errors: Document[]): Document {
-  // An empty writeErrors array makes the driver throw: leave it out (MONGO-FACTS §2.2).
+  // An empty writeErrors array makes the driver throw: leave it out (docs/mongodb.md#write-replies).
   return errors.length > 0 ? { ...fields, writeErrors: errors, ok: 1 } : { ...fields, ok: 1 };
 }
 
