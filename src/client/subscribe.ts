@@ -6,14 +6,19 @@
  *         ─▶ subscribe from its cursor ─▶ events ─▶ (dropped) ─▶ resume with the last id
  *                                              └─▶ RESET ─▶ snapshot again ─▶ subscribe from its cursor
  *
- * - Every message is checked against the zod schemas (src/events/schemas.ts);
+ * This module is the driver: it turns options into a transport, performs the
+ * effects of the connection state machine (connection.ts: what happens when),
+ * and dispatches messages to the store and the handlers.
+ *
+ * - Every message is checked against the event schemas (src/events/schemas.ts);
  *   one that fails is counted and reported through `onError`, never applied.
- * - Document events are deduplicated by cursor (a bounded window of recent ids).
+ * - Document events are deduplicated by cursor (dedup.ts: a bounded window of recent ids).
  *   The server sends nothing twice; this is the client's own guarantee.
  * - Reconnects: EventSource resumes by itself after the server ends a stream; when
  *   it gives up, and always with the fetch reader, the client reconnects with the
  *   last id after the server's `retry:` delay, then with exponential backoff and
- *   jitter up to `retry.maxMs`.
+ *   equal jitter (backoff.ts) up to `retry.maxMs`.
+ * - Errors are `FlowsyncClientError`s with a `reason` (errors.ts).
  *
  * Browser-safe: imports the event schemas and zod only.
  */
@@ -29,26 +34,14 @@ import {
   type SnapshotData,
   type SyncCanvasData,
 } from "../events/schemas";
+import { backoffDelay, equalJitter, type Jitter } from "./backoff";
+import { initialMachine, transition, type ConnectionEvent, type ConnectionState, type Effect, type SnapshotReason } from "./connection";
+import { createDedupWindow } from "./dedup";
+import { asError, FlowsyncClientError, responseError } from "./errors";
 import type { FlowStore } from "./store";
-import {
-  FlowsyncClientError,
-  isFatalStatus,
-  openEventSource,
-  openFetchStream,
-  responseError,
-  type EventSourceConstructor,
-  type FetchLike,
-  type Transport,
-} from "./transports";
+import { openEventSource, openFetchStream, type EventSourceConstructor, type FetchLike, type Transport, type TransportEvents } from "./transports";
 
-/**
- * - `connecting`: first snapshot or first connection under way
- * - `open`: the stream is open (events flow)
- * - `reconnecting`: the connection dropped; resuming with the last id
- * - `resyncing`: a RESET came; refetching the snapshot
- * - `closed`: `close()` was called, or a fatal error (see `error`)
- */
-export type ConnectionState = "connecting" | "open" | "reconnecting" | "resyncing" | "closed";
+export type { ConnectionState } from "./connection";
 
 export interface StateInfo {
   /** What caused this state, when it was an error. */
@@ -145,35 +138,34 @@ const DEFAULT_BASE_PATH = "/api/creative-flowboard";
 const DEFAULT_RETRY_MS = 1000;
 const DEFAULT_MAX_RETRY_MS = 30_000;
 
+// The first retry waits exactly what the server asked for (its `retry:`); later ones spread out.
+const clientJitter = (random: () => number): Jitter => {
+  const equal = equalJitter(random);
+  return (cap, attempt) => (attempt === 0 ? cap : equal(cap, attempt));
+};
+
 export function subscribeFlow(baseUrl: string, flowId: string, handlers: FlowHandlers = {}, options: SubscribeOptions = {}): FlowSubscription {
-  if (!isValidFlowId(flowId)) throw new TypeError(`flowsync: invalid flowId ${JSON.stringify(flowId)} (1-256 characters, no control characters)`);
+  const usage = (message: string) => new FlowsyncClientError(`flowsync: ${message}`, { reason: "usage" });
+  if (!isValidFlowId(flowId)) throw usage(`invalid flowId ${JSON.stringify(flowId)} (1-256 characters, no control characters)`);
   const root = `${baseUrl.replace(/\/+$/, "")}${options.basePath ?? DEFAULT_BASE_PATH}`;
   const needsHeaders = options.headers !== undefined || options.getToken !== undefined;
   const ES = options.EventSource ?? (globalThis as { EventSource?: EventSourceConstructor }).EventSource;
   const kind = options.transport === "fetch" || options.transport === "eventsource" ? options.transport : ES && !needsHeaders ? "eventsource" : "fetch";
-  if (kind === "eventsource" && !ES) throw new TypeError("flowsync: transport 'eventsource' asked for, but there is no EventSource here");
-  if (kind === "eventsource" && needsHeaders) throw new TypeError("flowsync: EventSource cannot send headers; use transport 'fetch' with headers/getToken");
+  if (kind === "eventsource" && !ES) throw usage("transport 'eventsource' asked for, but there is no EventSource here");
+  if (kind === "eventsource" && needsHeaders) throw usage("EventSource cannot send headers; use transport 'fetch' with headers/getToken");
   const fetchFn: FetchLike = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
   const store = options.store;
   const maxRetryMs = options.retry?.maxMs ?? DEFAULT_MAX_RETRY_MS;
-  const dedupWindow = Math.max(1, options.dedupWindow ?? 10_000);
+  const jitter = clientJitter(Math.random);
+  const dedup = createDedupWindow(options.dedupWindow ?? 10_000);
   const types = options.types?.length ? `types=${options.types.join(",")}` : "";
+  const credentials = options.withCredentials ?? false;
 
   const stats: SubscriptionStats = { events: 0, duplicates: 0, invalid: 0, resets: 0, snapshots: 0, reconnects: 0 };
-  let state: ConnectionState = "connecting";
-  let lastEventId = options.lastEventId;
-  let retryMs = options.retry?.initialMs ?? DEFAULT_RETRY_MS;
-  let attempt = 0;
-  let opens = 0;
-  // A RESET came and no snapshot has been applied since: never resume before one is.
-  let needsSnapshot = false;
-  // Every connection or snapshot fetch gets a generation; callbacks of an older one are ignored.
-  let generation = 0;
+  let machine = initialMachine(options.lastEventId, options.retry?.initialMs ?? DEFAULT_RETRY_MS);
+  // The one thing in flight (stream, snapshot fetch or timer); its callbacks count only while `generation` is theirs.
   let current: Transport | undefined;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const seen = new Set<string>();
-  const seenOrder: string[] = [];
-  let seenHead = 0;
+  let generation = 0;
 
   const report = (error: Error) => {
     if (handlers.onError) {
@@ -181,7 +173,7 @@ export function subscribeFlow(baseUrl: string, flowId: string, handlers: FlowHan
         handlers.onError(error);
         return;
       } catch (err) {
-        error = err as Error;
+        error = asError(err);
       }
     }
     const g = globalThis as { reportError?: (e: unknown) => void };
@@ -195,92 +187,65 @@ export function subscribeFlow(baseUrl: string, flowId: string, handlers: FlowHan
     try {
       fn(...args);
     } catch (err) {
-      report(err instanceof Error ? err : new Error(String(err)));
+      report(asError(err));
     }
   };
 
-  const setState = (next: ConnectionState, error?: Error) => {
-    if (next === state && error === undefined) return;
-    state = next;
-    call(handlers.onState, next, { error, lastEventId });
+  const send = (event: ConnectionEvent) => {
+    const step = transition(machine, event);
+    machine = step.machine;
+    stats.reconnects = Math.max(0, machine.opens - 1);
+    for (const effect of step.effects) perform(effect);
   };
 
-  const stopCurrent = () => {
-    generation++;
+  /** Wraps callbacks of what is started now: they go quiet once something else starts. */
+  const startNew = () => {
     current?.close();
     current = undefined;
-    if (timer !== undefined) clearTimeout(timer);
-    timer = undefined;
-  };
-
-  const fail = (error: Error) => {
-    stopCurrent();
-    setState("closed", error);
-    report(error);
-  };
-
-  const backoff = () => {
-    const base = Math.min(maxRetryMs, retryMs * 2 ** Math.min(attempt, 16));
-    // The first retry waits what the server asked for; later ones spread out (equal jitter).
-    const delay = attempt === 0 ? base : base / 2 + (Math.random() * base) / 2;
-    attempt++;
-    return delay;
-  };
-
-  const later = (delayMs: number, fn: () => void) => {
-    if (timer !== undefined) clearTimeout(timer);
-    timer = setTimeout(() => {
-      timer = undefined;
-      fn();
-    }, delayMs);
+    const gen = ++generation;
+    return (event: ConnectionEvent) => {
+      if (gen === generation) send(event);
+    };
   };
 
   const requestHeaders = async (): Promise<Record<string, string>> => {
     const headers: Record<string, string> = { ...options.headers };
-    const token = await options.getToken?.();
+    let token: string | null | undefined;
+    try {
+      token = await options.getToken?.();
+    } catch (err) {
+      throw new FlowsyncClientError(`getToken failed: ${asError(err).message}`, { reason: "token", cause: err });
+    }
     if (token) headers.Authorization = `Bearer ${token}`;
     return headers;
   };
 
-  const remember = (id: string): boolean => {
-    if (seen.has(id)) return false;
-    seen.add(id);
-    if (seenOrder.length < dedupWindow) seenOrder.push(id);
-    else {
-      seen.delete(seenOrder[seenHead]);
-      seenOrder[seenHead] = id;
-      seenHead = (seenHead + 1) % dedupWindow;
-    }
-    return true;
-  };
-
   const applySnapshot = (snapshot: SnapshotData, reason: SnapshotMeta["reason"]) => {
     stats.snapshots++;
-    needsSnapshot = false;
-    lastEventId = snapshot.cursor;
     store?.load(snapshot);
     call(handlers.onSnapshot, snapshot, { reason });
   };
 
-  const onMessage = (type: string, data: string, id: string | undefined) => {
-    if (id !== undefined) lastEventId = id;
+  const onMessage = (feed: (e: ConnectionEvent) => void, type: string, data: string, id: string | undefined) => {
+    if (id !== undefined) feed({ type: "cursor", id });
     const event = parseFlowEvent(type, data);
     if (!event) {
       stats.invalid++;
-      report(new FlowsyncClientError(`flowsync: a ${type} event failed its schema (cursor ${id}); skipped`));
+      report(new FlowsyncClientError(`flowsync: a ${type} event failed its schema (cursor ${id}); skipped`, { reason: "invalid-event" }));
       return;
     }
     if (event.type === "RESET") {
       stats.resets++;
       call(handlers.onReset, event.data);
-      resync("reset");
+      feed({ type: "reset" });
       return;
     }
     if (event.type === "SNAPSHOT") {
       applySnapshot(event.data, "server");
+      feed({ type: "snapshot", cursor: event.data.cursor });
       return;
     }
-    if (id !== undefined && !remember(id)) {
+    if (id !== undefined && !dedup.remember(id)) {
       stats.duplicates++;
       return;
     }
@@ -290,7 +255,7 @@ export function subscribeFlow(baseUrl: string, flowId: string, handlers: FlowHan
       try {
         store.apply(event, id);
       } catch (err) {
-        report(err as Error);
+        report(asError(err));
       }
     }
     if (event.type === "SYNC_CANVAS") call(handlers.onCanvas, event.data, meta);
@@ -299,122 +264,113 @@ export function subscribeFlow(baseUrl: string, flowId: string, handlers: FlowHan
     call(handlers.onEvent, event, meta);
   };
 
-  const connect = () => {
-    if (state === "closed") return;
-    if (needsSnapshot) return resync("reset");
-    stopCurrent();
-    const gen = generation;
-    const mine = () => gen === generation;
-    const events = {
-      open: () => {
-        if (!mine()) return;
-        attempt = 0;
-        // Counted here, so that EventSource's own reconnects count too.
-        if (opens++ > 0) stats.reconnects++;
-        setState("open");
-      },
-      message: (type: string, data: string, id: string | undefined) => {
-        if (mine()) onMessage(type, data, id);
-      },
-      retryHint: (ms: number) => {
-        if (mine()) retryMs = ms;
-      },
-      interrupted: () => {
-        if (mine()) setState("reconnecting");
-      },
-      ended: (error: Error | undefined, fatal: boolean) => {
-        if (!mine()) return;
-        current = undefined;
-        if (fatal) return fail(error ?? new FlowsyncClientError("subscribe failed"));
-        setState("reconnecting", error);
-        later(backoff(), connect);
-      },
+  const openStream = (from: string | undefined) => {
+    const feed = startNew();
+    const on: TransportEvents = {
+      open: () => feed({ type: "opened" }),
+      message: (type, data, id) => onMessage(feed, type, data, id),
+      retryHint: (ms) => feed({ type: "retryHint", ms }),
+      interrupted: () => feed({ type: "interrupted" }),
+      ended: (error) => feed({ type: "ended", error }),
     };
+    const url = `${root}/subscribe/${encodeURIComponent(flowId)}`;
     if (kind === "eventsource") {
-      const query = [types, lastEventId === undefined ? "" : `lastEventId=${encodeURIComponent(lastEventId)}`].filter(Boolean).join("&");
-      current = openEventSource(ES!, `${root}/subscribe/${encodeURIComponent(flowId)}${query ? `?${query}` : ""}`, options.withCredentials ?? false, events);
+      const query = [types, from === undefined ? "" : `lastEventId=${encodeURIComponent(from)}`].filter(Boolean).join("&");
+      current = openEventSource(ES!, `${url}${query ? `?${query}` : ""}`, credentials, on);
       return;
     }
     // Headers may come from an async getToken: hold the slot so that close() during the wait is seen.
-    const from = lastEventId;
-    current = { close: () => {} };
+    let stream: Transport | undefined;
+    let closed = false;
+    current = {
+      close: () => {
+        closed = true;
+        stream?.close();
+      },
+    };
     void requestHeaders().then(
       (headers) => {
-        if (!mine()) return;
-        current = openFetchStream(fetchFn, `${root}/subscribe/${encodeURIComponent(flowId)}${types ? `?${types}` : ""}`, headers, from, options.withCredentials ?? false, events);
+        if (!closed) stream = openFetchStream(fetchFn, `${url}${types ? `?${types}` : ""}`, headers, from, credentials, on);
       },
-      (err) => events.ended(new FlowsyncClientError(`getToken failed: ${(err as Error)?.message}`, { cause: err }), false),
+      (err: Error) => !closed && on.ended(err),
     );
   };
 
-  const resync = (reason: "initial" | "reset") => {
-    if (state === "closed") return;
-    stopCurrent();
-    needsSnapshot = true;
-    setState(reason === "initial" ? "connecting" : "resyncing");
-    const gen = generation;
+  const fetchSnapshot = (reason: SnapshotReason) => {
+    const feed = startNew();
     const abort = new AbortController();
     current = { close: () => abort.abort() };
     void (async () => {
-      try {
-        const res = await fetchFn(`${root}/flows/${encodeURIComponent(flowId)}/snapshot${options.logs ? "?logs=1" : ""}`, {
-          headers: { Accept: "application/json", ...(await requestHeaders()) },
-          signal: abort.signal,
-          ...(options.withCredentials ? { credentials: "include" as const } : {}),
-        });
-        if (res.status !== 200) throw await responseError(res, "snapshot");
-        const parsed = snapshotDataSchema.safeParse(await res.json());
-        if (!parsed.success) throw new FlowsyncClientError(`snapshot: the answer failed its schema: ${parsed.error.message}`);
-        if (gen !== generation) return;
-        current = undefined;
-        applySnapshot(parsed.data, reason);
-        attempt = 0;
-        connect();
-      } catch (err) {
-        if (gen !== generation) return;
-        current = undefined;
-        const error = err instanceof Error ? err : new Error(String(err));
-        if (err instanceof FlowsyncClientError && err.status !== undefined && isFatalStatus(err.status)) return fail(error);
-        report(error);
-        later(backoff(), () => resync(reason));
-      }
-    })();
+      const res = await fetchFn(`${root}/flows/${encodeURIComponent(flowId)}/snapshot${options.logs ? "?logs=1" : ""}`, {
+        headers: { Accept: "application/json", ...(await requestHeaders()) },
+        signal: abort.signal,
+        ...(credentials ? { credentials: "include" as const } : {}),
+      }).catch((err: unknown) => {
+        throw err instanceof FlowsyncClientError ? err : new FlowsyncClientError(`snapshot: ${asError(err).message}`, { reason: "network", cause: err });
+      });
+      if (res.status !== 200) throw await responseError(res, "snapshot");
+      const parsed = snapshotDataSchema.safeParse(await res.json());
+      if (!parsed.success) throw new FlowsyncClientError(`snapshot: the answer failed its schema: ${parsed.error.message}`, { reason: "invalid-snapshot" });
+      return parsed.data;
+    })().then(
+      (snapshot) => {
+        if (abort.signal.aborted) return;
+        // Applied before the machine subscribes from its cursor.
+        applySnapshot(snapshot, reason);
+        feed({ type: "fetched", cursor: snapshot.cursor });
+      },
+      (err: unknown) => !abort.signal.aborted && feed({ type: "fetchFailed", error: asError(err) }),
+    );
   };
 
-  const start = () => {
-    const first = options.snapshot;
-    if (typeof first === "object") {
-      applySnapshot(first, "initial");
-      connect();
-    } else if (lastEventId !== undefined || first === false) {
-      connect();
-    } else {
-      resync("initial");
-    }
+  const wait = (delayMs: number) => {
+    const feed = startNew();
+    const timer = setTimeout(() => feed({ type: "timer" }), delayMs);
+    current = { close: () => clearTimeout(timer) };
   };
+
+  function perform(effect: Effect): void {
+    switch (effect.type) {
+      case "fetchSnapshot":
+        return fetchSnapshot(effect.reason);
+      case "openStream":
+        return openStream(effect.from);
+      case "wait":
+        return wait(effect.delayMs);
+      case "backoff":
+        return wait(backoffDelay(effect.attempt, { initialMs: effect.initialMs, maxMs: maxRetryMs, jitter }));
+      case "stop":
+        startNew();
+        return;
+      case "state":
+        return call(handlers.onState, effect.state, { error: effect.error, lastEventId: machine.lastEventId });
+      case "report":
+        return report(effect.error);
+    }
+  }
 
   const subscription: FlowSubscription = {
     flowId,
     transport: kind,
     stats,
     get state() {
-      return state;
+      return machine.status;
     },
     get lastEventId() {
-      return lastEventId;
+      return machine.lastEventId;
     },
     reconnect(delayMs = 0) {
-      if (state === "closed") return;
-      stopCurrent();
-      setState("reconnecting");
-      later(delayMs, connect);
+      send({ type: "reconnect", delayMs });
     },
     close() {
-      if (state === "closed") return;
-      stopCurrent();
-      setState("closed");
+      send({ type: "close" });
     },
   };
-  start();
+  const first = options.snapshot;
+  if (typeof first === "object") {
+    applySnapshot(first, "initial");
+    send({ type: "snapshot", cursor: first.cursor });
+  }
+  send({ type: "start", fetchSnapshot: first !== false && typeof first !== "object" && options.lastEventId === undefined });
   return subscription;
 }

@@ -11,6 +11,7 @@
  * Browser-safe: no Node built-ins.
  */
 import { EVENT_TYPES } from "../events/schemas";
+import { FlowsyncClientError, responseError } from "./errors";
 import { SseParser } from "./sse-parser";
 
 export interface TransportEvents {
@@ -21,8 +22,8 @@ export interface TransportEvents {
   retryHint(ms: number): void;
   /** The connection dropped and the transport is reconnecting by itself (EventSource). */
   interrupted(): void;
-  /** The connection ended for good; `fatal`: do not retry (e.g. 400 for a bad flowId). */
-  ended(error: Error | undefined, fatal: boolean): void;
+  /** The connection ended; `error` says why (its `reason` tells whether a retry can help). */
+  ended(error: Error | undefined): void;
 }
 
 export interface Transport {
@@ -41,37 +42,6 @@ export type EventSourceConstructor = new (url: string, init?: { withCredentials?
 
 export type FetchLike = (input: string, init: { headers: Record<string, string>; signal: AbortSignal; credentials?: "include" | "same-origin" | "omit" }) => Promise<Response>;
 
-/** An HTTP answer the client could not use: `status` and the server's error `code` when it sent one. */
-export class FlowsyncClientError extends Error {
-  readonly status: number | undefined;
-  readonly code: string | undefined;
-  constructor(message: string, { status, code, cause }: { status?: number; code?: string; cause?: unknown } = {}) {
-    super(message, cause === undefined ? undefined : { cause });
-    this.name = "FlowsyncClientError";
-    this.status = status;
-    this.code = code;
-  }
-}
-
-/** Statuses that a retry cannot fix. 401 is retried: `getToken` may return a fresh token. */
-export function isFatalStatus(status: number): boolean {
-  return status === 400 || status === 403 || status === 404 || status === 405 || status === 410;
-}
-
-/** The error a non-200 answer carries (`{error: {code, message}}`), or a generic one. */
-export async function responseError(res: Response, what: string): Promise<FlowsyncClientError> {
-  let code: string | undefined;
-  let message = `${what}: HTTP ${res.status}`;
-  try {
-    const body = (await res.json()) as { error?: { code?: unknown; message?: unknown } };
-    if (typeof body.error?.code === "string") code = body.error.code;
-    if (typeof body.error?.message === "string") message = `${what}: HTTP ${res.status} ${code ?? ""} ${body.error.message}`.replace(/\s+/g, " ");
-  } catch {
-    // not JSON: keep the generic message
-  }
-  return new FlowsyncClientError(message, { status: res.status, code });
-}
-
 export function openEventSource(ES: EventSourceConstructor, url: string, withCredentials: boolean, on: TransportEvents): Transport {
   const es = new ES(url, withCredentials ? { withCredentials } : undefined);
   let closed = false;
@@ -87,7 +57,7 @@ export function openEventSource(ES: EventSourceConstructor, url: string, withCre
     // CONNECTING (0): the browser reconnects by itself. CLOSED (2): it gave up.
     if (es.readyState === 2) {
       closed = true;
-      on.ended(new FlowsyncClientError("EventSource failed (HTTP error or not an event stream)"), false);
+      on.ended(new FlowsyncClientError("EventSource failed (an HTTP error, a CORS refusal, or not an event stream)", { reason: "protocol" }));
     } else {
       on.interrupted();
     }
@@ -110,17 +80,17 @@ export function openFetchStream(fetchFn: FetchLike, url: string, headers: Record
       if (lastEventId !== undefined) h["Last-Event-ID"] = lastEventId;
       res = await fetchFn(url, { headers: h, signal: abort.signal, ...(credentials ? { credentials: "include" as const } : {}) });
     } catch (err) {
-      if (live()) on.ended(new FlowsyncClientError(`subscribe: ${(err as Error).message}`, { cause: err }), false);
+      if (live()) on.ended(new FlowsyncClientError(`subscribe: ${(err as Error).message}`, { reason: "network", cause: err }));
       return;
     }
     if (res.status !== 200 || !res.body) {
       const error = await responseError(res, "subscribe");
-      if (live()) on.ended(error, isFatalStatus(res.status));
+      if (live()) on.ended(error);
       return;
     }
     if (!(res.headers.get("content-type") ?? "").startsWith("text/event-stream")) {
       await res.body.cancel().catch(() => {});
-      if (live()) on.ended(new FlowsyncClientError(`subscribe: expected text/event-stream, got ${res.headers.get("content-type")}`, { status: 200 }), false);
+      if (live()) on.ended(new FlowsyncClientError(`subscribe: expected text/event-stream, got ${res.headers.get("content-type")}`, { reason: "protocol", status: 200 }));
       return;
     }
     if (!live()) return void res.body.cancel().catch(() => {});
@@ -136,12 +106,12 @@ export function openFetchStream(fetchFn: FetchLike, url: string, headers: Record
         parser.push(value);
       }
     } catch (err) {
-      if (live()) on.ended(new FlowsyncClientError(`subscribe: stream broke: ${(err as Error).message}`, { cause: err }), false);
+      if (live()) on.ended(new FlowsyncClientError(`subscribe: stream broke: ${(err as Error).message}`, { reason: "network", cause: err }));
       return;
     } finally {
       abort.signal.removeEventListener("abort", stop);
     }
-    if (live()) on.ended(undefined, false);
+    if (live()) on.ended(undefined);
   })();
   return { close: () => abort.abort() };
 }

@@ -3,7 +3,7 @@
  * subscribe and resume; dedup; RESET; fatal errors; transport choice.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { createFlowStore, subscribeFlow, type ConnectionState, type EventSourceLike, type FetchLike, type SnapshotData } from "../../src/client";
+import { createFlowStore, FlowsyncClientError, subscribeFlow, type ConnectionState, type EventSourceLike, type FetchLike, type SnapshotData } from "../../src/client";
 
 const enc = new TextEncoder();
 const snapshot = (cursor: string, nodes: Array<Record<string, unknown>> = []): SnapshotData => ({
@@ -155,6 +155,8 @@ describe("subscribeFlow (fetch reader)", () => {
     await tick();
     expect(sub.state).toBe("closed");
     expect(closedWith?.message).toMatch(/HTTP 404/);
+    expect(closedWith).toBeInstanceOf(FlowsyncClientError);
+    expect(closedWith).toMatchObject({ reason: "rejected", status: 404, code: "E_X" });
     await new Promise((r) => setTimeout(r, 50));
     expect(f.calls).toHaveLength(1);
   });
@@ -177,6 +179,7 @@ describe("subscribeFlow (fetch reader)", () => {
 
   it("refuses an invalid flowId and impossible transport choices", () => {
     expect(() => subscribeFlow("http://x", "", {})).toThrow(/invalid flowId/);
+    expect(() => subscribeFlow("http://x", "", {})).toThrow(expect.objectContaining({ reason: "usage" }));
     expect(() => subscribeFlow("http://x", "f", {}, { transport: "eventsource", EventSource: FakeES, headers: { a: "b" } })).toThrow(/cannot send headers/);
   });
 });
