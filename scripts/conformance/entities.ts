@@ -16,6 +16,7 @@ import {
 } from "mongodb";
 import { TestFileError, UnimplementedError, withTimeout } from "./errors.js";
 import type { Topology } from "./requirements.js";
+import { type SessionEntity, createSession } from "./sessions.js";
 import { applyUriOptions } from "./uri.js";
 
 export type CommandEventType = "commandStartedEvent" | "commandSucceededEvent" | "commandFailedEvent";
@@ -43,6 +44,7 @@ export type Entity =
   | { kind: "database"; db: Db }
   | { kind: "collection"; collection: Collection }
   | { kind: "changeStream"; stream: ChangeStream }
+  | SessionEntity
   | { kind: "value"; value: unknown };
 
 export type EntityMap = Map<string, Entity>;
@@ -93,8 +95,13 @@ export async function createEntities(defs: Record<string, unknown>[] | undefined
         addEntity(map, id, { kind: "collection", collection: db.collection(String(spec.collectionName), dbOrCollOptions(spec.collectionOptions)) });
         break;
       }
+      case "session": {
+        const { client } = getEntity(map, spec.client, "client");
+        addEntity(map, id, createSession(spec, client));
+        break;
+      }
       default:
-        // session, bucket, thread, clientEncryption: not used by our suites.
+        // bucket, thread, clientEncryption: not used by our suites.
         throw new UnimplementedError(`entity kind ${kind}`);
     }
   }
@@ -190,6 +197,10 @@ export function stopRecording(map: EntityMap): void {
 export async function closeEntities(map: EntityMap): Promise<void> {
   for (const entity of map.values()) {
     if (entity.kind === "changeStream") await withTimeout("close change stream", 5_000, () => entity.stream.close()).catch(() => undefined);
+  }
+  // Sessions before their clients: ending one aborts its open transaction on the server.
+  for (const entity of map.values()) {
+    if (entity.kind === "session") await withTimeout("end session", 5_000, () => entity.session.endSession()).catch(() => undefined);
   }
   for (const entity of map.values()) {
     if (entity.kind === "client") await withTimeout("close client", 5_000, () => entity.client.close()).catch(() => undefined);

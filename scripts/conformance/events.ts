@@ -25,7 +25,7 @@ function expectedSummary(events: Doc[]): string {
   }).join(", ")}]`;
 }
 
-function matchEvent(expected: Doc, actual: RecordedEvent, index: number): string | null {
+function matchEvent(expected: Doc, actual: RecordedEvent, index: number, lsidOf?: (sessionId: string) => unknown): string | null {
   const types = Object.keys(expected);
   if (types.length !== 1) throw new UnimplementedError(`expected event with keys ${types.join(",")}`);
   const type = types[0];
@@ -43,11 +43,11 @@ function matchEvent(expected: Doc, actual: RecordedEvent, index: number): string
     return `${at} (${actual.commandName}): expected databaseName ${show(want.databaseName)}, got ${show(actual.databaseName)}`;
   }
   if (want.command !== undefined) {
-    const failure = match(want.command, actual.command, { root: true }, ".command");
+    const failure = match(want.command, actual.command, { root: true, lsidOf }, ".command");
     if (failure) return `${at} (${actual.commandName}): ${failure}`;
   }
   if (want.reply !== undefined) {
-    const failure = match(want.reply, actual.reply, { root: true }, ".reply");
+    const failure = match(want.reply, actual.reply, { root: true, lsidOf }, ".reply");
     if (failure) return `${at} (${actual.commandName}): ${failure}`;
   }
   if (want.hasServiceId !== undefined && want.hasServiceId !== actual.hasServiceId) {
@@ -61,7 +61,7 @@ function matchEvent(expected: Doc, actual: RecordedEvent, index: number): string
 }
 
 /** One expectedEventsForClient entry against that client's observed events. */
-export function matchClientEvents(expected: Doc, actual: RecordedEvent[]): string | null {
+export function matchClientEvents(expected: Doc, actual: RecordedEvent[], lsidOf?: (sessionId: string) => unknown): string | null {
   for (const key of Object.keys(expected)) {
     if (!["client", "eventType", "events", "ignoreExtraEvents"].includes(key)) throw new UnimplementedError(`expectEvents.${key}`);
   }
@@ -74,7 +74,7 @@ export function matchClientEvents(expected: Doc, actual: RecordedEvent[]): strin
   const prefix = `events of ${String(expected.client)}`;
   // Compare one by one first: the first differing event says more than a count.
   for (let i = 0; i < Math.min(events.length, actual.length); i++) {
-    const failure = matchEvent(events[i], actual[i], i);
+    const failure = matchEvent(events[i], actual[i], i, lsidOf);
     if (failure) return `${prefix}: ${failure}`;
   }
   if (!countOk) {

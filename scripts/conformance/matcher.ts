@@ -12,6 +12,13 @@ import { AssertionFailure, TestFileError, UnimplementedError } from "./errors.js
 export interface MatchOptions {
   /** Root-level actual documents may carry extra fields; nested ones may not. */
   root: boolean;
+  /** The saved lsid of a session entity, for `$$sessionLsid`. */
+  lsidOf?: (sessionId: string) => unknown;
+}
+
+/** What the whole match needs to know besides the two values. */
+interface MatchScope {
+  lsidOf?: (sessionId: string) => unknown;
 }
 
 type Doc = Record<string, unknown>;
@@ -25,7 +32,7 @@ export function specialOperator(expected: unknown): [string, unknown] | undefine
 }
 
 export function match(expected: unknown, actual: unknown, opts: MatchOptions, path = ""): string | null {
-  return matchAt(expected, actual !== undefined, actual, opts.root, path);
+  return matchAt(expected, actual !== undefined, actual, opts.root, path, { lsidOf: opts.lsidOf });
 }
 
 /** Results of iterables (find, aggregate): same length, and every element is
@@ -52,9 +59,9 @@ function where(path: string): string {
   return path ? `${path}: ` : "";
 }
 
-function matchAt(expected: unknown, present: boolean, actual: unknown, root: boolean, path: string): string | null {
+function matchAt(expected: unknown, present: boolean, actual: unknown, root: boolean, path: string, scope: MatchScope = {}): string | null {
   const op = specialOperator(expected);
-  if (op) return applyOperator(op[0], op[1], present, actual, root, path);
+  if (op) return applyOperator(op[0], op[1], present, actual, root, path, scope);
   if (!present) return `${where(path)}expected ${show(expected)}, but it is absent`;
 
   if (Array.isArray(expected)) {
@@ -63,7 +70,7 @@ function matchAt(expected: unknown, present: boolean, actual: unknown, root: boo
       return `${where(path)}expected ${expected.length} element(s), got ${actual.length}: ${show(actual)}`;
     }
     for (let i = 0; i < expected.length; i++) {
-      const failure = matchAt(expected[i], true, actual[i], false, `${path}[${i}]`);
+      const failure = matchAt(expected[i], true, actual[i], false, `${path}[${i}]`, scope);
       if (failure) return failure;
     }
     return null;
@@ -75,7 +82,7 @@ function matchAt(expected: unknown, present: boolean, actual: unknown, root: boo
     for (const [key, value] of documentEntries(expected)) {
       expectedKeys.add(key);
       const got = documentGet(actual, key);
-      const failure = matchAt(value, got.present, got.value, false, `${path}.${key}`);
+      const failure = matchAt(value, got.present, got.value, false, `${path}.${key}`, scope);
       if (failure) return failure;
     }
     if (!root) {
@@ -89,7 +96,7 @@ function matchAt(expected: unknown, present: boolean, actual: unknown, root: boo
   return scalarsEqual(expected, actual) ? null : `${where(path)}expected ${show(expected)}, got ${show(actual)}`;
 }
 
-function applyOperator(name: string, arg: unknown, present: boolean, actual: unknown, root: boolean, path: string): string | null {
+function applyOperator(name: string, arg: unknown, present: boolean, actual: unknown, root: boolean, path: string, scope: MatchScope): string | null {
   switch (name) {
     case "$$exists": {
       if (typeof arg !== "boolean") throw new TestFileError(`$$exists needs a boolean, got ${show(arg)}`);
@@ -108,7 +115,7 @@ function applyOperator(name: string, arg: unknown, present: boolean, actual: unk
     case "$$unsetOrMatches":
       // Absent is fine; otherwise match as usual. It does not change whether
       // the actual document counts as root-level (spec).
-      return present ? matchAt(arg, present, actual, root, path) : null;
+      return present ? matchAt(arg, present, actual, root, path, scope) : null;
     case "$$lte": {
       const limit = numericValue(arg);
       if (limit === undefined) throw new TestFileError(`$$lte needs a number, got ${show(arg)}`);
@@ -118,7 +125,13 @@ function applyOperator(name: string, arg: unknown, present: boolean, actual: unk
     }
     case "$$matchAsRoot":
       if (!isDocument(arg)) throw new TestFileError(`$$matchAsRoot needs a document, got ${show(arg)}`);
-      return matchAt(arg, present, actual, true, path);
+      return matchAt(arg, present, actual, true, path, scope);
+    case "$$sessionLsid": {
+      // The lsid the session entity had when it was created, matched as a nested document.
+      if (typeof arg !== "string") throw new TestFileError(`$$sessionLsid needs a session entity name, got ${show(arg)}`);
+      if (!scope.lsidOf) throw new UnimplementedError("$$sessionLsid outside of a test's entities");
+      return matchAt(scope.lsidOf(arg), present, actual, false, path, {});
+    }
     case "$$matchAsDocument": {
       if (!present || typeof actual !== "string") return `${where(path)}expected an Extended JSON string, got ${show(actual)}`;
       let parsed: Doc;
@@ -127,10 +140,10 @@ function applyOperator(name: string, arg: unknown, present: boolean, actual: unk
       } catch {
         return `${where(path)}expected an Extended JSON string, got ${show(actual)}`;
       }
-      return matchAt(arg, true, parsed, false, path);
+      return matchAt(arg, true, parsed, false, path, scope);
     }
     default:
-      // $$matchesEntity, $$sessionLsid, $$matchesHexBytes and any future
+      // $$matchesEntity, $$matchesHexBytes and any future
       // operator: not needed by the suites we run, so refuse loudly.
       throw new UnimplementedError(`matching operator ${name}`);
   }

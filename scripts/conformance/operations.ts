@@ -1,7 +1,7 @@
 // Entity operations: what `{ object, name, arguments }` does on each entity
 // kind. Only the operations the CRUD and change-stream suites use are here;
 // anything else (or any argument we don't know) fails the test loudly.
-import type { AnyBulkWriteOperation, ChangeStream, Collection, Db, Document, MongoClient } from "mongodb";
+import type { AnyBulkWriteOperation, ChangeStream, ClientSession, Collection, Db, Document, MongoClient } from "mongodb";
 import { bulkWriteResult, deleteResult, insertManyResult, insertOneResult, updateResult } from "./crud-results.js";
 import { toReadPreference } from "./entities.js";
 import { TestFileError, UnimplementedError } from "./errors.js";
@@ -221,6 +221,26 @@ export const collectionOperations: Record<string, OperationDef<Collection>> = {
       return undefined;
     },
   },
+  count: {
+    args: ["filter", "skip", "limit", "maxTimeMS", "comment", "hint", "collation"],
+    required: ["filter"],
+    run: (c, a) => c.count(doc(a.filter), optionsOf(a, "filter")),
+  },
+  countDocuments: {
+    args: ["filter", "skip", "limit", "maxTimeMS", "comment", "hint", "collation"],
+    required: ["filter"],
+    run: (c, a) => c.countDocuments(doc(a.filter), optionsOf(a, "filter")),
+  },
+  distinct: {
+    args: ["fieldName", "filter", "maxTimeMS", "comment", "hint", "collation"],
+    required: ["fieldName", "filter"],
+    run: (c, a) => c.distinct(String(a.fieldName), doc(a.filter), optionsOf(a, "fieldName", "filter")),
+  },
+  createIndex: {
+    args: ["keys", "name", "unique", "comment", "commitQuorum"],
+    required: ["keys"],
+    run: (c, a) => c.createIndex(doc(a.keys) as never, optionsOf(a, "keys")),
+  },
   createChangeStream: createChangeStream<Collection>(),
 };
 
@@ -235,7 +255,10 @@ export const databaseOperations: Record<string, OperationDef<Db>> = {
       // commandName exists for languages that lose key order; JS keeps it, so
       // just check the two agree.
       if (Object.keys(command)[0] !== a.commandName) throw new TestFileError(`runCommand commandName ${String(a.commandName)} is not the command's first key`);
-      return db.command(command, a.readPreference ? { readPreference: toReadPreference(a.readPreference) } : {});
+      return db.command(command, {
+        ...(a.readPreference ? { readPreference: toReadPreference(a.readPreference) } : {}),
+        ...(a.session ? { session: a.session as ClientSession } : {}),
+      });
     },
   },
   aggregate: {
@@ -263,7 +286,16 @@ export const databaseOperations: Record<string, OperationDef<Db>> = {
     args: ["collection"],
     required: ["collection"],
     run: async (db, a) => {
-      await db.dropCollection(String(a.collection));
+      await db.dropCollection(String(a.collection), optionsOf(a, "collection"));
+      return undefined;
+    },
+  },
+  createCollection: {
+    args: ["collection", "changeStreamPreAndPostImages", "validator", "validationLevel", "validationAction"],
+    required: ["collection"],
+    // The driver returns the new Collection object, which is no BSON value: report nothing.
+    run: async (db, a) => {
+      await db.createCollection(String(a.collection), optionsOf(a, "collection"));
       return undefined;
     },
   },
@@ -279,7 +311,8 @@ export const clientOperations: Record<string, OperationDef<MongoClient>> = {
 /** Check arguments against the definition before running anything. */
 export function checkArguments(where: string, def: OperationDef<never>, args: Args): void {
   for (const key of Object.keys(args)) {
-    if (key === "session") throw new UnimplementedError(`${where} argument session (session entities)`);
+    // Every operation that talks to the server takes a session (resolved to the entity before this).
+    if (key === "session") continue;
     if (!def.args.includes(key)) throw new UnimplementedError(`${where} argument ${key}`);
   }
   for (const key of def.required ?? []) if (!(key in args)) throw new TestFileError(`${where} needs argument ${key}`);

@@ -10,6 +10,7 @@ import type { CollectionData, Operation, UnifiedFile, UnifiedTest } from "./load
 import { match, matchExact, matchRootList } from "./matcher.js";
 import { type OperationDef, changeStreamOperations, checkArguments, clientOperations, collectionOperations, databaseOperations } from "./operations.js";
 import type { Topology } from "./requirements.js";
+import { assertTransactionState, pinnedServer, sessionArgument, sessionOperations } from "./sessions.js";
 
 /** Long enough for a change stream to see its event through a few empty
  *  getMores; short enough that a backend that never answers costs one test. */
@@ -30,6 +31,7 @@ interface FailPointRecord {
 }
 
 interface TestState {
+  env: TestEnv;
   entities: EntityMap;
   failPoints: FailPointRecord[];
   unsaved: number;
@@ -40,7 +42,7 @@ const OPERATION_KEYS = ["name", "object", "arguments", "expectError", "expectRes
 
 /** Runs the test; resolves to null on success or the failure message. */
 export async function runTest(file: UnifiedFile, test: UnifiedTest, env: TestEnv): Promise<string | null> {
-  const state: TestState = { entities: new Map(), failPoints: [], unsaved: 0 };
+  const state: TestState = { env, entities: new Map(), failPoints: [], unsaved: 0 };
   let failure: unknown;
   try {
     for (const key of Object.keys(test)) if (!TEST_KEYS.includes(key)) throw new UnimplementedError(`test.${key}`);
@@ -65,7 +67,7 @@ export async function runTest(file: UnifiedFile, test: UnifiedTest, env: TestEnv
     try {
       for (const expected of test.expectEvents ?? []) {
         const { events } = getEntity(state.entities, expected.client, "client");
-        const mismatch = matchClientEvents(expected, events);
+        const mismatch = matchClientEvents(expected, events, (id) => getEntity(state.entities, id, "session").lsid);
         if (mismatch) throw new AssertionFailure(mismatch);
       }
       if (test.outcome) await withTimeout("outcome", SETUP_TIMEOUT_MS, () => checkOutcome(env.internal, test.outcome ?? []));
@@ -135,8 +137,9 @@ async function runOperation(op: Operation, state: TestState): Promise<void> {
   if (op.object === "testRunner") return runSpecialOperation(op, state);
 
   const { def, execute } = resolveOperation(op, state.entities);
-  const args = op.arguments ?? {};
+  const args = { ...(op.arguments ?? {}) };
   checkArguments(`${op.object}.${op.name}`, def as OperationDef<never>, args);
+  if ("session" in args) args.session = sessionArgument(args.session, (id) => getEntity(state.entities, id, "session"));
 
   let result: unknown;
   let error: unknown;
@@ -188,18 +191,82 @@ function resolveOperation(op: Operation, entities: EntityMap): { def: OperationD
       return pick(clientOperations, entity.client);
     case "changeStream":
       return pick(changeStreamOperations, entity.stream);
+    case "session":
+      return pick(sessionOperations, entity);
     default:
       throw new UnimplementedError(`operations on ${entity.kind} entities`);
   }
 }
 
-/** `object: testRunner` operations. Only failPoint is used by our suites. */
+/** `object: testRunner` operations (spec "Special Test Operations"). */
 async function runSpecialOperation(op: Operation, state: TestState): Promise<void> {
-  if (op.name !== "failPoint") throw new UnimplementedError(`testRunner operation ${op.name}`);
   const args = op.arguments ?? {};
-  for (const key of Object.keys(args)) if (key !== "client" && key !== "failPoint") throw new UnimplementedError(`failPoint argument ${key}`);
-  const { client } = getEntity(state.entities, args.client, "client");
-  const command = args.failPoint as Document;
+  const allow = (...keys: string[]) => {
+    for (const key of Object.keys(args)) if (!keys.includes(key)) throw new UnimplementedError(`${op.name} argument ${key}`);
+  };
+  switch (op.name) {
+    case "failPoint": {
+      allow("client", "failPoint");
+      const { client } = getEntity(state.entities, args.client, "client");
+      return configureFailPoint(client, args.failPoint as Document, state);
+    }
+    case "targetedFailPoint": {
+      // The session's pinned mongos; on a replica set a session is never pinned and every
+      // command goes to the primary, which is where the runner's client sends it too.
+      allow("session", "failPoint");
+      const session = getEntity(state.entities, args.session, "session");
+      if (pinnedServer(session) !== undefined) throw new UnimplementedError("targetedFailPoint on a pinned (sharded) session");
+      if (state.env.topology !== "replicaset" && state.env.topology !== "single") throw new UnimplementedError(`targetedFailPoint on a ${state.env.topology} topology`);
+      return configureFailPoint(session.client, args.failPoint as Document, state);
+    }
+    case "createEntities":
+      allow("entities");
+      return withTimeout("createEntities", SETUP_TIMEOUT_MS, () => createEntities(args.entities as Document[], state.env, state.entities));
+    case "assertSessionTransactionState": {
+      allow("session", "state");
+      return assertTransactionState(getEntity(state.entities, args.session, "session"), args.state);
+    }
+    case "assertSessionPinned":
+    case "assertSessionUnpinned": {
+      allow("session");
+      const pinned = pinnedServer(getEntity(state.entities, args.session, "session")) !== undefined;
+      if (pinned !== (op.name === "assertSessionPinned")) throw new AssertionFailure(`session ${String(args.session)} is ${pinned ? "" : "not "}pinned`);
+      return;
+    }
+    case "assertCollectionExists":
+    case "assertCollectionNotExists": {
+      allow("databaseName", "collectionName");
+      const names = await withTimeout("listCollections", SETUP_TIMEOUT_MS, () =>
+        state.env.internal.db(String(args.databaseName)).listCollections({ name: String(args.collectionName) }, { nameOnly: true }).toArray(),
+      );
+      const exists = names.length > 0;
+      if (exists !== (op.name === "assertCollectionExists")) {
+        throw new AssertionFailure(`collection ${String(args.databaseName)}.${String(args.collectionName)} ${exists ? "exists" : "does not exist"}`);
+      }
+      return;
+    }
+    case "assertIndexExists":
+    case "assertIndexNotExists": {
+      allow("databaseName", "collectionName", "indexName");
+      const indexes = await withTimeout("listIndexes", SETUP_TIMEOUT_MS, () =>
+        state.env.internal.db(String(args.databaseName)).collection(String(args.collectionName)).listIndexes().toArray(),
+      ).catch((err: unknown) => {
+        // NamespaceNotFound: no collection, so no index.
+        if (err instanceof MongoServerError && err.code === 26) return [];
+        throw err;
+      });
+      const exists = indexes.some((i) => i.name === args.indexName);
+      if (exists !== (op.name === "assertIndexExists")) {
+        throw new AssertionFailure(`index ${String(args.indexName)} on ${String(args.databaseName)}.${String(args.collectionName)} ${exists ? "exists" : "does not exist"}`);
+      }
+      return;
+    }
+    default:
+      throw new UnimplementedError(`testRunner operation ${op.name}`);
+  }
+}
+
+async function configureFailPoint(client: MongoClient, command: Document, state: TestState): Promise<void> {
   if (typeof command?.configureFailPoint !== "string") throw new TestFileError("failPoint needs a configureFailPoint command");
   // Recorded before running: even a half-applied fail point gets turned off.
   state.failPoints.push({ client, name: command.configureFailPoint });
