@@ -221,26 +221,6 @@ export const collectionOperations: Record<string, OperationDef<Collection>> = {
       return undefined;
     },
   },
-  count: {
-    args: ["filter", "skip", "limit", "maxTimeMS", "comment", "hint", "collation"],
-    required: ["filter"],
-    run: (c, a) => c.count(doc(a.filter), optionsOf(a, "filter")),
-  },
-  countDocuments: {
-    args: ["filter", "skip", "limit", "maxTimeMS", "comment", "hint", "collation"],
-    required: ["filter"],
-    run: (c, a) => c.countDocuments(doc(a.filter), optionsOf(a, "filter")),
-  },
-  distinct: {
-    args: ["fieldName", "filter", "maxTimeMS", "comment", "hint", "collation"],
-    required: ["fieldName", "filter"],
-    run: (c, a) => c.distinct(String(a.fieldName), doc(a.filter), optionsOf(a, "fieldName", "filter")),
-  },
-  createIndex: {
-    args: ["keys", "name", "unique", "comment", "commitQuorum"],
-    required: ["keys"],
-    run: (c, a) => c.createIndex(doc(a.keys) as never, optionsOf(a, "keys")),
-  },
   createChangeStream: createChangeStream<Collection>(),
 };
 
@@ -287,15 +267,6 @@ export const databaseOperations: Record<string, OperationDef<Db>> = {
     required: ["collection"],
     run: async (db, a) => {
       await db.dropCollection(String(a.collection), optionsOf(a, "collection"));
-      return undefined;
-    },
-  },
-  createCollection: {
-    args: ["collection", "changeStreamPreAndPostImages", "validator", "validationLevel", "validationAction"],
-    required: ["collection"],
-    // The driver returns the new Collection object, which is no BSON value: report nothing.
-    run: async (db, a) => {
-      await db.createCollection(String(a.collection), optionsOf(a, "collection"));
       return undefined;
     },
   },
