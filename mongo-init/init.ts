@@ -2,7 +2,7 @@
  * One-shot setup of the database flowsync watches, safe to run any number of times:
  *
  *   - every collection named in FILTERS_DIR exists, with `changeStreamPreAndPostImages`
- *     enabled (so a delete's pre-image carries its routing field: see README, drop-in guide);
+ *     enabled (so a delete's pre-image carries its routing field: see docs/operations.md, drop-in guide);
  *   - each has an ascending index on its routing field (snapshots and catch-up filter on it);
  *   - optionally (`MONGO_INIT_DEMO=1`), one demo flow, written only if it is not there yet.
  *

@@ -8,7 +8,7 @@ import { FlowsyncError } from "./errors";
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 const bool = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
 
-/** Variable → [schema, one-line description for the README table]. */
+/** Variable → [schema, one-line description for the table in docs/configuration.md]. */
 const schema = z.object({
   MONGO_URL: z
     .string()

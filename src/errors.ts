@@ -4,7 +4,7 @@
  * Every error we raise on purpose is a `FlowsyncError` with a stable `code`.
  * Koa's `ctx.onerror` already honours `status` and `expose`, so HTTP routes can
  * simply throw these; `expose: true` means the message is safe to show a client.
- * The codes are listed in the README (like fastify's docs/Reference/Errors.md).
+ * The codes are listed in docs/wire.md#error-codes (like fastify's docs/Reference/Errors.md).
  */
 
 export const ERROR_CODES = {

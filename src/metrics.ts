@@ -129,7 +129,7 @@ export function createMetrics(s: MetricSources, { processMetrics = true } = {}):
 /**
  * The cluster time (seconds) in a resume token: `_data` is a KeyString whose first
  * value is the Timestamp (type byte 0x82, then 4 bytes of seconds). The same server
- * property the replay buffer's token order relies on (README: "Token order").
+ * property the replay buffer's token order relies on (docs/mongodb.md#resume-tokens).
  */
 export function clusterSecondsOfToken(data: string | undefined): number | undefined {
   if (data === undefined || !data.startsWith("82") || data.length < 18) return undefined;

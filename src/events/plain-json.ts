@@ -5,7 +5,7 @@
  * Why not EJSON relaxed: it keeps type wrappers (`{"$oid": …}`, `{"$date": …}`)
  * that every browser store would have to unwrap, and canvas code wants what
  * Mongoose-style JSON APIs return. The price is that the JSON no longer says
- * which BSON type a value had. The mapping (documented in the README):
+ * which BSON type a value had. The mapping (documented in docs/wire.md#event-data):
  *
  * | BSON                     | JSON                                                  |
  * | ------------------------ | ----------------------------------------------------- |

@@ -17,7 +17,7 @@
  *    `{ $set: { "secrets.key": … } }` reports the literal key `"secrets.key"`, which
  *    no path-based `$unset` can reach.
  *
- * Caveat (README): the redaction is the UNION of all filters' private fields,
+ * Caveat (docs/filters.md): the redaction is the UNION of all filters' private fields,
  * applied to every watched collection, because one stream serves them all. A
  * field private in one collection is therefore also removed from the others.
  * The mapper re-applies each collection's own list as a second line of defence.

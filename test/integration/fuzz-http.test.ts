@@ -2,7 +2,7 @@
  * Property-based fuzzing of the HTTP surface (fast-check), over raw TCP so that
  * nothing normalises the requests: methods, paths and their encodings, flowIds,
  * Last-Event-ID garbage and huge values, query strings, header sizes, and bytes
- * that are not HTTP at all. Every case must get its documented answer (README,
+ * that are not HTTP at all. Every case must get its documented answer (docs/wire.md
  * "Error codes"), never a 5xx, and meanwhile a subscriber opened before the
  * fuzzing keeps its stream: afterwards it still receives events, and no
  * subscription or per-IP slot is left behind.

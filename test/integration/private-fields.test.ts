@@ -86,7 +86,7 @@ describe("private fields never leave flowsync", () => {
     const fromMongo = new SseClient(subscribeUrl(catchUp, flowId), { lastEventId: earlyCatchUp.lastEventId });
     const withSnapshot = new SseClient(subscribeUrl(memory, flowId, "?snapshot=1&logs=1"));
     for (const c of [fromMemory, fromMongo]) await c.until(sawSentinel, 10_000, "the replay");
-    // The same events (an update's looked-up `doc` may differ on a later read: README, "Event data").
+    // The same events (an update's looked-up `doc` may differ on a later read: docs/wire.md, "Event data").
     const shape = (c: SseClient) => c.events().map((e) => [e.id, e.type, e.data.op, e.data.id, e.data.changes]);
     for (const c of [fromMemory, fromMongo]) expect(shape(c)).toEqual(shape(live).slice(1));
     await withSnapshot.until((x) => x.messages.length >= 1, 10_000, "SNAPSHOT");
