@@ -6,6 +6,7 @@
  * never waits; the getMore handler does the awaiting (tailable, awaitData).
  */
 import { Aggregator } from "mingo";
+import { copyDeep } from "./immutable";
 import type { Document, Timestamp } from "bson";
 import { Codes, fail } from "./errors";
 import { compareTs, type Oplog, type OplogEntry, type UpdateDescription } from "./oplog";
@@ -111,7 +112,9 @@ export class ChangeStreamReader {
 
   private applyPipeline(event: Document): Document | undefined {
     if (!this.pipeline) return event;
-    const [result] = this.pipeline.run([event]) as Document[];
+    // The event holds stored documents and images (fullDocument, fullDocumentBeforeChange,
+    // updatedFields): the stages edit what they are given, so they get a copy (immutable.ts).
+    const [result] = this.pipeline.run([copyDeep(event)]) as Document[];
     if (!result) return undefined;
     if (valueKey(result._id) !== valueKey(event._id)) {
       fail(

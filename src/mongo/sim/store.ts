@@ -2,11 +2,13 @@
  * Databases, collections and their documents, in memory. Every mutation goes
  * through here so that each one is written to the oplog exactly once.
  *
- * Stored documents are never mutated in place: a write stores a new object. So a
- * cursor holding references to earlier versions keeps reading a stable batch.
+ * Stored documents are never mutated in place: a write stores a new, deeply frozen object
+ * (immutable.ts). So a cursor holding references to earlier versions keeps reading a stable
+ * batch, and a reader that would edit what it was handed throws instead of corrupting the data.
  */
 import { EJSON, UUID, type Document } from "bson";
 import { Codes, fail, ServerError } from "./errors";
+import { freezeDeep } from "./immutable";
 import { compareTs, type Oplog, type OplogEntry, type UpdateDescription } from "./oplog";
 import type { Timestamp } from "bson";
 
@@ -81,6 +83,7 @@ export class Store {
   }
 
   insert(db: string, coll: Collection, doc: Document): void {
+    freezeDeep(doc);
     const key = valueKey(doc._id);
     if (coll.docs.has(key)) duplicate(db, coll, "_id_", { _id: doc._id });
     this.checkUniques(db, coll, doc, key);
@@ -91,6 +94,8 @@ export class Store {
 
   /** Replaces the stored version of a document; `op` says how the change streams describe it. */
   write(db: string, coll: Collection, before: Document, after: Document, how: { op: "update"; updateDescription: UpdateDescription } | { op: "replace" }): void {
+    freezeDeep(after);
+    if (how.op === "update") freezeDeep(how.updateDescription);
     const key = valueKey(before._id);
     this.checkUniques(db, coll, after, key);
     this.unindexUniques(coll, before);

@@ -7,6 +7,7 @@ import type { QueryCursor, StreamCursor } from "../cursors";
 import { currentOp } from "./current-op";
 import { Codes, engineError, fail, RESUMABLE_CODES } from "../errors";
 import { valueKey } from "../store";
+import { copyDeep } from "../immutable";
 
 const DEFAULT_BATCH = 101;
 /** How long a change-stream getMore waits for events when the client gives no maxTimeMS (SERVER-19665). */
@@ -37,7 +38,9 @@ export const find: Handler = (cmd, db, ctx) => {
     if (cmd[opt]) notImplemented(`find option '${opt}'`);
   }
   const docs = ctx.server.store.documentsAt(db, name, readTime(cmd, ctx));
-  let cursor = new Query(cmd.filter ?? {}).find(docs, cmd.projection);
+  // A projection edits the documents it is given: only the matching ones are copied for it.
+  const query = new Query(cmd.filter ?? {});
+  let cursor = query.find(docs);
   const sort = cmd.sort as Document | undefined;
   if (sort && Object.keys(sort).length > 0 && !("$natural" in sort)) cursor = cursor.sort(sort as never);
   if (cmd.skip) cursor = cursor.skip(cmd.skip);
@@ -48,7 +51,11 @@ export const find: Handler = (cmd, db, ctx) => {
     single = true;
   }
   if (limit) cursor = cursor.limit(limit);
-  const result = cursor.all() as Document[];
+  let result = cursor.all() as Document[];
+  if (cmd.projection && Object.keys(cmd.projection as Document).length > 0) {
+    // The filter again, for a positional projection (`a.$`); every copy matches it.
+    result = query.find(result.map(copyDeep), cmd.projection).all() as Document[];
+  }
   return firstBatch(ctx, `${db}.${name}`, result, { ...cmd, singleBatch: single }, cmd.batchSize, snapshotField(cmd, ctx));
 };
 
@@ -93,16 +100,17 @@ export const aggregate: Handler = (cmd, db, ctx) => {
   if (cmd.aggregate === 1) {
     if (first !== "$currentOp" || db !== "admin") notImplemented(`database-level aggregate starting with ${first}`);
     const ops = currentOp(ctx, (pipeline[0].$currentOp ?? {}) as Document);
-    return firstBatch(ctx, "admin.$cmd.aggregate", new Aggregator(pipeline.slice(1)).run(ops) as Document[], cmd, batchSize);
+    return firstBatch(ctx, "admin.$cmd.aggregate", new Aggregator(pipeline.slice(1)).run(ops.map(copyDeep)) as Document[], cmd, batchSize);
   }
   const name = collectionName(cmd, "aggregate");
   if (cmd.collation) notImplemented("collation");
   const at = readTime(cmd, ctx);
   const store = ctx.server.store;
-  const docs = store.documentsAt(db, name, at);
+  // Stages edit the documents they are given: the pipeline reads copies (immutable.ts).
+  const docs = store.documentsAt(db, name, at).map(copyDeep);
   let result: Document[];
   try {
-    result = new Aggregator(pipeline, { collectionResolver: (other: string) => store.documentsAt(db, other, at) }).run(docs) as Document[];
+    result = new Aggregator(pipeline, { collectionResolver: (other: string) => store.documentsAt(db, other, at).map(copyDeep) }).run(docs) as Document[];
   } catch (err) {
     throw engineError(err, Codes.BadValue);
   }

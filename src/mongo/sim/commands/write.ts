@@ -2,6 +2,7 @@
 import { Query } from "mingo";
 import { ObjectId, type Document } from "bson";
 import { applyUpdate, updateKind, upsertDocument, withIdFirst } from "../apply-update";
+import { copyDeep } from "../immutable";
 import { clone, collectionName, type Ctx, type Handler } from "../context";
 import { Codes, engineError, fail } from "../errors";
 import { valueKey, type Collection } from "../store";
@@ -102,7 +103,7 @@ export const findAndModify: Handler = (cmd, db, { server }) => {
   if (!cmd.remove && cmd.update === undefined) fail(Codes.FailedToParse, "Either an update or remove=true must be specified");
   const coll = server.store.get(db, name);
   const [before] = matching(coll, cmd.query ?? {}, cmd.sort);
-  const project = (doc: Document | null) => (doc && cmd.fields ? (new Query({}).find([doc], cmd.fields).all()[0] as Document) : doc);
+  const project = (doc: Document | null) => (doc && cmd.fields ? (new Query({}).find([copyDeep(doc)], cmd.fields).all()[0] as Document) : doc);
 
   if (cmd.remove) {
     if (before) server.store.remove(db, coll!, before);
