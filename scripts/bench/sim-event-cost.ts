@@ -19,8 +19,8 @@ const filters = compileFilters(await readFilterSpecs("./filters"));
 const stream = db.watch([...filters.pipeline], { fullDocument: "updateLookup", fullDocumentBeforeChange: "whenAvailable", maxAwaitTimeMS: 10 });
 await stream.tryNext();
 const doc = (i: number): Document => ({ _id: i, flowId: `f${i % 10}`, type: "llm", position: { x: i, y: i }, data: { label: `node ${i}`, tags: ["a", "b"] }, secrets: { apiKey: `K${i}` }, _internal: { v: i } });
-for (let i = 0; i < n; i += 500) await db.collection("nodes").insertMany(Array.from({ length: Math.min(500, n - i) }, (_, k) => doc(i + k)));
-for (let i = 0; i < n; i++) await db.collection("nodes").updateOne({ _id: i }, { $set: { "position.x": -i, "secrets.apiKey": "changed" } });
+for (let i = 0; i < n; i += 500) await db.collection<Document>("nodes").insertMany(Array.from({ length: Math.min(500, n - i) }, (_, k) => doc(i + k)));
+for (let i = 0; i < n; i++) await db.collection<{ _id: number }>("nodes").updateOne({ _id: i }, { $set: { "position.x": -i, "secrets.apiKey": "changed" } });
 // Only the reads are timed: the writes above are the same for both trees.
 const start = process.cpuUsage();
 const t0 = performance.now();
