@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Flowsync } from "../../src/flowsync";
 import { startTestBackend, uniqueDb, type TestBackend } from "../support/backend";
+import { eventually } from "../support/eventually";
 import { startTestFlowsync, subscribeUrl } from "../support/flowsync";
 import { SseClient } from "../support/sse-client";
 
@@ -30,8 +31,7 @@ describe("SSE connection", () => {
     for (const c of clients) await c.until((x) => x.raw.includes(": flowsync"), 5000, "stream open");
     for (const c of clients) await c.until((x) => heartbeats(x) >= 2, 10_000, "two heartbeats");
     await clients[0].close();
-    for (let i = 0; i < 100 && fs.hub.subscriberCount() > 2; i++) await new Promise((r) => setTimeout(r, 20));
-    expect(fs.hub.subscriberCount()).toBe(2);
+    await eventually("the closed stream gone", () => expect(fs.hub.subscriberCount()).toBe(2));
     const before = heartbeats(clients[1]);
     await clients[1].until((x) => heartbeats(x) > before, 10_000, "one more heartbeat");
     expect(clients[1].messages).toEqual([]); // heartbeats are comments, not events

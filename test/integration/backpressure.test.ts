@@ -11,7 +11,7 @@ import type { Flowsync } from "../../src/flowsync";
 import { startTestBackend, uniqueDb, type TestBackend } from "../support/backend";
 import { startTestFlowsync, subscribeUrl } from "../support/flowsync";
 import { StalledSseClient } from "../support/raw-sse";
-import { eventually } from "../support/server-view";
+import { eventually } from "../support/eventually";
 import { SseClient } from "../support/sse-client";
 
 const CLIENT_BUFFER_BYTES = 4096;
@@ -49,7 +49,7 @@ async function overflow(flowId: string) {
   await fast.until((x) => x.raw.includes(": flowsync"), 5000, "stream open");
   const slow = new StalledSseClient(subscribeUrl(fs, flowId));
   await slow.sent();
-  await eventually(() => fs.hub.subscriberCount(flowId), (n) => n === 2, 5000);
+  await eventually("both subscribers", () => fs.hub.subscriberCount(flowId) === 2);
   expect(fs.hub.subscriberCount(flowId)).toBe(2);
   const droppedBefore = fs.hub.stats.dropped;
   let written = 0;
@@ -86,9 +86,10 @@ describe("backpressure", () => {
       slow.read();
       // Ended after the bytes already written, or — if it does not read them in time — cut: either way over.
       const over = () => slow.responseEnded || slow.closed;
-      await eventually(over, (done) => done, 10_000);
-      const tail = JSON.stringify(slow.text.slice(-200));
-      expect(over(), `read ${slow.text.length} chars, socket closed: ${slow.closed}, tail ${tail}, hub ${JSON.stringify(fs.hub.stats)}`).toBe(true);
+      await eventually("the slow stream over", () => {
+        const tail = JSON.stringify(slow.text.slice(-200));
+        expect(over(), `read ${slow.text.length} chars, socket closed: ${slow.closed}, tail ${tail}, hub ${JSON.stringify(fs.hub.stats)}`).toBe(true);
+      });
       // Only complete events count: a browser sets lastEventId when an event is dispatched, at its blank line.
       const ids = [...slow.text.matchAll(/^id: ([^\n]+)\nevent: [^\n]+\ndata: [^\n]*\n\n/gm)].map((m) => m[1]);
       expect(ids.length).toBeGreaterThan(0);

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createFlowStore, snapshotDataSchema, subscribeFlow, type FlowStore, type FlowSubscription, type SnapshotData } from "flowsync/client";
 import type { Flowsync } from "../../src/flowsync";
 import { startTestBackend, uniqueDb, type TestBackend } from "../support/backend";
+import { eventually } from "../support/eventually";
 import { startTestFlowsync } from "../support/flowsync";
 import { seededRandom, testSeed } from "../support/random";
 
@@ -68,14 +69,6 @@ function observe(flowId: string, snapshot: SnapshotData): Observer {
     { snapshot, store, transport: "fetch", retry: { initialMs: 50 } },
   );
   return { sub, store, problems, errors };
-}
-
-async function waitFor(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 async function writeUntil(stop: () => boolean, client: MongoClient, w: number, flowId: string, rand: () => number): Promise<number> {
@@ -151,7 +144,7 @@ describe("snapshot + client store", () => {
       totals.writes += (await Promise.all(running)).reduce((a, b) => a + b, 0);
       const sentinel = `${flowId}-end`;
       await db.collection<Doc>("nodes").insertOne({ _id: sentinel, flowId, position: { x: 0, y: 0 } });
-      await waitFor(() => observers.every((o) => sentinel in o.store.getState().nodes), 20_000, `${label}: the sentinel in every store`);
+      await eventually(`${label}: the sentinel in every store`, () => observers.every((o) => sentinel in o.store.getState().nodes), 20_000);
       for (const o of observers) o.sub.close();
 
       const truth = {

@@ -5,18 +5,10 @@
 
 import { describe, expect, it } from "vitest";
 import { createFlowStore, subscribeFlow, type ConnectionState, type DocEvent } from "flowsync/client";
+import { eventually } from "../support/eventually";
 import { useFlowsync } from "../support/flowsync";
 
 const t = useFlowsync("client", { RETRY_MS: "100" });
-
-
-async function waitFor(predicate: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 type Doc = { _id: string; flowId: string; [k: string]: unknown };
 
@@ -30,11 +22,11 @@ describe("flowsync/client against flowsync", () => {
       onReset: (d) => log.push(`reset ${d.reason}`),
       onSnapshot: (s, m) => log.push(`snapshot ${m.reason} ${s.canvas.node?.length ?? 0}`),
     }, { lastEventId: "1.zzzzzz.ABCD", store, transport: "fetch" });
-    await waitFor(() => log.length >= 2 && sub.state === "open", "the snapshot after RESET");
+    await eventually("the snapshot after RESET", () => log.length >= 2 && sub.state === "open");
     expect(log).toEqual(["reset cursor-foreign", "snapshot reset 2"]);
     expect(sub.lastEventId).toMatch(/^1\.[a-z0-9]+\.T\d+_\d+$/);
     await nodes.updateOne({ _id: "r1" }, { $set: { v: 10 } });
-    await waitFor(() => store.getState().nodes.r1?.v === 10, "the live update");
+    await eventually("the live update", () => store.getState().nodes.r1?.v === 10);
     expect(Object.keys(store.getState().nodes).sort()).toEqual(["r1", "r2"]);
     sub.close();
     expect(sub.state).toBe("closed");
@@ -45,24 +37,26 @@ describe("flowsync/client against flowsync", () => {
     const events: DocEvent[] = [];
     const states: ConnectionState[] = [];
     const sub = subscribeFlow(t.fs.url, "cl-cut", { onEvent: (e) => events.push(e), onState: (s) => states.push(s) }, { transport: "fetch" });
-    await waitFor(() => sub.state === "open", "open");
+    await eventually("open", () => sub.state === "open");
     const written: string[] = [];
     for (let i = 0; i < 5; i++) {
       await nodes.insertOne({ _id: `a${i}`, flowId: "cl-cut" });
       written.push(`a${i}`);
     }
-    await waitFor(() => events.length === 5, "first batch");
+    await eventually("first batch", () => events.length === 5);
     t.fs.hub.closeAll("reset");
-    await waitFor(() => sub.state === "reconnecting", "the cut");
+    await eventually("the cut", () => sub.state === "reconnecting");
     for (let i = 0; i < 5; i++) {
       await nodes.insertOne({ _id: `b${i}`, flowId: "cl-cut" });
       written.push(`b${i}`);
     }
-    await waitFor(() => events.length >= 10, "second batch");
-    await new Promise((r) => setTimeout(r, 200));
+    // A sentinel, not a pause: the flow's events arrive in order, so a lost or repeated one shows before it.
+    await nodes.insertOne({ _id: "sentinel", flowId: "cl-cut" });
+    written.push("sentinel");
+    await eventually("the sentinel", () => events.some((e) => e.data.id === "sentinel"));
     expect(events.map((e) => e.data.id)).toEqual(written);
     expect(states).toEqual(["open", "reconnecting", "open"]);
-    expect(sub.stats).toMatchObject({ events: 10, duplicates: 0, reconnects: 1, resets: 0, snapshots: 1 });
+    expect(sub.stats).toMatchObject({ events: 11, duplicates: 0, reconnects: 1, resets: 0, snapshots: 1 });
     sub.close();
   });
 
@@ -76,7 +70,7 @@ describe("flowsync/client against flowsync", () => {
         return fetch(url, init);
       },
     });
-    await waitFor(() => sub.state === "open", "open");
+    await eventually("open", () => sub.state === "open");
     sub.close();
     expect(sub.transport).toBe("fetch");
     expect(seen).toHaveLength(2); // snapshot, subscribe

@@ -11,7 +11,8 @@ import type { Flowsync } from "../../src/flowsync";
 import { startTestBackend, uniqueDb, type TestBackend } from "../support/backend";
 import { startTestFlowsync, subscribeUrl } from "../support/flowsync";
 import { StalledSseClient } from "../support/raw-sse";
-import { changeStreamCursors, eventually, serverConnections, withAppName } from "../support/server-view";
+import { eventually } from "../support/eventually";
+import { changeStreamCursors, serverConnections, withAppName } from "../support/server-view";
 import { SseClient } from "../support/sse-client";
 
 const HOT = "hot";
@@ -82,8 +83,7 @@ describe("one change stream per instance", () => {
     } finally {
       await Promise.all(clients.map((c) => c.close()));
     }
-    await eventually(() => fs.hub.subscriberCount(), (n) => n === 0, 10_000);
-    expect(fs.hub.subscriberCount()).toBe(0);
+    await eventually("every subscriber gone", () => expect(fs.hub.subscriberCount()).toBe(0));
     expect(await changeStreamCursors(admin, dbName)).toBe(1);
   }, 120_000);
 });
@@ -103,6 +103,12 @@ describe("catch-up cursors", () => {
   });
 
   afterAll(async () => fs?.stop());
+
+  /** flowsync's aggregates the server is running now (a fail point holds them). */
+  async function heldAggregates(): Promise<number> {
+    const ops = await admin.db("admin").aggregate([{ $currentOp: { allUsers: true } }, { $match: { appName, "command.aggregate": { $exists: true } } }]).toArray();
+    return ops.length;
+  }
 
   /** The cursor of a first event in `flowId`, then `missed` more events written while nobody listens. */
   async function missedEvents(flowId: string, missed: number, chunk = ""): Promise<string> {
@@ -124,7 +130,7 @@ describe("catch-up cursors", () => {
 
     const stalled = new StalledSseClient(subscribeUrl(fs, "cu"), { "Last-Event-ID": cursor });
     await stalled.sent();
-    expect(await eventually(() => changeStreamCursors(admin, dbName), (n) => n === 2, 10_000)).toBe(2);
+    await eventually("the catch-up cursor", async () => expect(await changeStreamCursors(admin, dbName)).toBe(2));
     // Still there a while later: the catch-up is stalled midway by its client, not finished.
     await new Promise((r) => setTimeout(r, 500));
     const during = await changeStreamCursors(admin, dbName);
@@ -133,7 +139,7 @@ describe("catch-up cursors", () => {
     expect(fs.subscriptions.counters.replayedFromMongo).toBe(resumesBefore + 1);
     // The client leaves mid catch-up: its cursor goes with it.
     stalled.destroy();
-    expect(await eventually(() => changeStreamCursors(admin, dbName), (n) => n === 1, 10_000)).toBe(1);
+    await eventually("the catch-up cursor closed", async () => expect(await changeStreamCursors(admin, dbName)).toBe(1));
 
     // A client that reads: the whole backlog, then live; by then the catch-up cursor is closed.
     const resumed = new SseClient(subscribeUrl(fs, "cu"), { lastEventId: cursor });
@@ -149,10 +155,11 @@ describe("catch-up cursors", () => {
   it("a client that leaves while its catch-up stream is still opening leaves no cursor behind", async () => {
     const cursor = await missedEvents("cu-open", 3);
     // Holds flowsync's next aggregate (the catch-up's) at the server, so the client leaves before its reply.
-    await admin.db("admin").command({ configureFailPoint: "failCommand", mode: { times: 1 }, data: { failCommands: ["aggregate"], blockConnection: true, blockTimeMS: 300, appName } });
+    await admin.db("admin").command({ configureFailPoint: "failCommand", mode: { times: 1 }, data: { failCommands: ["aggregate"], blockConnection: true, blockTimeMS: 1000, appName } });
     const leaving = new SseClient(subscribeUrl(fs, "cu-open"), { lastEventId: cursor });
     await leaving.until((x) => x.raw.includes(": flowsync"), 5000, "stream open");
-    await new Promise((r) => setTimeout(r, 50));
+    // Leaves once the server holds the aggregate (not after a guessed pause): nothing of the catch-up can have come yet.
+    await eventually("the catch-up's aggregate held at the server", async () => (await heldAggregates()) === 1);
     await leaving.close();
     expect(leaving.messages).toEqual([]);
 

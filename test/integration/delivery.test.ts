@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { flowEventSchema } from "../../src/events/schemas";
+import { eventually } from "../support/eventually";
 import { subscribeUrl, useFlowsync } from "../support/flowsync";
 import { SseClient } from "../support/sse-client";
 
@@ -107,8 +108,6 @@ describe("delivery", () => {
     const c = await connected("flow-gone");
     expect(t.fs.hub.subscriberCount("flow-gone")).toBe(1);
     await c.close();
-    const deadline = Date.now() + 5000;
-    while (t.fs.hub.subscriberCount("flow-gone") > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    expect(t.fs.hub.subscriberCount("flow-gone")).toBe(0);
+    await eventually("the subscriber gone", () => expect(t.fs.hub.subscriberCount("flow-gone")).toBe(0));
   });
 });

@@ -14,7 +14,7 @@ import type { Flowsync } from "../../src/flowsync";
 import { startTestBackend, uniqueDb, type TestBackend } from "../support/backend";
 import { startTestFlowsync, subscribeUrl } from "../support/flowsync";
 import { StalledSseClient } from "../support/raw-sse";
-import { eventually } from "../support/server-view";
+import { eventually } from "../support/eventually";
 import { SseClient } from "../support/sse-client";
 
 let backend: TestBackend;
@@ -73,7 +73,7 @@ describe("a subscriber that never reads", () => {
 
     const stalled = new StalledSseClient(subscribeUrl(fs, "hot"));
     await stalled.sent();
-    await eventually(() => fs.hub.subscriberCount("hot"), (n) => n === READERS + 1, 5000);
+    await eventually("every reader subscribed", () => fs.hub.subscriberCount("hot") === READERS + 1);
     const droppedBefore = fs.hub.stats.dropped;
     const withStalled = await latencies(logs, "hot", readers);
 
@@ -88,7 +88,7 @@ describe("a subscriber that never reads", () => {
     expect(fs.hub.stats.dropped).toBe(droppedBefore + 1);
     expect(fs.hub.subscriberCount("hot")).toBe(READERS);
     // Server side: its response is over (the per-IP count gives its slot back), though it never read a byte.
-    expect(await eventually(() => fs.limits.streamsOf("127.0.0.1"), (n) => n === READERS, 10_000)).toBe(READERS);
+    await eventually("its slot given back", () => expect(fs.limits.streamsOf("127.0.0.1")).toBe(READERS));
 
     // What it had received before it stopped reading is still in its socket buffer: resume after that.
     stalled.read();
@@ -131,11 +131,11 @@ describe("admission limits", () => {
       expect((await fetch(`${fs.url}/readyz`)).status).toBe(200);
 
       open[0].hangUp();
-      await eventually(() => fs.limits.streamsOf("127.0.0.1"), (n) => n === 2, 5000);
+      await eventually("two streams", () => fs.limits.streamsOf("127.0.0.1") === 2);
       const again = await get(subscribeUrl(fs, "ip-5"));
       expect(again.res.status).toBe(200);
       for (const o of [...open, again]) o.hangUp();
-      await eventually(() => fs.limits.trackedIps, (n) => n === 0, 5000);
+      await eventually("no IP tracked", () => fs.limits.trackedIps === 0);
       expect(fs.limits.trackedIps).toBe(0);
     } finally {
       await fs.stop();
@@ -171,7 +171,7 @@ describe("admission limits", () => {
       expect(fs.hub.subscriberCount()).toBe(4);
 
       f1[0].hangUp();
-      await eventually(() => fs.hub.subscriberCount(), (n) => n === 3, 5000);
+      await eventually("three subscribers", () => fs.hub.subscriberCount() === 3);
       expect((await get(subscribeUrl(fs, "f1"))).res.status).toBe(200);
       for (const o of [...f1, ...f2]) o.hangUp();
     } finally {

@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { ResumeToken } from "../../src/events/cursor";
 import { ChangeWatcher, type ChangeWatcherOptions, type RestartReason } from "../../src/watch/change-watcher";
 import { startTestBackend, uniqueDb, type TestBackend } from "../support/backend";
-import { changeStreamCursors, eventually, withAppName } from "../support/server-view";
+import { eventually } from "../support/eventually";
+import { changeStreamCursors, withAppName } from "../support/server-view";
 
 // Simulator-only knobs used below: a tiny oplog (a real mongod's is ≥ 990 MB, far too big to overflow in a test).
 const onSimulator = inject("backend").kind === "sim";
@@ -51,11 +52,6 @@ function observed(client: MongoClient, dbName: string, options: Partial<ChangeWa
   return { watcher, changes, restarts, logs, inserted };
 }
 
-async function waitFor(what: string, condition: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const ok = await eventually(condition, (v) => v, timeoutMs);
-  if (!ok) throw new Error(`timed out waiting for ${what}`);
-}
-
 describe("ChangeWatcher", () => {
   it("holds exactly one server cursor while running; close() releases it and is idempotent", async () => {
     const dbName = uniqueDb("w");
@@ -91,17 +87,21 @@ describe("ChangeWatcher", () => {
 
   it("close() while the opening aggregate is in flight: start() rejects and the server cursor is released", async () => {
     const appName = `watcher-open-${uniqueDb()}`;
-    const client = new MongoClient(withAppName(backend.url, appName));
+    const client = new MongoClient(withAppName(backend.url, appName), { monitorCommands: true });
     await client.db("admin").command({ ping: 1 });
     const dbName = uniqueDb("w");
     const { watcher } = observed(client, dbName);
-    // Holds the aggregate at the server, so close() surely comes before its reply (and the cursor id).
+    // The server holds the aggregate a while, so the cursor it opens exists before the reply names it.
     await client.db("admin").command({ configureFailPoint: "failCommand", mode: { times: 1 }, data: { failCommands: ["aggregate"], blockConnection: true, blockTimeMS: 300, appName } });
     try {
+      // close() from the moment the driver sends the aggregate: its reply cannot be in before, however slow the machine.
+      let closing: Promise<void> | undefined;
+      client.on("commandStarted", (e) => {
+        if (e.commandName === "aggregate" && e.databaseName === dbName) closing ??= watcher.close();
+      });
       const starting = watcher.start();
-      await new Promise((r) => setTimeout(r, 50));
-      const closing = watcher.close();
       await expect(starting).rejects.toThrow(/closed while starting/);
+      expect(closing).toBeDefined();
       await closing;
       expect(watcher.state).toBe("closed");
       expect(await changeStreamCursors(admin, dbName)).toBe(0);
@@ -120,8 +120,7 @@ describe("ChangeWatcher", () => {
       const elsewhere = admin.db(uniqueDb("other")).collection("items");
       for (let n = 0; n < 5; n++) await elsewhere.insertOne({ n });
       // Within a few awaits of 50 ms on the simulator; a real mongod also writes a no-op every 10 s.
-      const moved = await eventually(() => watcher.position?._data, (p) => p !== undefined && p > start!, 15_000);
-      expect(moved! > start!).toBe(true);
+      await eventually("the position to move", () => expect(watcher.position!._data > start!).toBe(true), 15_000);
       expect(changes).toEqual([]);
     } finally {
       await watcher.close();
@@ -140,13 +139,12 @@ describe("ChangeWatcher", () => {
       const start = watcher.position!._data;
       const elsewhere = client.db(uniqueDb("other")).collection("items");
       for (let n = 0; n < 30; n++) await elsewhere.insertOne({ n });
-      const moved = await eventually(() => watcher.position?._data, (p) => p !== undefined && p > start, 10_000);
-      expect(moved! > start).toBe(true);
+      await eventually("the position to move", () => expect(watcher.position!._data > start).toBe(true));
       // Now make the watcher reopen from its own position.
       await client.db("admin").command({ configureFailPoint: "failCommand", mode: { times: 1 }, data: { failCommands: ["getMore"], errorCode: 2, appName } });
-      await waitFor("the injected failure", () => logs.some((l) => l.msg.startsWith("change stream failed")));
+      await eventually("the injected failure", () => logs.some((l) => l.msg.startsWith("change stream failed")));
       await client.db(dbName).collection("items").insertOne({ n: "after" });
-      await waitFor("the change after the reopen", () => inserted().includes("after"));
+      await eventually("the change after the reopen", () => inserted().includes("after"));
       expect(restarts).toEqual([]);
       expect(watcher.restarts).toBe(0);
       expect(inserted()).toEqual(["after"]);
@@ -181,7 +179,7 @@ describe("ChangeWatcher", () => {
       expect(watcher.restarts).toBe(1);
 
       await items.insertOne({ n: 100 });
-      await waitFor("a change after the restart", () => o.inserted().includes(100));
+      await eventually("a change after the restart", () => o.inserted().includes(100));
       // Restarted from now: nothing from before the restart, the new change exactly once.
       expect(o.inserted()).toEqual([100]);
       expect(await changeStreamCursors(client, dbName)).toBe(1);
@@ -199,14 +197,14 @@ describe("ChangeWatcher", () => {
     await watcher.start();
     try {
       await db.collection("items").insertOne({ n: 1 });
-      await waitFor("the first change", () => inserted().includes(1));
+      await eventually("the first change", () => inserted().includes(1));
       await db.dropDatabase();
-      await waitFor("the restart", () => restarts.length > 0);
+      await eventually("the restart", () => restarts.length > 0);
       expect(restarts.map((r) => r.reason)).toEqual(["stream-invalidated"]);
       expect(changes.map((c) => c.operationType)).toContain("invalidate");
 
       await db.collection("items").insertOne({ n: 2 });
-      await waitFor("a change after the invalidate", () => inserted().includes(2));
+      await eventually("a change after the invalidate", () => inserted().includes(2));
       expect(inserted()).toEqual([1, 2]);
       expect(watcher.state).toBe("running");
       expect(await changeStreamCursors(admin, dbName)).toBe(1);
@@ -225,17 +223,17 @@ describe("ChangeWatcher", () => {
     try {
       await watcher.start();
       for (const n of ["a1", "a2"]) await items.insertOne({ n });
-      await waitFor("the first changes", () => inserted().length === 2);
+      await eventually("the first changes", () => inserted().length === 2);
       // errorCode 2 (BadValue) without labels: not a ResumableChangeStreamError, so the driver hands it to the watcher.
       await client.db("admin").command({ configureFailPoint: "failCommand", mode: { times: 1 }, data: { failCommands: ["getMore"], errorCode: 2, appName } });
       for (const n of ["a3", "a4", "a5"]) await items.insertOne({ n });
-      await waitFor("the injected failure", () => logs.some((l) => l.msg.startsWith("change stream failed")));
+      await eventually("the injected failure", () => logs.some((l) => l.msg.startsWith("change stream failed")));
       for (const n of ["b1", "b2", "b3"]) await items.insertOne({ n });
-      await waitFor("every change", () => inserted().length >= 8);
-      // A little longer: a duplicate would arrive now.
-      await new Promise((r) => setTimeout(r, 300));
+      // A sentinel, not a pause: changes arrive in order, so a lost or repeated one shows before it.
+      await items.insertOne({ n: "end" });
+      await eventually("the sentinel", () => inserted().includes("end"));
 
-      expect(inserted()).toEqual(["a1", "a2", "a3", "a4", "a5", "b1", "b2", "b3"]);
+      expect(inserted()).toEqual(["a1", "a2", "a3", "a4", "a5", "b1", "b2", "b3", "end"]);
       const failures = logs.filter((l) => l.msg.startsWith("change stream failed"));
       expect(failures).toHaveLength(1);
       expect(failures[0].err?.code).toBe(2);

@@ -9,6 +9,7 @@ import { FlowHub } from "../../src/hub/flow-hub";
 import { ReplayBuffer } from "../../src/hub/replay-buffer";
 import { SubscriberQueue } from "../../src/hub/subscriber-queue";
 import { clusterSecondsOfToken, createMetrics } from "../../src/metrics";
+import { eventually } from "../support/eventually";
 import { subscribeUrl, useFlowsync } from "../support/flowsync";
 import { SseClient } from "../support/sse-client";
 
@@ -42,14 +43,6 @@ async function connected(flowId: string, lastEventId?: string): Promise<SseClien
   return c;
 }
 
-async function eventually(check: () => Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 250; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 describe("GET /metrics", () => {
   it("counts subscribers, received, published and delivered events by type, skips, replays, RESETs and bytes", async () => {
     const before = await scrape();
@@ -69,7 +62,7 @@ describe("GET /metrics", () => {
     await t.db.collection("flow_executions").insertOne({ flowId: "metrics-nobody", status: "running" });
     for (const c of [a1, a2]) await c.until((x) => x.messages.length >= 2, 10_000, "2 events");
     await b.until((x) => x.messages.length >= 1, 10_000, "1 event");
-    await eventually(async () => t.fs.feed.counters.received >= 5, "5 changes received");
+    await eventually("5 changes received", () => t.fs.feed.counters.received >= 5);
 
     const { samples, text } = await scrape();
     expect(value(samples, "flowsync_changes_received_total")).toBe(5);
@@ -98,7 +91,7 @@ describe("GET /metrics", () => {
     const newest = a1.lastEventId!;
     const fromMemory = await connected("metrics-a", newest);
     for (let i = 0; i < 6; i++) await t.db.collection("flow_logs").insertOne({ flowId: "metrics-z", i }); // evicts metrics-a's events
-    await eventually(async () => t.fs.feed.counters.received >= 11, "11 changes received");
+    await eventually("11 changes received", () => t.fs.feed.counters.received >= 11);
     const fromMongo = await connected("metrics-a", oldest);
     await fromMongo.until((x) => x.messages.length >= 1, 10_000, "the caught-up event");
     const reset = await connected("metrics-a", "garbage");
@@ -113,10 +106,10 @@ describe("GET /metrics", () => {
     expect(value(after, "flowsync_replay_buffer_events")).toBe(4);
 
     expect(fromMongo.events()).toMatchObject([{ type: "SYNC_CANVAS", data: { entity: "edge" } }]);
-    await eventually(async () => value((await scrape()).samples, "flowsync_catchup_streams_open") === 0, "the catch-up stream closed");
+    await eventually("the catch-up stream closed", async () => value((await scrape()).samples, "flowsync_catchup_streams_open") === 0);
 
     await Promise.all([a1, a2, b, fromMemory, fromMongo, reset].map((c) => c.close()));
-    await eventually(async () => value((await scrape()).samples, "flowsync_subscribers") === 0, "subscribers gone");
+    await eventually("subscribers gone", async () => value((await scrape()).samples, "flowsync_subscribers") === 0);
   });
 
   it("counts a stalled client dropped for exceeding CLIENT_BUFFER_BYTES", async () => {
@@ -125,10 +118,10 @@ describe("GET /metrics", () => {
     socket.pause(); // never reads: the kernel buffers fill, then flowsync's queue
     socket.on("error", () => {});
     await new Promise<void>((resolve) => socket.once("connect", () => socket.write(`GET ${u.pathname} HTTP/1.1\r\nHost: ${u.host}\r\n\r\n`, () => resolve())));
-    await eventually(async () => t.fs.hub.subscriberCount("metrics-slow") === 1, "stalled subscriber registered");
+    await eventually("stalled subscriber registered", () => t.fs.hub.subscriberCount("metrics-slow") === 1);
     const big = "x".repeat(64 * 1024);
     for (let i = 0; i < 400 && t.fs.hub.stats.dropped === 0; i++) await t.db.collection("flow_logs").insertOne({ flowId: "metrics-slow", chunk: big });
-    await eventually(async () => value((await scrape()).samples, "flowsync_slow_clients_dropped_total") === 1, "the drop counted");
+    await eventually("the drop counted", async () => value((await scrape()).samples, "flowsync_slow_clients_dropped_total") === 1);
     socket.destroy();
   });
 

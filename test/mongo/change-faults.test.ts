@@ -6,7 +6,8 @@
  */
 import { describe, expect, it } from "vitest";
 import type { ChangeStream, Document } from "mongodb";
-import { coll, expectCode, failPoint, failPointOff, insertThroughFaults, isSim, nextEvents, openStream, recordCommands, sleep, startReading, uniqueDb, useBackend } from "./helpers";
+import { eventually } from "../support/eventually";
+import { coll, expectCode, failPoint, failPointOff, insertThroughFaults, isSim, nextEvents, openStream, recordCommands, startReading, uniqueDb, useBackend } from "./helpers";
 
 /**
  * Codes a 7.0 server labels ResumableChangeStreamError on a change-stream getMore
@@ -139,10 +140,11 @@ describe("resuming after faults", () => {
     try {
       await c.insertMany([{ _id: 1 }, { _id: 2 }, { _id: 3 }]);
       received.push((await first).documentKey._id as number, ...(await nextEvents(stream, 2)).map((e) => e.documentKey._id));
-      const getMores = rec.names().filter((n) => n === "getMore").length;
-      const pending = stream.next(); // its getMore now waits on the server
-      while (rec.names().filter((n) => n === "getMore").length === getMores) await sleep(10);
-      await sleep(50);
+      const pending = stream.next();
+      // Cut once its getMore waits at the server, not after a guessed pause.
+      const ns = `${c.dbName}.c`;
+      const observer = await h.newClient(); // not h.client: its commands are the ones counted below
+      await eventually("the getMore waiting on the server", async () => (await observer.db("admin").aggregate([{ $currentOp: { allUsers: true } }, { $match: { ns, "command.getMore": { $exists: true } } }]).toArray()).length === 1);
       h.backend.sim!.dropConnections();
       await insertThroughFaults(c, [{ _id: 4 }, { _id: 5 }, { _id: 6 }]);
       received.push(((await pending) as Document).documentKey._id, ...(await nextEvents(stream, 2)).map((e) => e.documentKey._id));

@@ -7,7 +7,8 @@
 import { describe, expect, it } from "vitest";
 import { MongoClient, type Document } from "mongodb";
 import { startTestBackend } from "../support/backend";
-import { coll, failPoint, failPointOff, insertThroughFaults, isSim, nextEvents, openStream, sleep, startReading, uniqueDb, useBackend } from "./helpers";
+import { eventually } from "../support/eventually";
+import { coll, failPoint, failPointOff, insertThroughFaults, isSim, nextEvents, openStream, startReading, uniqueDb, useBackend } from "./helpers";
 
 describe("server resources", () => {
   const h = useBackend();
@@ -18,26 +19,13 @@ describe("server resources", () => {
   const idleCursors = (ns: string) => currentOp({ idleCursors: true }, { type: "idleCursor", ns });
   const connectionsOf = (appName: string) => currentOp({ idleConnections: true }, { appName });
 
-  /** Polls until `check` passes (the server learns of closed sockets asynchronously). */
-  async function eventually(check: () => Promise<void>, ms = 5_000) {
-    const until = Date.now() + ms;
-    for (;;) {
-      try {
-        return await check();
-      } catch (err) {
-        if (Date.now() > until) throw err;
-        await sleep(50);
-      }
-    }
-  }
-
   it("a closed client leaves no connections on the server", async () => {
     const appName = `${h.appName}-short-lived`;
     const client: MongoClient = await h.newClient({ appName });
     await coll(client.db(uniqueDb()), "c").insertOne({});
     expect((await connectionsOf(appName)).length).toBeGreaterThan(0);
     await client.close();
-    await eventually(async () => expect(await connectionsOf(appName)).toEqual([]));
+    await eventually("its connections gone", async () => expect(await connectionsOf(appName)).toEqual([]));
   });
 
   it.runIf(isSim)("after client.close() and sim.close() the simulator has no connections (sim.connections)", async () => {
@@ -51,7 +39,7 @@ describe("server resources", () => {
     expect(sim.connections).toBeGreaterThan(0);
     await stream.close();
     await client.close();
-    await eventually(async () => expect(sim.connections).toBe(0));
+    await eventually("every connection gone", () => expect(sim.connections).toBe(0));
     await backend.stop();
     expect(sim.connections).toBe(0);
   });
@@ -77,7 +65,7 @@ describe("server resources", () => {
     await stream.close();
     expect(await pending).toBe("rejected");
     expect(Date.now() - started).toBeLessThan(10_000);
-    await eventually(async () => expect(await idleCursors(`${c.dbName}.c`)).toEqual([]));
+    await eventually("its cursor gone", async () => expect(await idleCursors(`${c.dbName}.c`)).toEqual([]));
   });
 
   it("cursor.close() on a partly read find kills the server cursor; an exhausted one leaves none", async () => {
@@ -135,7 +123,8 @@ describe("server resources", () => {
     const c = coll(h.client.db(uniqueDb()), "c");
     const stream = c.watch([], { maxAwaitTimeMS: 5_000 });
     const { first: pending } = await startReading(stream);
-    await sleep(100);
+    // Cut once the getMore is at the server, not after a guessed pause.
+    await eventually("the getMore waiting on the server", async () => (await currentOp({}, { ns: `${c.dbName}.c`, "command.getMore": { $exists: true } })).length === 1);
     h.backend.sim!.dropConnections();
     await insertThroughFaults(c, [{ _id: 1 }]);
     await pending;

@@ -9,6 +9,7 @@ import { runInNewContext } from "node:vm";
 import { MongoClient } from "mongodb";
 import { expect } from "vitest";
 import { uniqueDb, type TestBackend } from "./backend";
+import { eventually } from "./eventually";
 import { startTestFlowsync, subscribeUrl } from "./flowsync";
 import { SseClient } from "./sse-client";
 
@@ -79,8 +80,7 @@ export async function cycleScenario(backend: TestBackend, cycles: number): Promi
     await run(200, cycles);
     const ms = Date.now() - t0;
     // Every subscription is gone from the hub and from the per-IP count once its client has left.
-    const deadline = Date.now() + 10_000;
-    while ((fs.hub.subscriberCount() > 0 || fs.limits.trackedIps > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await eventually("every subscription gone", () => expect({ subscribers: fs.hub.subscriberCount(), trackedIps: fs.limits.trackedIps }).toEqual({ subscribers: 0, trackedIps: 0 }));
     await settle();
     const after = measure();
     expect(after.subscribers).toBe(0);

@@ -72,13 +72,3 @@ export function withAppName(url: string, appName: string): string {
   params.set("appName", appName);
   return `${base}${hasPath ? "" : "/"}?${params.toString()}`;
 }
-
-/** Polls `probe` until `ok(value)` or the deadline; returns the last value either way. */
-export async function eventually<T>(probe: () => Promise<T> | T, ok: (value: T) => boolean, timeoutMs = 5000, everyMs = 20): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (ok(value) || Date.now() >= deadline) return value;
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
