@@ -51,7 +51,6 @@ async function writeEverything(flowId: string): Promise<void> {
   await nodes.updateOne({ _id: `${flowId}-n1` }, [{ $set: { _internal: secret(8), "data.ok": "visible" } }]);
   await nodes.updateOne({ _id: `${flowId}-n1` }, { $push: { "secrets.list": secret(11) } as never });
   await nodes.replaceOne({ _id: `${flowId}-n1` }, { flowId, type: "prompt", secrets: secret(9), _internal: [secret(10)] });
-  // (The simulator drops this event when the pipeline $unsets fullDocument.secrets — reported; mongod delivers it.)
   await nodes.updateOne({ _id: `${flowId}-n1` }, { $unset: { secrets: "" } });
   await db.collection("edges").insertOne({ flowId, source: "a", target: "b", secrets: secret(12) });
   await db.collection("flow_executions").insertOne({ flowId, status: "running", progress: 5, _internal: { token: secret(13) } });
@@ -117,6 +116,18 @@ describe("private fields never leave flowsync", () => {
     for (const [where, bytes] of Object.entries(outputs).filter(([w]) => w !== "logs (trace level)" && w !== "metrics")) {
       expect(/"secrets|"_internal/.test(bytes), `${where} names a private field`).toBe(false);
     }
+    // The pipeline removed them from what flowsync reads; MongoDB still holds every one, as written
+    // (read by the independent writer: watching must never change what is stored).
+    const stored = async (coll: string, filter: Record<string, unknown>) => db.collection(coll).findOne(filter, { projection: { _id: 0 } });
+    expect(await stored("nodes", { _id: `${flowId}-n1` })).toEqual({ flowId, type: "prompt", _internal: [secret(10)] });
+    expect(await stored("edges", { flowId })).toEqual({ flowId, source: "a", target: "b", secrets: secret(12) });
+    expect(await stored("flow_executions", { flowId })).toEqual({ flowId, status: "running", progress: 5, _internal: { token: secret(13) } });
+    expect(await stored("flow_logs", { flowId })).toEqual({ flowId, chunk: "tok", secrets: secret(14) });
+    expect(await stored("nodes", { type: "orphan" })).toEqual({ type: "orphan", secrets: secret(15) });
+    expect(await stored("nodes", { flowId, position: "not-an-object" })).toEqual({ flowId, position: "not-an-object", secrets: secret(17), _internal: secret(18) });
+    // Every update of n1 reached the subscriber, the last one ($unset of the private field alone) included.
+    const n1 = live.events().filter((e) => e.data.id === `${flowId}-n1`).map((e) => e.data.op);
+    expect(n1).toEqual(["insert", "update", "update", "update", "update", "replace", "update"]);
     console.log(`private fields: ${Object.values(outputs).reduce((n, b) => n + b.length, 0)} bytes grepped, ${logs.lines.length} log lines`);
     await Promise.all([live, fromMemory, fromMongo, withSnapshot].map((c) => c.close()));
   });

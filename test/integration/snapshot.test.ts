@@ -57,6 +57,9 @@ describe("snapshot", () => {
     const res = await fetch(snapshotUrl("snap-a", "?logs=1"));
     const text = await res.text();
     expect(text).not.toContain("TOPSECRET");
+    // Left out of the snapshot, still in the database.
+    expect(await t.db.collection("nodes").countDocuments({ "secrets.k": "TOPSECRET" })).toBe(1);
+    expect(await t.db.collection("nodes").countDocuments({ _internal: "TOPSECRET" })).toBe(1);
     const body = snapshotDataSchema.parse(JSON.parse(text));
     expect(body.canvas.node.map((d) => d._id).sort()).toEqual(["s1", "s2"]);
     expect(body.canvas.edge).toHaveLength(1);
