@@ -103,16 +103,28 @@ function bulkModels(requests: unknown): AnyBulkWriteOperation[] {
   });
 }
 
+/**
+ * The CRUD spec says a document with `_id: null` is sent as it is (DRIVERS-2124),
+ * but Node driver 7 replaces a null `_id` with a new ObjectId, as it does a missing
+ * one (NODE-6468, open). `forceServerObjectId` turns that off, so the document
+ * reaches the server unchanged; it is set only when a document has an explicit
+ * null `_id`, so every other insert runs as the driver runs it by default.
+ */
+function keepNullIds(documents: unknown): { forceServerObjectId?: true } {
+  const hasNullId = Array.isArray(documents) && documents.some((d) => d !== null && typeof d === "object" && "_id" in d && (d as Document)._id === null);
+  return hasNullId ? { forceServerObjectId: true } : {};
+}
+
 export const collectionOperations: Record<string, OperationDef<Collection>> = {
   insertOne: {
     args: ["document", "comment", "bypassDocumentValidation"],
     required: ["document"],
-    run: async (c, a) => insertOneResult(await c.insertOne(doc(a.document), optionsOf(a, "document"))),
+    run: async (c, a) => insertOneResult(await c.insertOne(doc(a.document), { ...optionsOf(a, "document"), ...keepNullIds([a.document]) })),
   },
   insertMany: {
     args: ["documents", "ordered", "comment", "bypassDocumentValidation"],
     required: ["documents"],
-    run: async (c, a) => insertManyResult(await c.insertMany(a.documents as Document[], optionsOf(a, "documents"))),
+    run: async (c, a) => insertManyResult(await c.insertMany(a.documents as Document[], { ...optionsOf(a, "documents"), ...keepNullIds(a.documents) })),
   },
   updateOne: {
     args: ["filter", "update", "upsert", "arrayFilters", "sort", ...WRITE_COMMON],
@@ -142,7 +154,10 @@ export const collectionOperations: Record<string, OperationDef<Collection>> = {
   bulkWrite: {
     args: ["requests", "ordered", "comment", "let", "bypassDocumentValidation"],
     required: ["requests"],
-    run: async (c, a) => bulkWriteResult(await c.bulkWrite(bulkModels(a.requests), optionsOf(a, "requests"))),
+    run: async (c, a) => {
+      const inserted = Array.isArray(a.requests) ? a.requests.map((m: Document) => m.insertOne?.document).filter(Boolean) : [];
+      return bulkWriteResult(await c.bulkWrite(bulkModels(a.requests), { ...optionsOf(a, "requests"), ...keepNullIds(inserted) }));
+    },
   },
   find: {
     args: ["filter", "sort", "projection", "skip", "limit", "batchSize", "comment", "hint", "collation", "maxTimeMS", "allowDiskUse", "let", "min", "max", "returnKey", "showRecordId"],

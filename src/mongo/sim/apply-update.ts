@@ -22,7 +22,7 @@ export function updateKind(u: unknown): UpdateKind {
 }
 
 /** The document after applying `u` to `doc` (a new object; `doc` is untouched). */
-export function applyUpdate(doc: Document, u: Document | Document[], opts: { arrayFilters?: Document[]; query?: Document; inserting?: boolean } = {}): Document {
+export function applyUpdate(doc: Document, u: Document | Document[], opts: { arrayFilters?: Document[]; query?: Document; inserting?: boolean; variables?: Document } = {}): Document {
   const kind = updateKind(u);
   let next: Document;
   if (kind === "replacement") {
@@ -33,10 +33,13 @@ export function applyUpdate(doc: Document, u: Document | Document[], opts: { arr
   }
   if (kind === "pipeline") {
     try {
-      [next] = new Aggregator(u as Document[]).run([clone(doc)]) as Document[];
+      [next] = new Aggregator(u as Document[], { variables: opts.variables }).run([clone(doc)]) as Document[];
     } catch (err) {
       throw engineError(err, Codes.BadValue);
     }
+    // A pipeline may leave `_id` out (e.g. `$replaceRoot`): mongod then keeps the
+    // document's own `_id`; only changing it is an error (update_driver / pipeline_executor).
+    if (next._id === undefined && doc._id !== undefined) next = { _id: doc._id, ...next };
   } else {
     const { $setOnInsert, ...ops } = u as Document;
     if (opts.inserting && $setOnInsert) ops.$set = { ...(ops.$set ?? {}), ...$setOnInsert };
@@ -75,9 +78,9 @@ export function upsertSeed(query: Document): Document {
 }
 
 /** The new document an upsert inserts. */
-export function upsertDocument(query: Document, u: Document | Document[], arrayFilters?: Document[]): Document {
+export function upsertDocument(query: Document, u: Document | Document[], arrayFilters?: Document[], variables?: Document): Document {
   const seed = upsertSeed(query);
-  const doc = updateKind(u) === "replacement" ? applyUpdate({ _id: seed._id }, u) : applyUpdate(seed, u, { arrayFilters, inserting: true });
+  const doc = updateKind(u) === "replacement" ? applyUpdate({ _id: seed._id }, u) : applyUpdate(seed, u, { arrayFilters, inserting: true, variables });
   if (doc._id === undefined) doc._id = new ObjectId();
   return withIdFirst(doc);
 }

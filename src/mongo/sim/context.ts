@@ -3,6 +3,7 @@ import { deserialize, serialize, type Document, type Timestamp } from "bson";
 import type { Cursors } from "./cursors";
 import type { FailPoints } from "./fail-points";
 import type { Oplog } from "./oplog";
+import type { SessionCache } from "./session-cache";
 import type { Store } from "./store";
 import { Codes, fail } from "./errors";
 
@@ -24,6 +25,8 @@ export interface ServerState {
   connections: Set<Connection>;
   /** Source of $currentOp `opid`s. */
   nextOpId: number;
+  /** Sessions seen in commands' `lsid` ($listLocalSessions). */
+  sessionCache: SessionCache;
 }
 
 export interface Connection {

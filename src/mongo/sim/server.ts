@@ -13,6 +13,7 @@ import type { Connection, Ctx, ServerState } from "./context";
 import { Cursors } from "./cursors";
 import { FailPoints } from "./fail-points";
 import { Oplog } from "./oplog";
+import { SessionCache } from "./session-cache";
 import { Store } from "./store";
 import { encodeOpMsg, encodeOpReply, messageLength, OP_QUERY, parseMessage } from "./wire";
 
@@ -65,6 +66,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     startedAt: new Date(),
     connections: new Set(),
     nextOpId: 1,
+    sessionCache: new SessionCache(),
   };
 
   const server = net.createServer((socket) => {

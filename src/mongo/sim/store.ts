@@ -6,9 +6,10 @@
  * (immutable.ts). So a cursor holding references to earlier versions keeps reading a stable
  * batch, and a reader that would edit what it was handed throws instead of corrupting the data.
  */
+import { Aggregator } from "mingo";
 import { EJSON, UUID, type Document } from "bson";
 import { Codes, fail, ServerError } from "./errors";
-import { freezeDeep } from "./immutable";
+import { copyDeep, freezeDeep } from "./immutable";
 import { compareTs, type Oplog, type OplogEntry, type UpdateDescription } from "./oplog";
 import type { Timestamp } from "bson";
 
@@ -28,6 +29,8 @@ export interface Collection {
   indexes: IndexSpec[];
   /** For each unique secondary index: index key value → document key. */
   uniques: Map<string, Map<string, string>>;
+  /** A read-only view (create with viewOn + pipeline): no documents of its own. */
+  view?: { viewOn: string; pipeline: Document[] };
 }
 
 /** Identity of a value as MongoDB compares it for equality (type-aware, key order-aware). */
@@ -83,6 +86,7 @@ export class Store {
   }
 
   insert(db: string, coll: Collection, doc: Document): void {
+    writable(db, coll);
     freezeDeep(doc);
     const key = valueKey(doc._id);
     if (coll.docs.has(key)) duplicate(db, coll, "_id_", { _id: doc._id });
@@ -94,6 +98,7 @@ export class Store {
 
   /** Replaces the stored version of a document; `op` says how the change streams describe it. */
   write(db: string, coll: Collection, before: Document, after: Document, how: { op: "update"; updateDescription: UpdateDescription } | { op: "replace" }): void {
+    writable(db, coll);
     freezeDeep(after);
     if (how.op === "update") freezeDeep(how.updateDescription);
     const key = valueKey(before._id);
@@ -105,6 +110,7 @@ export class Store {
   }
 
   remove(db: string, coll: Collection, doc: Document): void {
+    writable(db, coll);
     coll.docs.delete(valueKey(doc._id));
     this.unindexUniques(coll, doc);
     this.log({ op: "delete", db, coll, id: doc._id, pre: doc });
@@ -187,8 +193,9 @@ export class Store {
    * The documents of a collection as they were at cluster time `at` (for snapshot
    * reads): the current state with every newer oplog entry undone.
    */
-  documentsAt(db: string, name: string, at: Timestamp | undefined): Document[] {
+  documentsAt(db: string, name: string, at: Timestamp | undefined, depth = 0): Document[] {
     const current = this.get(db, name);
+    if (current?.view) return this.viewDocuments(db, current.view, at, depth);
     if (!at || compareTs(at, this.oplog.lastTs) >= 0) return current ? [...current.docs.values()] : [];
     if (compareTs(at, this.oplog.truncatedThrough) < 0) {
       fail(Codes.SnapshotTooOld, `Read timestamp ${at.t}.${at.i} is older than the oldest available timestamp.`);
@@ -204,6 +211,15 @@ export class Store {
       else if (e.op === "drop") docs = new Map(e.droppedDocs!.map((d) => [valueKey(d._id), d]));
     }
     return [...docs.values()];
+  }
+
+  /** A view's documents: its pipeline over its source (itself possibly a view), as mongod resolves views. */
+  private viewDocuments(db: string, view: { viewOn: string; pipeline: Document[] }, at: Timestamp | undefined, depth: number): Document[] {
+    // mongod limits view chains to 20 levels (ViewGraph::kMaxViewDepth).
+    if (depth >= 20) fail(Codes.ViewDepthLimitExceeded, `View depth too deep or view cycle detected; maximum depth is 20`);
+    // The view's stages edit what they are given: they run on copies (immutable.ts).
+    const source = this.documentsAt(db, view.viewOn, at, depth + 1).map(copyDeep);
+    return new Aggregator(view.pipeline, { collectionResolver: (other: string) => this.documentsAt(db, other, at, depth + 1).map(copyDeep) }).run(source) as Document[];
   }
 
   private checkUniques(db: string, coll: Collection, doc: Document, key: string): void {
@@ -247,6 +263,10 @@ function duplicate(db: string, coll: Collection, index: string, keyValue: Docume
     .join(", ");
   const keyPattern = coll.indexes.find((i) => i.name === index)?.key ?? { _id: 1 };
   throw new ServerError(Codes.DuplicateKey, `E11000 duplicate key error collection: ${db}.${coll.name} index: ${index} dup key: { ${shown} }`, undefined, { keyPattern, keyValue });
+}
+
+function writable(db: string, coll: Collection): void {
+  if (coll.view) fail(Codes.CommandNotSupportedOnView, `Namespace ${db}.${coll.name} is a view, not a collection`);
 }
 
 function validateName(db: string, coll: string): void {

@@ -59,8 +59,13 @@ export const buildInfo: Handler = () => ({
 
 export const getParameter: Handler = () => ({ featureCompatibilityVersion: { version: "7.0" }, enableTestCommands: true, ok: 1 });
 
-/** Sessions are not tracked: ending or killing them has nothing to release. */
+/** Killing sessions has nothing to release: the simulator keeps no per-session state to kill. */
 export const sessionsNoop: Handler = () => ({ ok: 1 });
+
+export const endSessions: Handler = (cmd, _db, { server }) => {
+  server.sessionCache.end(cmd.endSessions);
+  return { ok: 1 };
+};
 
 export const configureFailPoint: Handler = (cmd, db, { server }) => {
   if (db !== "admin") return { ok: 0, errmsg: "configureFailPoint may only be run against the admin database.", code: 13, codeName: "Unauthorized" };

@@ -2,7 +2,7 @@
 import type { Document } from "bson";
 import { collectionName, commandOptions, notImplemented, type Handler } from "../context";
 import { Codes, fail } from "../errors";
-import type { Collection, IndexSpec } from "../store";
+import type { Collection, IndexSpec, Store } from "../store";
 import { firstBatch } from "./read";
 
 /** Collection options the simulator keeps; validators are stored but not enforced. */
@@ -11,10 +11,26 @@ const COLLECTION_OPTIONS = new Set(["changeStreamPreAndPostImages", "validator",
 export const create: Handler = (cmd, db, { server }) => {
   const name = collectionName(cmd, "create");
   const options = commandOptions(cmd);
+  if (options.viewOn !== undefined || options.pipeline !== undefined) return createView(db, name, options, server.store);
   for (const key of Object.keys(options)) if (!COLLECTION_OPTIONS.has(key)) notImplemented(`create option '${key}'`);
   server.store.create(db, name, options);
   return { ok: 1 };
 };
+
+/** A read-only view (docs: core/views): its pipeline runs over `viewOn` on every read. */
+function createView(db: string, name: string, options: Document, store: Store): Document {
+  const { viewOn, pipeline = [], ...rest } = options;
+  if (typeof viewOn !== "string" || viewOn.length === 0) fail(Codes.BadValue, "'viewOn' must be specified when 'pipeline' is");
+  if (!Array.isArray(pipeline)) fail(Codes.TypeMismatch, "'pipeline' must be an array");
+  for (const key of Object.keys(rest)) notImplemented(`create option '${key}' on a view`);
+  for (const stage of pipeline as Document[]) {
+    const stageName = Object.keys(stage)[0];
+    if (stageName === "$out" || stageName === "$merge") fail(Codes.OptionNotSupportedOnView, `${stageName} cannot be used in a view definition`);
+  }
+  const coll = store.create(db, name, { viewOn, pipeline });
+  coll.view = { viewOn, pipeline };
+  return { ok: 1 };
+}
 
 export const drop: Handler = (cmd, db, { server }) => {
   const name = collectionName(cmd, "drop");
@@ -55,6 +71,7 @@ export const createIndexes: Handler = (cmd, db, { server }) => {
   if (!Array.isArray(specs) || specs.length === 0) fail(Codes.BadValue, "Must specify at least one index to create");
   const existed = server.store.get(db, name) !== undefined;
   const coll = server.store.ensure(db, name);
+  if (coll.view) fail(Codes.CommandNotSupportedOnView, `Namespace ${db}.${name} is a view, not a collection`);
   const before = coll.indexes.length;
   for (const spec of specs) {
     if (!spec.key || typeof spec.name !== "string") fail(Codes.BadValue, "index specification must have 'key' and 'name'");
@@ -93,10 +110,14 @@ export const listIndexes: Handler = (cmd, db, ctx) => {
 
 export const listCollections: Handler = (cmd, db, ctx) => {
   const filter = (cmd.filter ?? {}) as Document;
-  const all = ctx.server.store.collections(db).map((c) =>
-    cmd.nameOnly ? { name: c.name, type: "collection" } : { name: c.name, type: "collection", options: c.options, info: { readOnly: false, uuid: c.uuid }, idIndex: { v: 2, key: { _id: 1 }, name: "_id_" } },
-  );
-  const wanted = all.filter((c) => Object.entries(filter).every(([k, v]) => (k === "name" ? matchesName(c.name, v) : k === "type" ? v === "collection" : true)));
+  const all = ctx.server.store.collections(db).map((c) => {
+    const type = c.view ? "view" : "collection";
+    if (cmd.nameOnly) return { name: c.name, type };
+    // Views have no UUID and no _id index of their own.
+    if (c.view) return { name: c.name, type, options: c.options, info: { readOnly: true } };
+    return { name: c.name, type, options: c.options, info: { readOnly: false, uuid: c.uuid }, idIndex: { v: 2, key: { _id: 1 }, name: "_id_" } };
+  });
+  const wanted = all.filter((c) => Object.entries(filter).every(([k, v]) => (k === "name" ? matchesName(c.name, v) : k === "type" ? v === c.type : true)));
   return firstBatch(ctx, `${db}.$cmd.listCollections`, wanted, cmd, cmd.cursor?.batchSize);
 };
 

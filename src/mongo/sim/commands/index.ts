@@ -19,7 +19,7 @@ const HANDLERS: Record<string, Handler> = {
   buildInfo: admin.buildInfo,
   buildinfo: admin.buildInfo,
   getParameter: admin.getParameter,
-  endSessions: admin.sessionsNoop,
+  endSessions: admin.endSessions,
   killSessions: admin.sessionsNoop,
   killAllSessions: admin.sessionsNoop,
   killAllSessionsByPattern: admin.sessionsNoop,
@@ -82,6 +82,7 @@ export async function runCommand(body: Document, db: string, ctx: Ctx): Promise<
 }
 
 async function execute(name: string, body: Document, db: string, ctx: Ctx): Promise<Document> {
+  ctx.server.sessionCache.touch(body.lsid);
   if (body.startTransaction || body.autocommit === false) notImplemented("multi-document transactions");
   const handler = HANDLERS[name];
   if (!handler) throw new ServerError(Codes.CommandNotFound, `no such command: '${name}'`);

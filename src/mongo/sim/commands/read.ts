@@ -1,13 +1,16 @@
 /** find, getMore, killCursors, aggregate (incl. $changeStream and $currentOp), count, distinct. */
 import { Aggregator, Query } from "mingo";
-import { Long, type Document } from "bson";
+import { Long, ObjectId, UUID, type Document } from "bson";
+import { withIdFirst } from "../apply-update";
+import { checkIdField, checkValidator } from "../validation";
 import { ChangeStreamReader, openChangeStream } from "../change-stream";
-import { collectionName, notImplemented, readTime, type Ctx, type Handler } from "../context";
+import { clone, collectionName, notImplemented, readTime, type Ctx, type Handler } from "../context";
 import type { QueryCursor, StreamCursor } from "../cursors";
 import { currentOp } from "./current-op";
 import { Codes, engineError, fail, RESUMABLE_CODES } from "../errors";
 import { valueKey } from "../store";
 import { copyDeep } from "../immutable";
+import { letVariables } from "../variables";
 
 const DEFAULT_BATCH = 101;
 /** How long a change-stream getMore waits for events when the client gives no maxTimeMS (SERVER-19665). */
@@ -39,7 +42,7 @@ export const find: Handler = (cmd, db, ctx) => {
   }
   const docs = ctx.server.store.documentsAt(db, name, readTime(cmd, ctx));
   // A projection edits the documents it is given: only the matching ones are copied for it.
-  const query = new Query(cmd.filter ?? {});
+  const query = new Query(cmd.filter ?? {}, { variables: letVariables(cmd) });
   let cursor = query.find(docs);
   const sort = cmd.sort as Document | undefined;
   if (sort && Object.keys(sort).length > 0 && !("$natural" in sort)) cursor = cursor.sort(sort as never);
@@ -93,14 +96,18 @@ export const aggregate: Handler = (cmd, db, ctx) => {
   pipeline.forEach((stage, at) => {
     const name = Object.keys(stage)[0];
     if (name === "$changeStream" && at > 0) fail(40602, "$changeStream is only valid as the first stage in a pipeline");
-    // Writing stages are out of scope; mingo would run them without storing anything (silently wrong).
-    if (name === "$out" || name === "$merge") notImplemented(`aggregation stage ${name}`);
+    // mingo would run $merge without storing anything (silently wrong); $out is handled below.
+    if (name === "$merge") notImplemented(`aggregation stage ${name}`);
+    if (name === "$out" && at !== pipeline.length - 1) fail(40601, "$out can only be the final stage in the pipeline");
   });
   if (first === "$changeStream") return openStream(cmd, db, ctx, pipeline, batchSize);
   if (cmd.aggregate === 1) {
-    if (first !== "$currentOp" || db !== "admin") notImplemented(`database-level aggregate starting with ${first}`);
-    const ops = currentOp(ctx, (pipeline[0].$currentOp ?? {}) as Document);
-    return firstBatch(ctx, "admin.$cmd.aggregate", new Aggregator(pipeline.slice(1)).run(ops.map(copyDeep)) as Document[], cmd, batchSize);
+    let source: Document[];
+    if (first === "$currentOp" && db === "admin") source = currentOp(ctx, (pipeline[0].$currentOp ?? {}) as Document);
+    // $listLocalSessions runs on any database (mongod allows it on admin and on others alike).
+    else if (first === "$listLocalSessions") source = ctx.server.sessionCache.list();
+    else notImplemented(`database-level aggregate starting with ${first}`);
+    return firstBatch(ctx, `${db}.$cmd.aggregate`, new Aggregator(pipeline.slice(1), { variables: letVariables(cmd) }).run(source.map(copyDeep)) as Document[], cmd, batchSize);
   }
   const name = collectionName(cmd, "aggregate");
   if (cmd.collation) notImplemented("collation");
@@ -108,14 +115,48 @@ export const aggregate: Handler = (cmd, db, ctx) => {
   const store = ctx.server.store;
   // Stages edit the documents they are given: the pipeline reads copies (immutable.ts).
   const docs = store.documentsAt(db, name, at).map(copyDeep);
+  const out = pipeline.length > 0 && "$out" in pipeline[pipeline.length - 1] ? pipeline[pipeline.length - 1].$out : undefined;
+  const stages = out === undefined ? pipeline : pipeline.slice(0, -1);
   let result: Document[];
   try {
-    result = new Aggregator(pipeline, { collectionResolver: (other: string) => store.documentsAt(db, other, at).map(copyDeep) }).run(docs) as Document[];
+    result = new Aggregator(stages, { variables: letVariables(cmd), collectionResolver: (other: string) => store.documentsAt(db, other, at).map(copyDeep) }).run(docs) as Document[];
   } catch (err) {
     throw engineError(err, Codes.BadValue);
   }
+  if (out !== undefined) {
+    writeOut(ctx, db, out, result, cmd.bypassDocumentValidation === true);
+    return cursorReply(`${db}.${name}`, 0, [], true);
+  }
   return firstBatch(ctx, `${db}.${name}`, result, cmd, batchSize, at ? { atClusterTime: at } : {});
 };
+
+/**
+ * `$out` as mongod runs it (docs: reference/operator/aggregation/out): the results go
+ * into a temporary collection `tmp.agg_out.<uuid>` in the target database, which takes
+ * the target's indexes and options and is then renamed over the target (dropTarget). So
+ * the target is replaced at once, or, on any error, left as it was.
+ */
+function writeOut(ctx: Ctx, db: string, spec: unknown, docs: Document[], bypass: boolean): void {
+  const target = typeof spec === "string" ? { db, coll: spec } : { db: (spec as Document)?.db ?? db, coll: (spec as Document)?.coll };
+  if (typeof target.db !== "string" || typeof target.coll !== "string") fail(Codes.FailedToParse, "$out stage requires a string or an object with 'db' and 'coll'");
+  const { store } = ctx.server;
+  const existing = store.get(target.db, target.coll);
+  if (existing?.view) fail(Codes.CommandNotSupportedOnView, `Namespace ${target.db}.${target.coll} is a view, not a collection`);
+  const temp = store.create(target.db, `tmp.agg_out.${new UUID().toHexString()}`, existing ? { ...existing.options } : {});
+  try {
+    for (const spec of existing?.indexes ?? []) if (spec.name !== "_id_") store.createIndex(target.db, temp, { ...spec });
+    for (const doc of docs) {
+      const stored = withIdFirst(clone(doc._id === undefined ? { _id: new ObjectId(), ...doc } : doc));
+      checkIdField(stored._id);
+      checkValidator(temp, stored, undefined, bypass);
+      store.insert(target.db, temp, stored);
+    }
+    store.rename(target.db, temp.name, target.db, target.coll, true);
+  } catch (err) {
+    store.drop(target.db, temp.name);
+    throw err;
+  }
+}
 
 function openStream(cmd: Document, db: string, ctx: Ctx, pipeline: Document[], batchSize: number | undefined): Document {
   const { server } = ctx;

@@ -1,12 +1,14 @@
 /** insert, update, delete, findAndModify (docs/mongodb.md#write-replies). */
 import { Query } from "mingo";
-import { ObjectId, type Document } from "bson";
+import { calculateObjectSize, ObjectId, type Document } from "bson";
 import { applyUpdate, updateKind, upsertDocument, withIdFirst } from "../apply-update";
 import { copyDeep } from "../immutable";
 import { clone, collectionName, type Ctx, type Handler } from "../context";
 import { Codes, engineError, fail } from "../errors";
 import { valueKey, type Collection } from "../store";
 import { describeOperatorUpdate, describeUpdate } from "../update-description";
+import { checkIdField, checkValidator } from "../validation";
+import { letVariables } from "../variables";
 
 
 /** Runs each statement, collecting write errors; ordered writes stop at the first. */
@@ -30,9 +32,9 @@ function reply(fields: Document, errors: Document[]): Document {
   return errors.length > 0 ? { ...fields, writeErrors: errors, ok: 1 } : { ...fields, ok: 1 };
 }
 
-function matching(coll: Collection | undefined, filter: Document, sort?: Document): Document[] {
+function matching(coll: Collection | undefined, filter: Document, sort?: Document, variables?: Document): Document[] {
   if (!coll) return [];
-  const cursor = new Query(filter ?? {}).find([...coll.docs.values()]);
+  const cursor = new Query(filter ?? {}, { variables }).find([...coll.docs.values()]);
   return (sort && Object.keys(sort).length > 0 ? cursor.sort(sort as never) : cursor).all() as Document[];
 }
 
@@ -41,9 +43,12 @@ export const insert: Handler = (cmd, db, { server }) => {
   const docs = cmd.documents as Document[];
   if (!Array.isArray(docs)) fail(Codes.TypeMismatch, "insert: 'documents' must be an array");
   let n = 0;
+  const bypass = cmd.bypassDocumentValidation === true;
   const errors = eachStatement(docs, cmd.ordered !== false, (doc) => {
     const coll = server.store.ensure(db, name);
     const stored = withIdFirst(clone(doc._id === undefined ? { _id: new ObjectId(), ...doc } : doc));
+    checkIdField(stored._id);
+    checkValidator(coll, stored, undefined, bypass);
     server.store.insert(db, coll, stored);
     n++;
   });
@@ -57,21 +62,29 @@ export const update: Handler = (cmd, db, { server }) => {
   let n = 0;
   let nModified = 0;
   const upserted: Document[] = [];
+  const bypass = cmd.bypassDocumentValidation === true;
+  const commandVariables = letVariables(cmd);
   const errors = eachStatement(statements, cmd.ordered !== false, (s, index) => {
     if (s.collation) fail(Codes.NotImplemented, "collation is not implemented by the flowsync MongoDB simulator");
+    // `c`: a statement's own constants for a pipeline update, next to the command's `let`.
+    const variables = commandVariables || s.c ? { ...commandVariables, ...(s.c as Document | undefined) } : undefined;
     const coll = server.store.get(db, name);
-    const targets = matching(coll, s.q, s.sort);
+    const targets = matching(coll, s.q, s.sort, variables);
     const chosen = s.multi ? targets : targets.slice(0, 1);
     if (chosen.length === 0 && s.upsert) {
-      const doc = upsertDocument(s.q ?? {}, s.u, s.arrayFilters);
-      server.store.insert(db, server.store.ensure(db, name), doc);
+      const doc = upsertDocument(s.q ?? {}, s.u, s.arrayFilters, variables);
+      const target = server.store.ensure(db, name);
+      checkIdField(doc._id);
+      checkValidator(target, doc, undefined, bypass);
+      server.store.insert(db, target, doc);
       upserted.push({ index, _id: doc._id });
       n++;
       return;
     }
     if (s.multi && updateKind(s.u) === "replacement") fail(Codes.FailedToParse, "multi update is not supported for replacement-style update");
     for (const before of chosen) {
-      const after = applyUpdate(before, s.u, { arrayFilters: s.arrayFilters, query: s.q });
+      const after = applyUpdate(before, s.u, { arrayFilters: s.arrayFilters, query: s.q, variables });
+      checkValidator(coll!, after, before, bypass);
       n++;
       if (writeVersion(server.store, db, coll!, before, after, s.u, s.arrayFilters)) nModified++;
     }
@@ -84,10 +97,11 @@ export const remove: Handler = (cmd, db, { server }) => {
   const statements = cmd.deletes as Document[];
   if (!Array.isArray(statements)) fail(Codes.TypeMismatch, "delete: 'deletes' must be an array");
   let n = 0;
+  const variables = letVariables(cmd);
   const errors = eachStatement(statements, cmd.ordered !== false, (s) => {
     if (s.collation) fail(Codes.NotImplemented, "collation is not implemented by the flowsync MongoDB simulator");
     const coll = server.store.get(db, name);
-    const targets = matching(coll, s.q);
+    const targets = matching(coll, s.q, undefined, variables);
     for (const doc of s.limit === 1 ? targets.slice(0, 1) : targets) {
       server.store.remove(db, coll!, doc);
       n++;
@@ -102,7 +116,9 @@ export const findAndModify: Handler = (cmd, db, { server }) => {
   if (cmd.remove && cmd.update !== undefined) fail(Codes.FailedToParse, "Cannot specify both an update and remove=true");
   if (!cmd.remove && cmd.update === undefined) fail(Codes.FailedToParse, "Either an update or remove=true must be specified");
   const coll = server.store.get(db, name);
-  const [before] = matching(coll, cmd.query ?? {}, cmd.sort);
+  const variables = letVariables(cmd);
+  const bypass = cmd.bypassDocumentValidation === true;
+  const [before] = matching(coll, cmd.query ?? {}, cmd.sort, variables);
   const project = (doc: Document | null) => (doc && cmd.fields ? (new Query({}).find([copyDeep(doc)], cmd.fields).all()[0] as Document) : doc);
 
   if (cmd.remove) {
@@ -111,11 +127,15 @@ export const findAndModify: Handler = (cmd, db, { server }) => {
   }
   if (!before) {
     if (!cmd.upsert) return { lastErrorObject: { n: 0, updatedExisting: false }, value: null, ok: 1 };
-    const doc = upsertDocument(cmd.query ?? {}, cmd.update, cmd.arrayFilters);
-    server.store.insert(db, server.store.ensure(db, name), doc);
+    const doc = upsertDocument(cmd.query ?? {}, cmd.update, cmd.arrayFilters, variables);
+    const target = server.store.ensure(db, name);
+    checkIdField(doc._id);
+    checkValidator(target, doc, undefined, bypass);
+    server.store.insert(db, target, doc);
     return { lastErrorObject: { n: 1, updatedExisting: false, upserted: doc._id }, value: project(cmd.new ? doc : null), ok: 1 };
   }
-  const after = applyUpdate(before, cmd.update, { arrayFilters: cmd.arrayFilters, query: cmd.query });
+  const after = applyUpdate(before, cmd.update, { arrayFilters: cmd.arrayFilters, query: cmd.query, variables });
+  checkValidator(coll!, after, before, bypass);
   writeVersion(server.store, db, coll!, before, after, cmd.update, cmd.arrayFilters);
   return { lastErrorObject: { n: 1, updatedExisting: true }, value: project(cmd.new ? after : before), ok: 1 };
 };
@@ -128,10 +148,31 @@ function writeVersion(store: Ctx["server"]["store"], db: string, coll: Collectio
     store.write(db, coll, before, after, { op: "replace" });
     return true;
   }
+  if (kind === "pipeline" && !deltaIsSmaller(before, after)) {
+    store.write(db, coll, before, after, { op: "replace" });
+    return true;
+  }
   let updateDescription = kind === "pipeline" ? describeUpdate(before, after) : describeOperatorUpdate(before, after, u as Document, arrayFilters);
   // The document changed, so the event must say how: should the operator paths not resolve
   // (an update form describeOperatorUpdate does not know), fall back to the plain diff.
   if (Object.keys(updateDescription.updatedFields).length + updateDescription.removedFields.length === 0) updateDescription = describeUpdate(before, after);
   store.write(db, coll, before, after, { op: "update", updateDescription });
   return true;
+}
+
+/**
+ * mongod logs a pipeline update as a delta ("$v: 2" oplog entry, an `update`
+ * event) only when the delta is smaller than the new document; otherwise it logs
+ * the whole new document, which change streams report as a `replace`
+ * (doc_diff::computeOplogDiff: `diff.objsize() < post.objsize()`). The delta's
+ * size is estimated from its parts: updated and inserted fields with their values,
+ * removed field names, and truncated arrays.
+ */
+function deltaIsSmaller(before: Document, after: Document): boolean {
+  const d = describeUpdate(before, after);
+  const delta: Document = {};
+  if (Object.keys(d.updatedFields).length > 0) delta.u = d.updatedFields;
+  if (d.removedFields.length > 0) delta.d = Object.fromEntries(d.removedFields.map((f) => [f, false]));
+  if (d.truncatedArrays.length > 0) delta.t = Object.fromEntries(d.truncatedArrays.map((t) => [t.field, t.newSize]));
+  return calculateObjectSize(delta) < calculateObjectSize(after);
 }
