@@ -45,10 +45,9 @@ function subscribe(p: FlowsyncProcess, lastEventId?: string): SseClient {
   return new SseClient(`${p.url}/api/creative-flowboard/subscribe/${FLOW}`, { lastEventId });
 }
 
-/** Waits for `count` events on `c`, then closes it; returns their ids and its last cursor. */
-async function take(c: SseClient, count: number): Promise<{ ids: string[]; last: string }> {
-  await c.until((x) => Ledger.received(x).length >= count, 20_000, `${count} events`);
-  await new Promise((r) => setTimeout(r, 200));
+/** Waits for a sentinel on `c` (everything written before it has come by then), then closes it; returns its ids and its last cursor. */
+async function take(c: SseClient, ledger: Ledger): Promise<{ ids: string[]; last: string }> {
+  await ledger.sentinel(c, FLOW, 20_000);
   await c.close();
   expect(c.events().filter((e) => e.type === "RESET")).toEqual([]);
   return { ids: Ledger.received(c), last: c.lastEventId! };
@@ -70,13 +69,13 @@ describe("the cursor outlives the process", () => {
     const onA = subscribe(a);
     await onA.until((x) => x.raw.includes(": flowsync"), 5000, "stream open");
     await ledger.write(10);
-    const first = await take(onA, 10);
+    const first = await take(onA, ledger);
 
     await ledger.write(10); // missed while moving
     // To B, which has run all along: served from its memory.
     const onB = subscribe(b, first.last);
     await ledger.write(5); // live on B
-    const second = await take(onB, 15);
+    const second = await take(onB, ledger);
     expect([...first.ids, ...second.ids]).toEqual(ledger.expected.get(FLOW));
 
     await ledger.write(10); // missed again
@@ -84,7 +83,7 @@ describe("the cursor outlives the process", () => {
     const c = await start(dbName);
     const onC = subscribe(c, second.last);
     await ledger.write(5);
-    const third = await take(onC, 15);
+    const third = await take(onC, ledger);
     expect([...first.ids, ...second.ids, ...third.ids]).toEqual(ledger.expected.get(FLOW));
     expect(ledger.written).toBe(40);
     // Where each resume was served from, as each process counts it.
@@ -111,9 +110,9 @@ describe("the cursor outlives the process", () => {
     const after = await start(dbName);
     const c2 = subscribe(after, first.last);
     await ledger.write(5);
-    const second = await take(c2, 15);
+    const second = await take(c2, ledger);
     expect([...first.ids, ...second.ids]).toEqual(ledger.expected.get(FLOW));
-    expect(second.ids).toHaveLength(15);
+    expect(second.ids).toHaveLength(15 + 1); // and the sentinel
     await stop(after);
   }, 120_000);
 });

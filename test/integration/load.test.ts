@@ -92,7 +92,8 @@ describe("a subscriber that never reads", () => {
 
     // What it had received before it stopped reading is still in its socket buffer: resume after that.
     stalled.read();
-    await new Promise((r) => setTimeout(r, 200));
+    // Read to the end: flowsync cut the socket, so once it is closed nothing more can come.
+    await eventually("the cut socket read to its end", () => stalled.closed);
     // Its last id (an id-only join frame counts too) and how many events it got, counting complete frames only:
     // the cut may have ended the bytes mid-frame, and a browser dispatches (and remembers) only complete ones.
     const complete = stalled.text.slice(0, stalled.text.lastIndexOf("\n\n") + 2);

@@ -89,9 +89,10 @@ describe("snapshot", () => {
     await t.db.collection("nodes").insertOne({ flowId: "snap-t" });
     await t.db.collection("flow_logs").insertOne({ flowId: "snap-t", chunk: "x" });
     await t.db.collection("flow_executions").insertOne({ flowId: "snap-t", progress: 5 });
-    await c.until((x) => x.messages.length >= 1, 10_000, "execution");
-    await new Promise((r) => setTimeout(r, 300));
-    expect(c.events().map((e) => e.type)).toEqual(["EXECUTION_UPDATE"]);
+    // A sentinel of the subscribed type, not a pause: the flow's events arrive in order, so a leak shows before it.
+    await t.db.collection("flow_executions").insertOne({ flowId: "snap-t", progress: 6 });
+    await c.until((x) => x.events().some((e) => (e.data.doc as { progress?: number } | null)?.progress === 6), 10_000, "the sentinel");
+    expect(c.events().map((e) => e.type)).toEqual(["EXECUTION_UPDATE", "EXECUTION_UPDATE"]);
     await c.close();
     const bad = await fetch(subscribeUrl(t.fs, "snap-t", "?types=NOPE"));
     expect(bad.status).toBe(400);

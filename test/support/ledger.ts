@@ -11,6 +11,7 @@ import type { SseClient } from "./sse-client";
 export class Ledger {
   readonly expected: Map<string, string[]>;
   #n = 0;
+  #sentinels = 0;
 
   constructor(
     readonly nodes: Collection<{ _id: string; flowId: string; n: number }>,
@@ -28,11 +29,25 @@ export class Ledger {
     for (let k = 0; k < count; k++) {
       const n = ++this.#n;
       const flowId = this.flows[n % this.flows.length];
-      const _id = `${flowId}-${n}`;
-      await this.nodes.insertOne({ _id, flowId, n });
-      this.expected.get(flowId)!.push(_id);
+      await this.#insert(flowId, `${flowId}-${n}`, n);
       if (pauseMs > 0) await new Promise((r) => setTimeout(r, pauseMs));
     }
+  }
+
+  /**
+   * Writes one more document to `flowId` (not counted in `written`) and waits until `c` has it.
+   * A flow's events arrive in order, so whatever `c` lacks or got twice before it shows by then:
+   * no pause for late events needed.
+   */
+  async sentinel(c: SseClient, flowId: string, timeoutMs = 30_000): Promise<void> {
+    const _id = `${flowId}-sentinel-${++this.#sentinels}`;
+    await this.#insert(flowId, _id, 0);
+    await c.until((x) => Ledger.received(x).includes(_id), timeoutMs, `the sentinel ${_id}`);
+  }
+
+  async #insert(flowId: string, _id: string, n: number): Promise<void> {
+    await this.nodes.insertOne({ _id, flowId, n });
+    this.expected.get(flowId)!.push(_id);
   }
 
   /** The document ids a client received (SYNC_CANVAS events), in order. */
@@ -40,11 +55,10 @@ export class Ledger {
     return c.events().filter((e) => e.type === "SYNC_CANVAS").map((e) => e.data.id as string);
   }
 
-  /** Waits until `c` has all of `flowId`'s documents, lingers for late duplicates, then checks the exact sequence. */
-  async exactlyOnce(c: SseClient, flowId: string, { lingerMs = 300, timeoutMs = 30_000 } = {}): Promise<number> {
+  /** Waits for a sentinel on `c`, then checks the exact sequence of `flowId`'s documents (the sentinel included). */
+  async exactlyOnce(c: SseClient, flowId: string, { timeoutMs = 30_000 } = {}): Promise<number> {
+    await this.sentinel(c, flowId, timeoutMs);
     const want = this.expected.get(flowId)!;
-    await c.until((x) => Ledger.received(x).length >= want.length, timeoutMs, `${want.length} events of ${flowId}`);
-    await new Promise((r) => setTimeout(r, lingerMs));
     expect(c.events().filter((e) => e.type === "RESET"), `RESET for ${flowId}`).toEqual([]);
     expect(Ledger.received(c), `events of ${flowId}`).toEqual(want);
     return want.length;

@@ -7,6 +7,7 @@
 import { MongoClient } from "mongodb";
 import { expect } from "vitest";
 import { uniqueDb, type TestBackend } from "./backend";
+import { eventually } from "./eventually";
 import { startTestFlowsync, subscribeUrl } from "./flowsync";
 import { Ledger } from "./ledger";
 import { SseClient } from "./sse-client";
@@ -30,12 +31,10 @@ async function readyStatus(url: string): Promise<number> {
   return (await fetch(`${url}/readyz`)).status;
 }
 
+/** How long until /readyz answers `status`. */
 async function waitStatus(url: string, status: number, timeoutMs: number): Promise<number> {
   const t0 = Date.now();
-  while ((await readyStatus(url)) !== status) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`/readyz did not answer ${status} within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await eventually(`/readyz to answer ${status}`, async () => (await readyStatus(url)) === status, timeoutMs);
   return Date.now() - t0;
 }
 
@@ -98,6 +97,7 @@ export async function outageScenario(backend: TestBackend, mode: CutMode, outage
     let events = 0;
     for (const { flowId, c } of stay) events += await ledger.exactlyOnce(c, flowId);
     const deliveredAfterMs = Date.now() - restoredAt;
+    await ledger.sentinel(mover, FLOWS[0]);
     const moverAll = [...moverSeen, ...Ledger.received(mover)];
     expect(moverAll).toEqual(ledger.expected.get(FLOWS[0]));
     events += moverAll.length;
