@@ -9,7 +9,7 @@ import { Aggregator } from "mingo";
 import { copyDeep } from "./immutable";
 import type { Document, Timestamp } from "bson";
 import { Codes, fail } from "./errors";
-import { compareTs, type Oplog, type OplogEntry, type UpdateDescription } from "./oplog";
+import { compareTs, type DdlOp, type Oplog, type OplogEntry, type UpdateDescription } from "./oplog";
 import { decodeToken, encodeToken, hwmToken, type TokenData } from "./resume-token";
 import { valueKey, type Store } from "./store";
 
@@ -42,6 +42,7 @@ const ALLOWED_STAGES = new Set(["$match", "$project", "$addFields", "$set", "$un
 /** Stages MongoDB knows but refuses in a change stream (anything else is "unrecognized"). */
 const KNOWN_STAGES = new Set(["$group", "$sort", "$limit", "$skip", "$lookup", "$unwind", "$facet", "$out", "$merge", "$count", "$sample", "$bucket", "$graphLookup", "$sortByCount", "$densify", "$fill", "$setWindowFields", "$unionWith", "$documents", "$geoNear", "$collStats", "$indexStats", "$currentOp", "$listSessions", "$changeStream"]);
 const INTERNAL_DBS = new Set(["admin", "config", "local"]);
+const DDL_OPS = new Set<string>(["create", "createIndexes", "dropIndexes", "collMod"] satisfies DdlOp[]);
 /** The label mongod adds to errors of its NonResumableChangeStreamError class (280, 286). */
 const NON_RESUMABLE = ["NonResumableChangeStreamError"];
 
@@ -139,6 +140,10 @@ export class ChangeStreamReader {
     const invalidate: [string, () => Document] = [token(1, true), () => base(1, "invalidate", true)];
 
     if (e.op === "noop") return [];
+    // DDL entries other than drop/rename/dropDatabase are expanded events; view definitions are
+    // seen only by database and cluster streams (they live in system.views on mongod).
+    if ((DDL_OPS.has(e.op) || e.view) && !spec.showExpandedEvents) return [];
+    if (e.view && spec.level === "collection") return [];
     if (spec.level === "cluster" && (INTERNAL_DBS.has(e.db) || e.coll?.startsWith("system."))) return [];
     if (e.db !== spec.db && spec.level !== "cluster") return [];
     // A collection stream also sees (and is invalidated by) a rename onto its namespace
@@ -158,13 +163,25 @@ export class ChangeStreamReader {
       case "delete":
         return [[token(0), () => this.withImages(e, { ...base(0, "delete"), ...expanded, ns, documentKey: { _id: e.id } }, false)]];
       case "drop": {
+        if (e.view) return [[token(0), () => ({ ...base(0, "drop"), ns })]];
         const drop: [string, () => Document] = [token(0), () => ({ ...base(0, "drop"), ...expanded, ns })];
         return spec.level === "collection" ? [drop, invalidate] : [drop];
       }
       case "rename": {
-        const rename: [string, () => Document] = [token(0), () => ({ ...base(0, "rename"), ...expanded, ns, to: e.to })];
+        // The top-level `to` predates operationDescription (5.3+), which only expanded streams get.
+        const description = spec.showExpandedEvents ? { operationDescription: e.operationDescription } : {};
+        const rename: [string, () => Document] = [token(0), () => ({ ...base(0, "rename"), ...expanded, ns, to: e.to, ...description })];
         return spec.level === "collection" ? [rename, invalidate] : [rename];
       }
+      case "create":
+        // A view's create event has no collectionUUID (views have none).
+        if (e.view) return [[token(0), () => ({ ...base(0, "create"), ns, operationDescription: e.operationDescription })]];
+        return [[token(0), () => ({ ...base(0, "create"), ...expanded, ns, operationDescription: e.operationDescription })]];
+      case "createIndexes":
+      case "dropIndexes":
+        return [[token(0), () => ({ ...base(0, e.op), ...expanded, ns, operationDescription: e.operationDescription })]];
+      case "collMod":
+        return [[token(0), () => ({ ...base(0, "modify"), ...expanded, ns, operationDescription: e.operationDescription, stateBeforeChange: e.stateBeforeChange })]];
       case "dropDatabase":
         if (spec.level === "collection") return [];
         if (spec.level === "database") return [[token(0), () => ({ ...base(0, "dropDatabase"), ns: { db: e.db } })], invalidate];

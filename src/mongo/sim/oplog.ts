@@ -10,7 +10,10 @@
 import { Timestamp, type Document } from "bson";
 
 /** "noop": the primary's periodic no-op write (op "n"), which no change stream shows. */
-export type OplogOp = "insert" | "update" | "replace" | "delete" | "drop" | "rename" | "dropDatabase" | "noop";
+export type OplogOp = "insert" | "update" | "replace" | "delete" | "drop" | "rename" | "dropDatabase" | "noop" | DdlOp;
+
+/** Entries that change streams show only with `showExpandedEvents` (as create, createIndexes, dropIndexes, modify). */
+export type DdlOp = "create" | "createIndexes" | "dropIndexes" | "collMod";
 
 export interface UpdateDescription {
   updatedFields: Document;
@@ -40,6 +43,12 @@ export interface OplogEntry {
   to?: { db: string; coll: string };
   /** drop (and rename with dropTarget): the dropped collection's documents, in natural order, for snapshot undo. */
   droppedDocs?: Document[];
+  /** create, drop: of a view (no UUID; shown only by database and cluster streams with showExpandedEvents). */
+  view?: boolean;
+  /** The event's `operationDescription` (DDL ops and rename; shown with showExpandedEvents). */
+  operationDescription?: Document;
+  /** collMod: the event's `stateBeforeChange`. */
+  stateBeforeChange?: Document;
 }
 
 export function compareTs(a: Timestamp, b: Timestamp): number {

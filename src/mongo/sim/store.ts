@@ -71,13 +71,17 @@ export class Store {
     return this.get(db, coll) ?? this.create(db, coll, {});
   }
 
-  create(db: string, name: string, options: Document): Collection {
+  create(db: string, name: string, options: Document, view?: { viewOn: string; pipeline: Document[] }): Collection {
     validateName(db, name);
     if (this.get(db, name)) fail(Codes.NamespaceExists, `Collection ${db}.${name} already exists.`);
-    const coll: Collection = { name, uuid: new UUID(), options, docs: new Map(), indexes: [ID_INDEX()], uniques: new Map() };
+    const coll: Collection = { name, uuid: new UUID(), options, docs: new Map(), indexes: view ? [] : [ID_INDEX()], uniques: new Map(), ...(view ? { view } : {}) };
     let colls = this.dbs.get(db);
     if (!colls) this.dbs.set(db, (colls = new Map()));
     colls.set(name, coll);
+    // The create entry's `o` is the collection's options, then its _id index (OpObserverImpl::onCreateCollection);
+    // a view's is its definition and it has no UUID.
+    if (view) this.append({ op: "create", db, coll: name, view: true, images: false, operationDescription: { viewOn: view.viewOn, pipeline: view.pipeline } });
+    else this.log({ op: "create", db, coll, operationDescription: { ...options, idIndex: ID_INDEX() } });
     return coll;
   }
 
@@ -120,8 +124,25 @@ export class Store {
     const coll = this.get(db, name);
     if (!coll) return false;
     this.dbs.get(db)!.delete(name);
-    this.log({ op: "drop", db, coll, droppedDocs: [...coll.docs.values()] });
+    if (coll.view) this.append({ op: "drop", db, coll: name, view: true, images: false, droppedDocs: [] });
+    else this.log({ op: "drop", db, coll, droppedDocs: [...coll.docs.values()] });
     return true;
+  }
+
+  /** collMod: the changed options, and the options as they were (with the UUID, as mongod's `collectionOptions_old`). */
+  modify(db: string, coll: Collection, changes: Document): void {
+    const before = coll.options;
+    coll.options = { ...coll.options, ...changes };
+    this.log({ op: "collMod", db, coll, operationDescription: changes, stateBeforeChange: { collectionOptions: { uuid: coll.uuid, ...before } } });
+  }
+
+  /**
+   * Logs index creation: one entry per call, its `indexes` as the change event shows them.
+   * (mongod logs one `createIndexes` entry per index on an empty collection and one
+   * `commitIndexBuild` with all of a command's indexes otherwise; the caller groups them so.)
+   */
+  indexesCreated(db: string, coll: Collection, specs: IndexSpec[]): void {
+    if (specs.length > 0) this.log({ op: "createIndexes", db, coll, operationDescription: { indexes: specs.map((s) => ({ ...s })) } });
   }
 
   /** Drops every collection, then logs the dropDatabase; a database that does not exist logs nothing, as in mongod. */
@@ -149,7 +170,9 @@ export class Store {
     let targetDb = this.dbs.get(toDb);
     if (!targetDb) this.dbs.set(toDb, (targetDb = new Map()));
     targetDb.set(to, coll);
-    this.append({ op: "rename", db, coll: from, collectionUUID: coll.uuid, to: { db: toDb, coll: to }, images: false, droppedDocs: target ? [...target.docs.values()] : undefined });
+    // The rename entry's `o` names the dropped target by its UUID (`dropTarget`), shown in operationDescription.
+    const operationDescription = { to: { db: toDb, coll: to }, ...(target ? { dropTarget: target.uuid } : {}) };
+    this.append({ op: "rename", db, coll: from, collectionUUID: coll.uuid, to: { db: toDb, coll: to }, images: false, droppedDocs: target ? [...target.docs.values()] : undefined, operationDescription });
   }
 
   /** The primary's periodic no-op write: moves cluster time (and idle streams' resume tokens) on. */
@@ -181,12 +204,14 @@ export class Store {
     return true;
   }
 
-  dropIndex(coll: Collection, name: string): void {
+  /** Drops one index; mongod logs each dropped index as its own `dropIndexes` entry with the spec in `o2`. */
+  dropIndex(db: string, coll: Collection, name: string): void {
     if (name === "_id_") fail(Codes.InvalidOptions, "cannot drop _id index");
     const at = coll.indexes.findIndex((i) => i.name === name);
     if (at < 0) fail(Codes.IndexNotFound, `index not found with name [${name}]`);
-    coll.indexes.splice(at, 1);
+    const [spec] = coll.indexes.splice(at, 1);
     coll.uniques.delete(name);
+    this.log({ op: "dropIndexes", db, coll, operationDescription: { indexes: [{ ...spec }] } });
   }
 
   /**
@@ -244,6 +269,8 @@ export class Store {
   }
 
   private append(e: Omit<OplogEntry, "ts" | "wall">): void {
+    freezeDeep(e.operationDescription);
+    freezeDeep(e.stateBeforeChange);
     const ts = this.oplog.tick();
     this.oplog.append({ ...e, ts, wall: new Date() } as OplogEntry);
   }

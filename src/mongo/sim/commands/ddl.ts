@@ -27,8 +27,7 @@ function createView(db: string, name: string, options: Document, store: Store): 
     const stageName = Object.keys(stage)[0];
     if (stageName === "$out" || stageName === "$merge") fail(Codes.OptionNotSupportedOnView, `${stageName} cannot be used in a view definition`);
   }
-  const coll = store.create(db, name, { viewOn, pipeline });
-  coll.view = { viewOn, pipeline };
+  store.create(db, name, { viewOn, pipeline }, { viewOn, pipeline });
   return { ok: 1 };
 }
 
@@ -61,7 +60,8 @@ export const collMod: Handler = (cmd, db, { server }) => {
   if (!coll) fail(Codes.NamespaceNotFound, `ns does not exist: ${db}.${name}`);
   const options = commandOptions(cmd);
   for (const key of Object.keys(options)) if (!COLLECTION_OPTIONS.has(key)) notImplemented(`collMod option '${key}'`);
-  coll.options = { ...coll.options, ...options };
+  if (coll.view) notImplemented("collMod of a view");
+  server.store.modify(db, coll, options);
   return { ok: 1 };
 };
 
@@ -73,13 +73,22 @@ export const createIndexes: Handler = (cmd, db, { server }) => {
   const coll = server.store.ensure(db, name);
   if (coll.view) fail(Codes.CommandNotSupportedOnView, `Namespace ${db}.${name} is a view, not a collection`);
   const before = coll.indexes.length;
+  // An empty collection gets its indexes at once, one entry each; otherwise one (two-phase) build commits them all.
+  const empty = coll.docs.size === 0;
+  const created: IndexSpec[] = [];
   for (const spec of specs) {
     if (!spec.key || typeof spec.name !== "string") fail(Codes.BadValue, "index specification must have 'key' and 'name'");
     for (const opt of ["collation", "partialFilterExpression", "sparse", "expireAfterSeconds", "hidden", "wildcardProjection"]) {
       if (spec[opt] !== undefined) notImplemented(`index option '${opt}'`);
     }
-    server.store.createIndex(db, coll, { ...spec, v: 2 });
+    const { v: _v, key, name: indexName, ...indexOptions } = spec;
+    const stored: IndexSpec = { v: 2, key, name: indexName, ...indexOptions };
+    if (server.store.createIndex(db, coll, stored)) {
+      if (empty) server.store.indexesCreated(db, coll, [stored]);
+      else created.push(stored);
+    }
   }
+  server.store.indexesCreated(db, coll, created);
   return { numIndexesBefore: before, numIndexesAfter: coll.indexes.length, createdCollectionAutomatically: !existed, ok: 1 };
 };
 
@@ -89,8 +98,8 @@ export const dropIndexes: Handler = (cmd, db, { server }) => {
   if (!coll) fail(Codes.NamespaceNotFound, `ns not found ${db}.${name}`);
   const before = coll.indexes.length;
   const which = cmd.index;
-  if (which === "*") for (const spec of coll.indexes.filter((i) => i.name !== "_id_")) server.store.dropIndex(coll, spec.name);
-  else for (const n of Array.isArray(which) ? which : [which]) server.store.dropIndex(coll, typeof n === "string" ? n : indexNameFor(coll, n));
+  if (which === "*") for (const spec of coll.indexes.filter((i) => i.name !== "_id_")) server.store.dropIndex(db, coll, spec.name);
+  else for (const n of Array.isArray(which) ? which : [which]) server.store.dropIndex(db, coll, typeof n === "string" ? n : indexNameFor(coll, n));
   return { nIndexesWas: before, ok: 1 };
 };
 

@@ -144,7 +144,9 @@ function writeOut(ctx: Ctx, db: string, spec: unknown, docs: Document[], bypass:
   if (existing?.view) fail(Codes.CommandNotSupportedOnView, `Namespace ${target.db}.${target.coll} is a view, not a collection`);
   const temp = store.create(target.db, `tmp.agg_out.${new UUID().toHexString()}`, existing ? { ...existing.options } : {});
   try {
-    for (const spec of existing?.indexes ?? []) if (spec.name !== "_id_") store.createIndex(target.db, temp, { ...spec });
+    for (const spec of existing?.indexes ?? []) {
+      if (spec.name !== "_id_" && store.createIndex(target.db, temp, { ...spec })) store.indexesCreated(target.db, temp, [spec]);
+    }
     for (const doc of docs) {
       const stored = withIdFirst(clone(doc._id === undefined ? { _id: new ObjectId(), ...doc } : doc));
       checkIdField(stored._id);
