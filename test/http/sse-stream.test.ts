@@ -3,19 +3,22 @@
  * timer reach every open stream (and only open ones), and the response carries
  * the SSE headers merged with those set before it (CORS).
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { Flowsync } from "../../src/flowsync";
 import { startTestBackend, uniqueDb, type TestBackend } from "../support/backend";
 import { eventually } from "../support/eventually";
 import { startTestFlowsync, subscribeUrl } from "../support/flowsync";
 import { SseClient } from "../support/sse-client";
 
+// A period no other timer of the process uses: timers set with it are heartbeat timers.
+const HEARTBEAT_MS = 1009;
+
 let backend: TestBackend;
 let fs: Flowsync;
 
 beforeAll(async () => {
   backend = await startTestBackend();
-  fs = await startTestFlowsync(backend.url, { MONGO_DB: uniqueDb("sse"), HEARTBEAT_MS: "1000" });
+  fs = await startTestFlowsync(backend.url, { MONGO_DB: uniqueDb("sse"), HEARTBEAT_MS: String(HEARTBEAT_MS) });
 });
 
 afterAll(async () => {
@@ -27,15 +30,34 @@ const heartbeats = (c: SseClient) => c.raw.split("\n").filter((line) => line ===
 
 describe("SSE connection", () => {
   it("every open stream gets heartbeats from the one shared timer; a closed one stops counting as a subscriber", async () => {
-    const clients = ["hb-a", "hb-a", "hb-b"].map((flow) => new SseClient(subscribeUrl(fs, flow)));
-    for (const c of clients) await c.until((x) => x.raw.includes(": flowsync"), 5000, "stream open");
-    for (const c of clients) await c.until((x) => heartbeats(x) >= 2, 10_000, "two heartbeats");
-    await clients[0].close();
-    await eventually("the closed stream gone", () => expect(fs.hub.subscriberCount()).toBe(2));
-    const before = heartbeats(clients[1]);
-    await clients[1].until((x) => heartbeats(x) > before, 10_000, "one more heartbeat");
-    expect(clients[1].messages).toEqual([]); // heartbeats are comments, not events
-    await Promise.all(clients.slice(1).map((c) => c.close()));
+    // Counts the timers set while the streams open (the spies call through): one interval for all, none per stream.
+    const intervals = vi.spyOn(globalThis, "setInterval");
+    const timeouts = vi.spyOn(globalThis, "setTimeout");
+    const clearedIntervals = vi.spyOn(globalThis, "clearInterval");
+    const heartbeatTimers = (spy: typeof intervals | typeof timeouts) => spy.mock.calls.filter((call) => call[1] === HEARTBEAT_MS).length;
+    try {
+      const clients = ["hb-a", "hb-a", "hb-b", "hb-b", "hb-c", "hb-c"].map((flow) => new SseClient(subscribeUrl(fs, flow)));
+      for (const c of clients) await c.until((x) => x.raw.includes(": flowsync"), 5000, "stream open");
+      for (const c of clients) await c.until((x) => heartbeats(x) >= 2, 10_000, "two heartbeats");
+      expect(heartbeatTimers(intervals), "heartbeat intervals for 6 streams").toBe(1);
+      expect(heartbeatTimers(timeouts), "heartbeat timeouts").toBe(0);
+      const timer = intervals.mock.results.find((_, i) => intervals.mock.calls[i]![1] === HEARTBEAT_MS)!.value as NodeJS.Timeout;
+
+      await clients[0].close();
+      await eventually("the closed stream gone", () => expect(fs.hub.subscriberCount()).toBe(5));
+      const before = heartbeats(clients[1]);
+      await clients[1].until((x) => heartbeats(x) > before, 10_000, "one more heartbeat");
+      expect(clients[1].messages).toEqual([]); // heartbeats are comments, not events
+
+      // The last stream gone, the timer goes too.
+      await Promise.all(clients.slice(1).map((c) => c.close()));
+      await eventually("the heartbeat timer cleared", () => clearedIntervals.mock.calls.some(([t]) => t === timer));
+      expect(heartbeatTimers(intervals), "heartbeat intervals").toBe(1);
+    } finally {
+      intervals.mockRestore();
+      timeouts.mockRestore();
+      clearedIntervals.mockRestore();
+    }
   });
 
   it("answers with the SSE headers and status 200 although Koa sends nothing itself", async () => {

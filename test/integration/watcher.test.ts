@@ -91,7 +91,7 @@ describe("ChangeWatcher", () => {
     await client.db("admin").command({ ping: 1 });
     const dbName = uniqueDb("w");
     const { watcher } = observed(client, dbName);
-    // The server holds the aggregate a while, so the cursor it opens exists before the reply names it.
+    // The server holds the aggregate a while: close() meets an aggregate that is really in flight at the server.
     await client.db("admin").command({ configureFailPoint: "failCommand", mode: { times: 1 }, data: { failCommands: ["aggregate"], blockConnection: true, blockTimeMS: 300, appName } });
     try {
       // close() from the moment the driver sends the aggregate: its reply cannot be in before, however slow the machine.
