@@ -27,6 +27,11 @@ function eachStatement<T>(statements: T[], ordered: boolean, run: (s: T, index: 
   return errors;
 }
 
+/** Writes to a view fail whether or not anything matches (the store refuses them too). */
+function notAView(db: string, coll: Collection | undefined): void {
+  if (coll?.view) fail(Codes.CommandNotSupportedOnView, `Namespace ${db}.${coll.name} is a view, not a collection`);
+}
+
 function reply(fields: Document, errors: Document[]): Document {
   // An empty writeErrors array makes the driver throw: leave it out (docs/mongodb.md#write-replies).
   return errors.length > 0 ? { ...fields, writeErrors: errors, ok: 1 } : { ...fields, ok: 1 };
@@ -69,6 +74,7 @@ export const update: Handler = (cmd, db, { server }) => {
     // `c`: a statement's own constants for a pipeline update, next to the command's `let`.
     const variables = commandVariables || s.c ? { ...commandVariables, ...(s.c as Document | undefined) } : undefined;
     const coll = server.store.get(db, name);
+    notAView(db, coll);
     const targets = matching(coll, s.q, s.sort, variables);
     const chosen = s.multi ? targets : targets.slice(0, 1);
     if (chosen.length === 0 && s.upsert) {
@@ -101,6 +107,7 @@ export const remove: Handler = (cmd, db, { server }) => {
   const errors = eachStatement(statements, cmd.ordered !== false, (s) => {
     if (s.collation) fail(Codes.NotImplemented, "collation is not implemented by the flowsync MongoDB simulator");
     const coll = server.store.get(db, name);
+    notAView(db, coll);
     const targets = matching(coll, s.q, undefined, variables);
     for (const doc of s.limit === 1 ? targets.slice(0, 1) : targets) {
       server.store.remove(db, coll!, doc);
@@ -116,6 +123,7 @@ export const findAndModify: Handler = (cmd, db, { server }) => {
   if (cmd.remove && cmd.update !== undefined) fail(Codes.FailedToParse, "Cannot specify both an update and remove=true");
   if (!cmd.remove && cmd.update === undefined) fail(Codes.FailedToParse, "Either an update or remove=true must be specified");
   const coll = server.store.get(db, name);
+  notAView(db, coll);
   const variables = letVariables(cmd);
   const bypass = cmd.bypassDocumentValidation === true;
   const [before] = matching(coll, cmd.query ?? {}, cmd.sort, variables);
