@@ -1,6 +1,9 @@
 import { configDefaults, defineConfig } from "vitest/config";
+import { clientSourceAlias } from "./packages/client/source-alias";
 
 export default defineConfig({
+  // Tests run against the client's source: no build step between `npm ci` and `npm test`.
+  resolve: { alias: clientSourceAlias },
   test: {
     include: ["test/**/*.test.ts"],
     // The long ones run with `npm run test:soak` (vitest.soak.config.ts).

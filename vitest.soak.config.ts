@@ -1,7 +1,10 @@
 import { defineConfig } from "vitest/config";
+import { clientSourceAlias } from "./packages/client/source-alias";
 
 /** `npm run test:soak`: the long tests (30 s outage, 10,000 connect/disconnect cycles); .ci/run runs them too. */
 export default defineConfig({
+  // Tests run against the client's source: no build step between `npm ci` and `npm test`.
+  resolve: { alias: clientSourceAlias },
   test: {
     include: ["test/soak/**/*.test.ts"],
     globalSetup: ["test/support/global-setup.ts"],

@@ -3,11 +3,13 @@
  * log, connection state), built on the client library, so it is also its
  * living example.
  *
- * No build step: the page's own files (src/http/inspector/) are plain HTML, CSS
- * and browser JS, served as they are; the client library is TypeScript, so it is
- * bundled for the browser (src/client + the event schemas + zod, one ESM file)
- * with esbuild on the first request and kept in memory. `platform: "browser"`
- * also makes the bundle fail loudly if src/client ever imports Node built-ins.
+ * The page's own files (src/http/inspector/) are plain HTML, CSS and browser
+ * JS, served as they are. The client library (packages/client, `flowsync-client`)
+ * is served as one minified ES module: `npm run build` writes it beside this
+ * module (dist/http/inspector/flowsync-client.js), so production needs no bundler;
+ * from source (dev, tests) it is bundled with esbuild on the first request and
+ * kept in memory. `platform: "browser"` also makes the bundle fail loudly if the
+ * client ever imports Node built-ins.
  */
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
@@ -22,8 +24,10 @@ export interface InspectorOptions {
   logger: Logger;
 }
 
-const CLIENT_ENTRY = fileURLToPath(new URL("../client/index.ts", import.meta.url));
+const CLIENT_ENTRY = fileURLToPath(new URL("../../packages/client/src/index.ts", import.meta.url));
 const PAGE_DIR = new URL("./inspector/", import.meta.url);
+/** Written by `npm run build` (scripts/build.ts). */
+export const PREBUILT_CLIENT = new URL("flowsync-client.js", PAGE_DIR);
 const ASSETS: Record<string, string> = {
   "inspector.js": "text/javascript; charset=utf-8",
   "inspector.css": "text/css; charset=utf-8",
@@ -31,14 +35,14 @@ const ASSETS: Record<string, string> = {
 
 export interface Bundle {
   code: string;
-  /** The same, gzipped once (most of it is zod; ~465 KB → ~100 KB). */
+  /** The same, gzipped once. */
   gzipped: Buffer;
   etag: string;
 }
 
-/** src/client as one browser ES module (minified). */
-export async function bundleClient(): Promise<Bundle> {
-  // Loaded on first use: processes that never serve the page never load esbuild.
+/** The client as one browser ES module (minified), with esbuild from its source. */
+export async function buildClientBundle(): Promise<string> {
+  // Loaded on first use: esbuild is a dev dependency, absent from the production image.
   const { build } = await import("esbuild");
   const result = await build({
     entryPoints: [CLIENT_ENTRY],
@@ -51,7 +55,15 @@ export async function bundleClient(): Promise<Bundle> {
     write: false,
     logLevel: "silent",
   });
-  const code = result.outputFiles[0].text;
+  return result.outputFiles[0]!.text;
+}
+
+/** The prebuilt bundle when there is one (a built service), else one built from source. */
+export async function bundleClient(): Promise<Bundle> {
+  const code = await readFile(PREBUILT_CLIENT, "utf8").catch((err: NodeJS.ErrnoException) => {
+    if (err.code === "ENOENT") return buildClientBundle();
+    throw err;
+  });
   return { code, gzipped: gzipSync(code), etag: `"${createHash("sha1").update(code).digest("base64url")}"` };
 }
 

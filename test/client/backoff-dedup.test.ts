@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { backoffDelay, equalJitter, fullJitter, type Jitter } from "../../src/client/backoff";
-import { createDedupWindow } from "../../src/client/dedup";
+import { backoffDelay, equalJitter, fullJitter, type Jitter } from "../../packages/client/src/backoff";
+import { createDedupWindow } from "../../packages/client/src/dedup";
 
 const none: Jitter = (cap) => cap;
 

@@ -2,8 +2,8 @@
  * The connection state machine alone: pure transitions, no transport, no timers.
  */
 import { describe, expect, it } from "vitest";
-import { initialMachine, TABLE, transition, type ConnectionEvent, type Effect, type Machine } from "../../src/client/connection";
-import { FlowsyncClientError } from "../../src/client/errors";
+import { initialMachine, TABLE, transition, type ConnectionEvent, type Effect, type Machine } from "../../packages/client/src/connection";
+import { FlowsyncClientError } from "../../packages/client/src/errors";
 
 function run(events: ConnectionEvent[], m: Machine = initialMachine(undefined, 1000)) {
   const effects: Effect[] = [];

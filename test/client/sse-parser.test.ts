@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { SseParser, type SseMessage } from "../../src/client/sse-parser";
+import { SseParser, type SseMessage } from "../../packages/client/src/sse-parser";
 
 function parse(chunks: Array<string | Uint8Array>, lastEventId?: string) {
   const messages: SseMessage[] = [];

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { createFlowStore, type FlowState } from "../../src/client/store";
-import type { DocEvent, SnapshotData } from "../../src/events/schemas";
+import { createFlowStore, type FlowState } from "../../packages/client/src/store";
+import type { DocEvent, SnapshotData } from "flowsync-client";
 
 const T = "1.1";
 const snap: SnapshotData = {

@@ -3,7 +3,7 @@
  * subscribe and resume; dedup; RESET; fatal errors; transport choice.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { createFlowStore, FlowsyncClientError, subscribeFlow, type ConnectionState, type EventSourceLike, type FetchLike, type SnapshotData } from "../../src/client";
+import { createFlowStore, FlowsyncClientError, subscribeFlow, type ConnectionState, type EventSourceLike, type FetchLike, type SnapshotData } from "flowsync-client";
 
 const enc = new TextEncoder();
 const snapshot = (cursor: string, nodes: Array<Record<string, unknown>> = []): SnapshotData => ({

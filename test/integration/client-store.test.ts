@@ -10,7 +10,8 @@
  */
 import { MongoClient, type Db } from "mongodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createFlowStore, snapshotDataSchema, subscribeFlow, type FlowStore, type FlowSubscription, type SnapshotData } from "flowsync/client";
+import { createFlowStore, subscribeFlow, type FlowStore, type FlowSubscription, type SnapshotData } from "flowsync-client";
+import { snapshotDataSchema } from "../../src/events/schemas";
 import type { Flowsync } from "../../src/flowsync";
 import { startTestBackend, uniqueDb, type TestBackend } from "../support/backend";
 import { eventually } from "../support/eventually";

@@ -4,7 +4,7 @@
  */
 
 import { describe, expect, it } from "vitest";
-import { createFlowStore, subscribeFlow, type ConnectionState, type DocEvent } from "flowsync/client";
+import { createFlowStore, subscribeFlow, type ConnectionState, type DocEvent } from "flowsync-client";
 import { eventually } from "../support/eventually";
 import { useFlowsync } from "../support/flowsync";
 

@@ -10,9 +10,9 @@
  *
  * Browser-safe: no Node built-ins.
  */
-import { EVENT_TYPES } from "../events/schemas";
-import { FlowsyncClientError, responseError } from "./errors";
-import { SseParser } from "./sse-parser";
+import { EVENT_TYPES } from "./wire.js";
+import { FlowsyncClientError, responseError } from "./errors.js";
+import { SseParser } from "./sse-parser.js";
 
 export interface TransportEvents {
   /** The response is open (status 200, event stream). */

@@ -17,9 +17,9 @@
  * `nodes`/`edges`/`executions` object for the part that changed), so React's
  * `useSyncExternalStore`, Angular signals and `===` change detection all work.
  */
-import type { DocEvent, SnapshotData } from "../events/schemas";
+import type { Doc, DocEvent, SnapshotData } from "./wire.js";
 
-export type Doc = Record<string, unknown>;
+export type { Doc };
 
 export interface FlowState {
   readonly flowId: string | undefined;
@@ -123,5 +123,5 @@ function applyTo(map: Readonly<Record<string, Doc>>, op: string, id: string, doc
 function newest(executions: Readonly<Record<string, Doc>>): Doc | null {
   let bestId: string | undefined;
   for (const id of Object.keys(executions)) if (bestId === undefined || id > bestId) bestId = id;
-  return bestId === undefined ? null : executions[bestId];
+  return bestId === undefined ? null : (executions[bestId] ?? null);
 }

@@ -10,7 +10,7 @@
  * effects of the connection state machine (connection.ts: what happens when),
  * and dispatches messages to the store and the handlers.
  *
- * - Every message is checked against the event schemas (src/events/schemas.ts);
+ * - Every message is checked against the wire contract (wire.ts, hand-written guards);
  *   one that fails is counted and reported through `onError`, never applied.
  * - Document events are deduplicated by cursor (dedup.ts: a bounded window of recent ids).
  *   The server sends nothing twice; this is the client's own guarantee.
@@ -20,12 +20,12 @@
  *   equal jitter (backoff.ts) up to `retry.maxMs`.
  * - Errors are `FlowsyncClientError`s with a `reason` (errors.ts).
  *
- * Browser-safe: imports the event schemas and zod only.
+ * Browser-safe and dependency-free.
  */
 import {
+  isSnapshotData,
   isValidFlowId,
   parseFlowEvent,
-  snapshotDataSchema,
   type DocEvent,
   type DocEventType,
   type ExecutionUpdateData,
@@ -33,21 +33,21 @@ import {
   type ResetData,
   type SnapshotData,
   type SyncCanvasData,
-} from "../events/schemas";
-import { backoffDelay, equalJitter, type Jitter } from "./backoff";
-import { initialMachine, transition, type ConnectionEvent, type ConnectionState, type Effect, type SnapshotReason } from "./connection";
-import { createDedupWindow } from "./dedup";
-import { asError, FlowsyncClientError, responseError } from "./errors";
-import type { FlowStore } from "./store";
-import { openEventSource, openFetchStream, type EventSourceConstructor, type FetchLike, type Transport, type TransportEvents } from "./transports";
+} from "./wire.js";
+import { backoffDelay, equalJitter, type Jitter } from "./backoff.js";
+import { initialMachine, transition, type ConnectionEvent, type ConnectionState, type Effect, type SnapshotReason } from "./connection.js";
+import { createDedupWindow } from "./dedup.js";
+import { asError, FlowsyncClientError, responseError } from "./errors.js";
+import type { FlowStore } from "./store.js";
+import { openEventSource, openFetchStream, type EventSourceConstructor, type FetchLike, type Transport, type TransportEvents } from "./transports.js";
 
-export type { ConnectionState } from "./connection";
+export type { ConnectionState } from "./connection.js";
 
 export interface StateInfo {
   /** What caused this state, when it was an error. */
-  error?: Error;
+  error?: Error | undefined;
   /** The cursor the client resumes from. */
-  lastEventId?: string;
+  lastEventId?: string | undefined;
 }
 
 export interface EventMeta {
@@ -309,9 +309,9 @@ export function subscribeFlow(baseUrl: string, flowId: string, handlers: FlowHan
         throw err instanceof FlowsyncClientError ? err : new FlowsyncClientError(`snapshot: ${asError(err).message}`, { reason: "network", cause: err });
       });
       if (res.status !== 200) throw await responseError(res, "snapshot");
-      const parsed = snapshotDataSchema.safeParse(await res.json());
-      if (!parsed.success) throw new FlowsyncClientError(`snapshot: the answer failed its schema: ${parsed.error.message}`, { reason: "invalid-snapshot" });
-      return parsed.data;
+      const body: unknown = await res.json().catch(() => undefined);
+      if (!isSnapshotData(body)) throw new FlowsyncClientError("snapshot: the answer is not a snapshot (it failed the wire contract's guard)", { reason: "invalid-snapshot" });
+      return body;
     })().then(
       (snapshot) => {
         if (abort.signal.aborted) return;

@@ -38,7 +38,7 @@ export class FlowsyncClientError extends Error {
   readonly reason: ClientErrorReason;
   readonly status: number | undefined;
   readonly code: string | undefined;
-  constructor(message: string, { reason, status, code, cause }: { reason: ClientErrorReason; status?: number; code?: string; cause?: unknown }) {
+  constructor(message: string, { reason, status, code, cause }: { reason: ClientErrorReason; status?: number | undefined; code?: string | undefined; cause?: unknown }) {
     super(message, cause === undefined ? undefined : { cause });
     this.name = "FlowsyncClientError";
     this.reason = reason;

@@ -19,7 +19,7 @@
  * The phase is the machine's own; `status` is what the app sees (`ConnectionState`),
  * reported through a `state` effect whenever it changes or comes with an error.
  */
-import { isFatal } from "./errors";
+import { isFatal } from "./errors.js";
 
 /**
  * What the app sees:
