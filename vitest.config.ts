@@ -1,5 +1,5 @@
 import { configDefaults, defineConfig } from "vitest/config";
-import { clientSourceAlias } from "./packages/client/source-alias";
+import { clientSourceAlias } from "./packages/client/source-alias.ts";
 
 export default defineConfig({
   // Tests run against the client's source: no build step between `npm ci` and `npm test`.

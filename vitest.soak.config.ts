@@ -1,5 +1,5 @@
 import { defineConfig } from "vitest/config";
-import { clientSourceAlias } from "./packages/client/source-alias";
+import { clientSourceAlias } from "./packages/client/source-alias.ts";
 
 /** `npm run test:soak`: the long tests (30 s outage, 10,000 connect/disconnect cycles); .ci/run runs them too. */
 export default defineConfig({

@@ -52,7 +52,8 @@ export class SseParser {
       this.#sawBom = true;
       if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
     }
-    if (this.#pendingCr) {
+    // Only a chunk with text settles a pending CR: an empty one (or bytes that end mid-character) must keep it.
+    if (this.#pendingCr && text.length > 0) {
       this.#pendingCr = false;
       if (text.startsWith("\n")) text = text.slice(1);
     }
