@@ -60,10 +60,12 @@ describe("event schemas", () => {
   });
 });
 
-describe("schemas.ts stays browser-safe", () => {
-  it("imports zod and nothing else", () => {
-    const source = readFileSync(new URL("../../src/events/schemas.ts", import.meta.url), "utf8");
-    const imports = [...source.matchAll(/^\s*(?:import|export)[^;]*?from\s+"([^"]+)"/gm)].map((m) => m[1]);
-    expect(imports).toEqual(["zod"]);
+describe("the wire contract stays a leaf", () => {
+  const importsOf = (path: string) =>
+    [...readFileSync(new URL(path, import.meta.url), "utf8").matchAll(/^\s*(?:import|export)[^;]*?from\s+"([^"]+)"/gm)].map((m) => m[1]);
+
+  it("wire.ts (the one definition, shared with browsers) imports nothing; schemas.ts only zod and it", () => {
+    expect(importsOf("../../packages/client/src/wire.ts")).toEqual([]);
+    expect([...new Set(importsOf("../../src/events/schemas.ts"))]).toEqual(["zod", "flowsync-client/wire"]);
   });
 });
