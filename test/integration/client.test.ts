@@ -1,5 +1,5 @@
 /**
- * flowsync/client against a running flowsync (fetch reader): RESET → snapshot
+ * flowsync-client against a running flowsync (fetch reader): RESET → snapshot
  * refetch → live, and resume after a server-side cut with nothing lost or repeated.
  */
 
@@ -12,7 +12,7 @@ const t = useFlowsync("client", { RETRY_MS: "100" });
 
 type Doc = { _id: string; flowId: string; [k: string]: unknown };
 
-describe("flowsync/client against flowsync", () => {
+describe("flowsync-client against flowsync", () => {
   it("on RESET refetches the snapshot, hands it over, and continues live from its cursor", async () => {
     const nodes = t.db.collection<Doc>("nodes");
     await nodes.insertMany([{ _id: "r1", flowId: "cl-reset", v: 1 }, { _id: "r2", flowId: "cl-reset", v: 2 }]);
