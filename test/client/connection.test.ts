@@ -74,6 +74,7 @@ describe("connection state machine", () => {
     const retried = run([{ type: "start", fetchSnapshot: true }, { type: "fetchFailed", error: err }, { type: "timer" }]);
     expect(retried.effects).toEqual([
       { type: "fetchSnapshot", reason: "initial" },
+      { type: "state", state: "connecting", error: err },
       { type: "report", error: err },
       { type: "backoff", attempt: 0, initialMs: 1000 },
       { type: "fetchSnapshot", reason: "initial" },

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { createFlowStore, type FlowState } from "../../packages/client/src/store";
 import type { DocEvent, SnapshotData } from "flowsync-client";
 
@@ -78,6 +78,8 @@ describe("createFlowStore", () => {
     store.apply({ type: "LOG_STREAM", data: { flowId: "f", op: "insert", id: "l1", clusterTime: T, doc: { _id: "l1" } } } as DocEvent);
     expect(store.getState().nodes).toBe(before.nodes);
     expect(store.getState().edges).toBe(before.edges);
+    expect(store.getState().entities.group).toEqual({ g1: { _id: "g1" } });
+    expect(store.getState().entities.node).toBe(store.getState().nodes);
   });
 
   it("keys non-string _ids as their JSON text, like events' id; ids like 'constructor' are plain keys", () => {
@@ -88,4 +90,107 @@ describe("createFlowStore", () => {
     store.apply(canvas("delete", "toString", null));
     expect(Object.keys(store.getState().nodes)).toEqual(["constructor"]);
   });
+
+  it("keeps every canvas entity by kind, from the snapshot and from events; presence is entities.presence", () => {
+    const store = createFlowStore();
+    store.load({ ...snap, canvas: { ...snap.canvas, group: [{ _id: "g1" }], presence: [{ _id: "u1", cursor: { x: 1 } }] } });
+    expect(Object.keys(store.getState().entities).sort()).toEqual(["edge", "group", "node", "presence"]);
+    expect(store.getState().presence).toEqual({ u1: { _id: "u1", cursor: { x: 1 } } });
+    store.apply(canvas("insert", "c1", { _id: "c1" }, "comment"));
+    store.apply(canvas("delete", "g1", null, "group"));
+    expect(store.getState().entities.comment).toEqual({ c1: { _id: "c1" } });
+    expect(store.getState().entities.group).toEqual({});
+  });
 });
+
+const log = (op: "insert" | "update" | "delete", id: string, doc: Record<string, unknown> | null): DocEvent =>
+  ({ type: "LOG_STREAM", data: { flowId: "f", op, id, clusterTime: T, doc, ...(op === "update" ? { changes: { set: {}, unset: [] } } : {}) } }) as DocEvent;
+const chunk = (id: string, text: string, nodeId = "n1", executionId = "x1") => log("insert", id, { _id: id, flowId: "f", executionId, nodeId, chunk: text });
+
+describe("createFlowStore: LOG_STREAM text", () => {
+  it("per (execution, node), chunks in order, never doubled by a replay or a snapshot's copy", () => {
+    const store = createFlowStore();
+    store.load({ ...snap, logs: [{ _id: "l1", executionId: "x1", nodeId: "n1", chunk: "Hel" }] });
+    store.apply(chunk("l1", "Hel")); // the snapshot's chunk again
+    store.apply(chunk("l2", "lo "));
+    store.apply(chunk("m1", "other", "n2"));
+    store.apply(chunk("l2", "lo ")); // replayed
+    store.apply(chunk("l3", "world"));
+    const { logs } = store.getState();
+    expect(logs.x1?.n1).toEqual({ executionId: "x1", nodeId: "n1", text: "Hello world", chunks: 3, dropped: 0 });
+    expect(logs.x1?.n2?.text).toBe("other");
+    const before = store.getState().logs.x1!.n2;
+    store.apply(log("update", "l3", { _id: "l3", executionId: "x1", nodeId: "n1", chunk: "there" }));
+    expect(store.getState().logs.x1?.n1?.text).toBe("Hello there");
+    expect(store.getState().logs.x1!.n2).toBe(before);
+    store.apply(log("delete", "l2", null));
+    expect(store.getState().logs.x1?.n1?.text).toBe("Helthere");
+  });
+
+  it("keeps at most maxLogChars per (execution, node): the oldest chunks go, and do not come back", () => {
+    const store = createFlowStore({ maxLogChars: 10 });
+    for (let i = 0; i < 6; i++) store.apply(chunk(`c${i}`, `${i}abc`));
+    const entry = store.getState().logs.x1!.n1!;
+    // 6 chunks of 4 characters, 10 kept at most: the last two whole chunks.
+    expect(entry).toMatchObject({ text: "4abc5abc", chunks: 2, dropped: 4 });
+    store.apply(chunk("c0", "0abc")); // a replay of a dropped chunk
+    expect(store.getState().logs.x1!.n1).toBe(entry);
+  });
+});
+
+describe("createFlowStore: optimistic changes", () => {
+  it("shows a patch at once; the server's change for that document replaces it", () => {
+    const store = createFlowStore();
+    store.load(snap);
+    const server = store.getState().nodes.n1;
+    const h = store.optimistic("node", "n1", { position: { x: 50, y: 60 } });
+    expect(h.active).toBe(true);
+    expect(store.getState().nodes.n1).toEqual({ _id: "n1", flowId: "f", position: { x: 50, y: 60 } });
+    expect(server).toEqual({ _id: "n1", flowId: "f", position: { x: 1, y: 2 } }); // nothing mutated
+    store.apply(canvas("update", "n2", { _id: "n2" })); // another document: the overlay stays
+    expect(store.getState().nodes.n1?.position).toEqual({ x: 50, y: 60 });
+    store.apply(canvas("update", "n1", { _id: "n1", flowId: "f", position: { x: 49, y: 61 } }));
+    expect(store.getState().nodes.n1?.position).toEqual({ x: 49, y: 61 });
+    expect(h.active).toBe(false);
+  });
+
+  it("is dropped by its handle, by a snapshot, or after its timeout", () => {
+    vi.useFakeTimers();
+    try {
+      const store = createFlowStore({ optimisticTimeoutMs: 1000 });
+      store.load(snap);
+      const a = store.optimistic("node", "n1", null);
+      expect(store.getState().nodes.n1).toBeUndefined();
+      a.drop();
+      expect(store.getState().nodes.n1).toBeDefined();
+      const b = store.optimistic("node", "new", { label: "draft" });
+      expect(store.getState().nodes.new).toEqual({ _id: "new", label: "draft" });
+      store.load(snap);
+      expect(b.active).toBe(false);
+      expect(store.getState().nodes.new).toBeUndefined();
+      const c = store.optimistic("edge", "e1", { label: "x" });
+      vi.advanceTimersByTime(999);
+      expect(store.getState().edges.e1?.label).toBe("x");
+      vi.advanceTimersByTime(1);
+      expect(c.active).toBe(false);
+      expect(store.getState().edges.e1?.label).toBeUndefined();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
+
+describe("createFlowStore: status", () => {
+  it("records the connection state and why it is retrying; open clears the error", () => {
+    const store = createFlowStore();
+    const err = new Error("snapshot: network");
+    store.setStatus("connecting", err);
+    expect(store.getState()).toMatchObject({ status: "connecting", error: err });
+    const s = store.getState();
+    store.setStatus("connecting");
+    expect(store.getState()).toBe(s);
+    store.setStatus("open");
+    expect(store.getState()).toMatchObject({ status: "open", error: undefined });
+  });
+});
+

@@ -139,6 +139,8 @@ describe("subscribeFlow (fetch reader)", () => {
       "open",
       "reset history-lost",
       "resyncing",
+      // Retrying, with the reason the app can show.
+      "resyncing",
       expect.stringMatching(/^error snapshot: HTTP 503 E_X nope/),
       "snapshot S2 reset",
       "open",

@@ -180,8 +180,10 @@ export const TABLE: { readonly [P in PhaseKind]: Row } = {
     fetchFailed: (m, e) => {
       if (isFatal(e.error)) return fail(m, e.error);
       const reason = m.phase.kind === "snapshot" ? m.phase.reason : "reset";
-      const b = backoff(m, reason);
-      return { machine: b.machine, effects: [{ type: "report", error: e.error }, ...b.effects] };
+      // The status stays (connecting / resyncing) but now says why it is retrying.
+      const s = status(m, m.status, e.error);
+      const b = backoff(s.machine, reason);
+      return { machine: b.machine, effects: [...s.effects, { type: "report", error: e.error }, ...b.effects] };
     },
   },
   connecting: streaming,

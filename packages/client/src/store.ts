@@ -1,6 +1,8 @@
 /**
- * A flow's state as an app binds to it: `{nodes, edges, execution}`, kept up to
- * date by applying a snapshot and then events.
+ * A flow's state as an app binds to it, kept up to date by applying a snapshot
+ * and then events: every canvas entity by kind, every execution and the newest,
+ * LOG_STREAM text per (execution, node), the connection's status, and local
+ * optimistic changes on top.
  *
  * Rules (the same an app would write by hand, in one place):
  * - documents are keyed by the event's `id` (the `_id` as a string);
@@ -10,26 +12,77 @@
  * - update with `doc: null` (deleted by the time the change was read) → keep
  *   what we have: the delete follows;
  * - delete → removed.
+ * - `entities[kind]` holds every SYNC_CANVAS entity; `nodes`, `edges` and
+ *   `presence` are `entities.node`, `entities.edge` and `entities.presence`.
  * - `execution` is the newest execution by `_id` (as the snapshot picks it:
  *   ObjectIds grow with time); `executions` holds every one seen.
+ * - `logs[executionId][nodeId]` is the text of that node's LOG_STREAM chunks
+ *   (one document per chunk) in arrival order. A chunk is keyed by its document
+ *   id, so a replayed one is never appended twice; past `maxLogChars` the oldest
+ *   chunks are dropped (`dropped` counts them).
+ * - `optimistic(entity, id, patch)` shows a local change at once; it goes away
+ *   when the server's change for that document arrives, on a new snapshot
+ *   (RESET), after `timeoutMs`, or by its handle — whichever comes first.
  *
- * The state is immutable: every change makes a new state object (and a new
- * `nodes`/`edges`/`executions` object for the part that changed), so React's
- * `useSyncExternalStore`, Angular signals and `===` change detection all work.
+ * The state is immutable: every change makes a new state object (and new
+ * objects only for the parts that changed), so React's `useSyncExternalStore`,
+ * Angular signals and `===` change detection all work.
  */
+import type { ConnectionState } from "./connection.js";
+import { createDedupWindow, type DedupWindow } from "./dedup.js";
 import type { Doc, DocEvent, SnapshotData } from "./wire.js";
 
 export type { Doc };
 
+type ById = Readonly<Record<string, Doc>>;
+
+export interface LogEntry {
+  readonly executionId: string;
+  readonly nodeId: string;
+  /** The retained chunks' text, in order. */
+  readonly text: string;
+  /** Chunks retained. */
+  readonly chunks: number;
+  /** Chunks dropped from the front to stay within `maxLogChars`. */
+  readonly dropped: number;
+}
+
 export interface FlowState {
   readonly flowId: string | undefined;
-  readonly nodes: Readonly<Record<string, Doc>>;
-  readonly edges: Readonly<Record<string, Doc>>;
+  /** Every SYNC_CANVAS entity: `entities[kind][id]`, optimistic changes applied. */
+  readonly entities: Readonly<Record<string, ById>>;
+  readonly nodes: ById;
+  readonly edges: ById;
+  /** `entities.presence`: who else is on the flow, if a filter maps a collection to entity `presence`. */
+  readonly presence: ById;
   /** The newest execution of the flow (greatest `_id`), or null. */
   readonly execution: Doc | null;
-  readonly executions: Readonly<Record<string, Doc>>;
+  readonly executions: ById;
+  /** LOG_STREAM text: `logs[executionId][nodeId]`. */
+  readonly logs: Readonly<Record<string, Readonly<Record<string, LogEntry>>>>;
   /** The cursor of the last snapshot or event applied. */
   readonly cursor: string | undefined;
+  /** The connection's state, when a subscription keeps this store (`subscribeFlow(…, { store })`). */
+  readonly status: ConnectionState;
+  /** Why the connection is retrying (status not `open`) or closed; cleared once it is open again. */
+  readonly error: Error | undefined;
+}
+
+export interface OptimisticHandle {
+  /** True until the overlay is dropped (by the server's change, a snapshot, the timeout or `drop()`). */
+  readonly active: boolean;
+  drop(): void;
+}
+
+export interface FlowStoreOptions {
+  /** Retained LOG_STREAM text per (execution, node), in characters. Default 65 536. */
+  maxLogChars?: number;
+  /** Where a LOG_STREAM document says which execution and node it belongs to. Default `executionId`, `nodeId`. */
+  logKey?: (doc: Doc) => { executionId: string; nodeId: string };
+  /** A LOG_STREAM document's text. Default its `chunk`, `text` or `content` field, whichever is a string. */
+  logText?: (doc: Doc) => string;
+  /** How long an optimistic change shows without the server's confirmation. Default 10 000 ms. */
+  optimisticTimeoutMs?: number;
 }
 
 export interface FlowStore {
@@ -37,20 +90,34 @@ export interface FlowStore {
   getState(): FlowState;
   /** Calls `listener` after every change; returns the unsubscribe. */
   subscribe(listener: (state: FlowState) => void): () => void;
-  /** Replaces everything with a snapshot. */
+  /** Replaces everything with a snapshot (optimistic changes are dropped). */
   load(snapshot: SnapshotData): void;
-  /** Applies one document event; LOG_STREAM and unknown canvas entities leave the state as it is. */
+  /** Applies one document event. */
   apply(event: DocEvent, cursor?: string): void;
+  /** Records the connection's state (subscribeFlow does this for the store it keeps). */
+  setStatus(status: ConnectionState, error?: Error): void;
+  /**
+   * Shows `patch` merged over the document at once (`null`: shows it deleted);
+   * for a document that does not exist yet, the patch is the document.
+   */
+  optimistic(entity: string, id: string, patch: Doc | null, options?: { timeoutMs?: number }): OptimisticHandle;
 }
+
+const EMPTY: ById = Object.freeze({});
 
 export const EMPTY_FLOW_STATE: FlowState = Object.freeze({
   flowId: undefined,
-  nodes: Object.freeze({}),
-  edges: Object.freeze({}),
+  entities: EMPTY,
+  nodes: EMPTY,
+  edges: EMPTY,
+  presence: EMPTY,
   execution: null,
-  executions: Object.freeze({}),
+  executions: EMPTY,
+  logs: EMPTY,
   cursor: undefined,
-});
+  status: "connecting",
+  error: undefined,
+}) as FlowState;
 
 /** A document's `_id` as events name it (`id`): a string as is, anything else as its JSON text. */
 export function docId(doc: Doc): string {
@@ -58,8 +125,41 @@ export function docId(doc: Doc): string {
   return typeof id === "string" ? id : JSON.stringify(id);
 }
 
-export function createFlowStore(initial: FlowState = EMPTY_FLOW_STATE): FlowStore {
-  let state = initial;
+const defaultLogKey = (doc: Doc) => ({ executionId: idText(doc.executionId), nodeId: idText(doc.nodeId) });
+const defaultLogText = (doc: Doc) => {
+  for (const field of ["chunk", "text", "content"]) if (typeof doc[field] === "string") return doc[field] as string;
+  return "";
+};
+const idText = (v: unknown) => (v === undefined || v === null ? "" : typeof v === "string" ? v : JSON.stringify(v));
+
+interface Chunk {
+  readonly id: string;
+  readonly text: string;
+}
+interface LogBuffer {
+  readonly chunks: Chunk[];
+  entry: LogEntry;
+}
+
+interface Overlay {
+  readonly patch: Doc | null;
+  readonly timer: ReturnType<typeof setTimeout>;
+  readonly handle: { active: boolean };
+}
+
+export function createFlowStore(options: FlowStoreOptions = {}): FlowStore {
+  const maxLogChars = Math.max(1, options.maxLogChars ?? 65_536);
+  const logKey = options.logKey ?? defaultLogKey;
+  const logText = options.logText ?? defaultLogText;
+  const optimisticTimeoutMs = options.optimisticTimeoutMs ?? 10_000;
+
+  let state = EMPTY_FLOW_STATE;
+  // What the server says, per kind; `state.entities` is this with the overlays applied.
+  let server: Record<string, ById> = {};
+  const overlays = new Map<string, Map<string, Overlay>>();
+  // Log buffers by "executionId\0nodeId", and the ids of chunks seen (dropped ones included).
+  let logBuffers = new Map<string, LogBuffer>();
+  let logSeen: DedupWindow = createDedupWindow(100_000);
   const listeners = new Set<(state: FlowState) => void>();
 
   const set = (next: FlowState) => {
@@ -67,7 +167,48 @@ export function createFlowStore(initial: FlowState = EMPTY_FLOW_STATE): FlowStor
     for (const listener of [...listeners]) listener(state);
   };
 
-  // Arrow functions: `store.getState` and `store.subscribe` can be passed around unbound.
+  const withEntities = (base: FlowState, entities: Record<string, ById>): FlowState => ({
+    ...base,
+    entities,
+    nodes: entities.node ?? EMPTY,
+    edges: entities.edge ?? EMPTY,
+    presence: entities.presence ?? EMPTY,
+  });
+
+  const visible = (kind: string): ById | undefined => {
+    const base = server[kind];
+    const mine = overlays.get(kind);
+    if (!mine || mine.size === 0) return base;
+    const out: Record<string, Doc> = { ...base };
+    for (const [id, { patch }] of mine) {
+      if (patch === null) delete out[id];
+      else out[id] = { ...(base?.[id] ?? { _id: id }), ...patch };
+    }
+    return out;
+  };
+
+  /** The state's entities with `kind` recomputed (the other kinds keep their objects). */
+  const entitiesWith = (kind: string): Record<string, ById> => {
+    const out: Record<string, ById> = { ...state.entities };
+    const v = visible(kind);
+    if (v === undefined) delete out[kind];
+    else out[kind] = v;
+    return out;
+  };
+
+  const dropOverlay = (kind: string, id: string): boolean => {
+    const overlay = overlays.get(kind)?.get(id);
+    if (!overlay) return false;
+    clearTimeout(overlay.timer);
+    overlay.handle.active = false;
+    overlays.get(kind)!.delete(id);
+    return true;
+  };
+
+  const dropAllOverlays = () => {
+    for (const [kind, byId] of overlays) for (const id of [...byId.keys()]) dropOverlay(kind, id);
+  };
+
   const getState = () => state;
 
   const subscribe = (listener: (state: FlowState) => void) => {
@@ -76,31 +217,139 @@ export function createFlowStore(initial: FlowState = EMPTY_FLOW_STATE): FlowStor
   };
 
   const load = (snapshot: SnapshotData) => {
+    dropAllOverlays();
+    server = {};
+    for (const [kind, docs] of Object.entries(snapshot.canvas)) server[kind] = byId(docs);
     const executions = byId(snapshot.executions);
-    set({
-      flowId: snapshot.flowId,
-      nodes: byId(snapshot.canvas.node ?? []),
-      edges: byId(snapshot.canvas.edge ?? []),
-      executions,
-      execution: newest(executions),
-      cursor: snapshot.cursor,
-    });
+    logBuffers = new Map();
+    logSeen = createDedupWindow(100_000);
+    for (const doc of snapshot.logs ?? []) applyLog("insert", docId(doc), doc);
+    set(
+      withEntities(
+        { ...state, flowId: snapshot.flowId, executions, execution: newest(executions), logs: logsView(), cursor: snapshot.cursor },
+        { ...server },
+      ),
+    );
+  };
+
+  const applyLog = (op: string, id: string, doc: Doc | null): boolean => {
+    // A delete carries no document: find the chunk by id.
+    let key: string | undefined;
+    if (doc) {
+      const k = logKey(doc);
+      key = `${k.executionId}\u0000${k.nodeId}`;
+    } else {
+      for (const [k, buf] of logBuffers) if (buf.chunks.some((c) => c.id === id)) key = k;
+    }
+    if (key === undefined) return false;
+    let buf = logBuffers.get(key);
+    const at = buf ? buf.chunks.findIndex((c) => c.id === id) : -1;
+    if (op === "delete") {
+      if (!buf || at < 0) return false;
+      buf.chunks.splice(at, 1);
+    } else if (doc === null) {
+      return false; // an update of a chunk deleted since: the delete follows
+    } else if (buf && at >= 0) {
+      buf.chunks[at] = { id, text: logText(doc) };
+    } else {
+      if (!logSeen.remember(id)) return false; // seen before and dropped by the bound: never again
+      if (!buf) {
+        const k = logKey(doc);
+        buf = { chunks: [], entry: { executionId: k.executionId, nodeId: k.nodeId, text: "", chunks: 0, dropped: 0 } };
+        logBuffers.set(key, buf);
+      }
+      const text = logText(doc);
+      buf.chunks.push({ id, text });
+      if (buf.entry.text.length + text.length <= maxLogChars) {
+        buf.entry = { ...buf.entry, text: buf.entry.text + text, chunks: buf.chunks.length };
+        return true;
+      }
+    }
+    let dropped = buf.entry.dropped;
+    let length = buf.chunks.reduce((n, c) => n + c.text.length, 0);
+    while (length > maxLogChars && buf.chunks.length > 1) {
+      length -= buf.chunks.shift()!.text.length;
+      dropped++;
+    }
+    let text = buf.chunks.map((c) => c.text).join("");
+    if (text.length > maxLogChars) text = text.slice(text.length - maxLogChars);
+    buf.entry = { ...buf.entry, text, chunks: buf.chunks.length, dropped };
+    return true;
+  };
+
+  const logsView = (): FlowState["logs"] => {
+    const out: Record<string, Record<string, LogEntry>> = {};
+    for (const { entry } of logBuffers.values()) (out[entry.executionId] ??= {})[entry.nodeId] = entry;
+    return out;
+  };
+
+  const logsWith = (executionId: string, nodeId: string): FlowState["logs"] => {
+    const buf = logBuffers.get(`${executionId}\u0000${nodeId}`);
+    const forExecution = { ...state.logs[executionId] };
+    if (buf) forExecution[nodeId] = buf.entry;
+    else delete forExecution[nodeId];
+    return { ...state.logs, [executionId]: forExecution };
   };
 
   const apply = (event: DocEvent, cursor?: string) => {
     const { data } = event;
-    const next: { -readonly [K in keyof FlowState]: FlowState[K] } = { ...state, flowId: data.flowId, cursor: cursor ?? state.cursor };
+    const base: FlowState = { ...state, flowId: data.flowId, cursor: cursor ?? state.cursor };
     if (event.type === "SYNC_CANVAS") {
-      const key = event.data.entity === "node" ? "nodes" : event.data.entity === "edge" ? "edges" : undefined;
-      if (key) next[key] = applyTo(state[key], data.op, data.id, data.doc);
-    } else if (event.type === "EXECUTION_UPDATE") {
-      next.executions = applyTo(state.executions, data.op, data.id, data.doc);
-      next.execution = newest(next.executions);
+      const kind = event.data.entity;
+      const before = server[kind] ?? EMPTY;
+      const after = applyTo(before, data.op, data.id, data.doc);
+      if (after !== before) server = { ...server, [kind]: after };
+      // The server's word on this document replaces the local guess.
+      const dropped = dropOverlay(kind, data.id);
+      if (after === before && !dropped) return set(base);
+      state = base;
+      return set(withEntities(base, entitiesWith(kind)));
     }
-    set(next);
+    if (event.type === "EXECUTION_UPDATE") {
+      const executions = applyTo(state.executions, data.op, data.id, data.doc);
+      return set({ ...base, executions, execution: newest(executions) });
+    }
+    // LOG_STREAM: find its key before applying (a delete has no document).
+    const chunkKey = data.doc ? logKey(data.doc) : findChunkKey(data.id);
+    if (!applyLog(data.op, data.id, data.doc) || !chunkKey) return set(base);
+    state = base;
+    set({ ...base, logs: logsWith(chunkKey.executionId, chunkKey.nodeId) });
   };
 
-  return { getState, subscribe, load, apply };
+  const findChunkKey = (id: string) => {
+    for (const { chunks, entry } of logBuffers.values()) if (chunks.some((c) => c.id === id)) return { executionId: entry.executionId, nodeId: entry.nodeId };
+    return undefined;
+  };
+
+  const setStatus = (status: ConnectionState, error?: Error) => {
+    const nextError = status === "open" ? undefined : (error ?? (status === state.status ? state.error : undefined));
+    if (status === state.status && nextError === state.error) return;
+    set({ ...state, status, error: nextError });
+  };
+
+  const optimistic = (entity: string, id: string, patch: Doc | null, opts: { timeoutMs?: number } = {}): OptimisticHandle => {
+    dropOverlay(entity, id);
+    const handle = { active: true };
+    const timer = setTimeout(() => drop(), opts.timeoutMs ?? optimisticTimeoutMs);
+    const overlay: Overlay = { patch, timer, handle };
+    let byKind = overlays.get(entity);
+    if (!byKind) overlays.set(entity, (byKind = new Map()));
+    byKind.set(id, overlay);
+    set(withEntities(state, entitiesWith(entity)));
+    const drop = () => {
+      if (overlays.get(entity)?.get(id) !== overlay) return;
+      dropOverlay(entity, id);
+      set(withEntities(state, entitiesWith(entity)));
+    };
+    return {
+      get active() {
+        return handle.active;
+      },
+      drop,
+    };
+  };
+
+  return { getState, subscribe, load, apply, setStatus, optimistic };
 }
 
 function byId(docs: readonly Doc[]): Record<string, Doc> {
@@ -109,7 +358,7 @@ function byId(docs: readonly Doc[]): Record<string, Doc> {
   return out;
 }
 
-function applyTo(map: Readonly<Record<string, Doc>>, op: string, id: string, doc: Doc | null): Readonly<Record<string, Doc>> {
+function applyTo(map: ById, op: string, id: string, doc: Doc | null): ById {
   if (op === "delete") {
     if (!Object.hasOwn(map, id)) return map;
     const { [id]: _gone, ...rest } = map;
@@ -120,7 +369,7 @@ function applyTo(map: Readonly<Record<string, Doc>>, op: string, id: string, doc
   return { ...map, [id]: doc };
 }
 
-function newest(executions: Readonly<Record<string, Doc>>): Doc | null {
+function newest(executions: ById): Doc | null {
   let bestId: string | undefined;
   for (const id of Object.keys(executions)) if (bestId === undefined || id > bestId) bestId = id;
   return bestId === undefined ? null : (executions[bestId] ?? null);

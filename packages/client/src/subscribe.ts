@@ -343,6 +343,7 @@ export function subscribeFlow(baseUrl: string, flowId: string, handlers: FlowHan
         startNew();
         return;
       case "state":
+        store?.setStatus(effect.state, effect.error);
         return call(handlers.onState, effect.state, { error: effect.error, lastEventId: machine.lastEventId });
       case "report":
         return report(effect.error);
