@@ -1,6 +1,6 @@
 // Finding and parsing the unified-format spec test files.
 import { readdir, readFile } from "node:fs/promises";
-import { basename, join, relative } from "node:path";
+import { basename, dirname, join, relative, sep } from "node:path";
 import { EJSON } from "bson";
 import { parseVersion, compareVersions } from "./requirements.js";
 
@@ -14,6 +14,8 @@ export interface SpecFile {
   name: string;
   /** Path relative to the conformance directory, e.g. "change-streams/change-streams.json". */
   relPath: string;
+  /** The directory the report totals it under: the given directory's name and the file's folder in it, e.g. "conformance-more/crud". */
+  group: string;
   text: string;
 }
 
@@ -66,7 +68,10 @@ export async function findSpecFiles(dir: string): Promise<SpecFile[]> {
       const full = join(current, entry.name);
       if (entry.isDirectory()) await walk(full);
       else if (entry.isFile() && entry.name.endsWith(".json")) {
-        out.push({ name: basename(full), relPath: relative(dir, full), text: await readFile(full, "utf8") });
+        const relPath = relative(dir, full);
+        const folder = dirname(relPath);
+        const group = folder === "." ? basename(dir) : `${basename(dir)}/${folder.split(sep).join("/")}`;
+        out.push({ name: basename(full), relPath, group, text: await readFile(full, "utf8") });
       }
     }
   }

@@ -7,6 +7,8 @@ export interface TestOutcome {
   file: string;
   /** Path under the conformance directory, e.g. "change-streams/change-streams.json". */
   relPath: string;
+  /** The directory it is totalled under, e.g. "conformance-more/crud" (loader.ts SpecFile.group). */
+  group?: string;
   test: string;
   status: "passed" | "failed" | "not-applicable";
   reason?: string;
@@ -41,7 +43,7 @@ function gapFor(outcome: TestOutcome, gaps: KnownGap[]): KnownGap | undefined {
   return gaps.find((g) => (g.file === outcome.file || g.file === outcome.relPath) && g.test === outcome.test);
 }
 
-const label = (o: TestOutcome) => `${o.file} › ${o.test}`;
+const label = (o: TestOutcome) => `${o.group !== undefined ? `${o.group}/` : ""}${o.file} › ${o.test}`;
 
 /** Reasons stay one readable line; server messages can be paragraphs. */
 const MAX_REASON = 500;
@@ -52,15 +54,23 @@ const short = (reason: string | undefined) => {
 
 export function buildReport(outcomes: TestOutcome[], gaps: KnownGap[]): Report {
   const lines: string[] = [];
-  const files = [...new Set(outcomes.map((o) => o.relPath))];
-  for (const relPath of files) {
-    const mine = outcomes.filter((o) => o.relPath === relPath);
+  // Two directories may hold files of the same path: a file is its group plus its path.
+  const fileKey = (o: TestOutcome) => `${o.group ?? ""}\0${o.relPath}`;
+  const files = [...new Set(outcomes.map(fileKey))];
+  for (const key of files) {
+    const mine = outcomes.filter((o) => fileKey(o) === key);
     const passed = mine.filter((o) => o.status === "passed").length;
     const failed = mine.filter((o) => o.status === "failed").length;
     lines.push(`${mine[0].file}: ${passed} passed, ${failed} failed`);
   }
-  const count = (s: TestOutcome["status"]) => outcomes.filter((o) => o.status === s).length;
-  lines.push(`conformance: ${count("passed")} passed, ${count("failed")} failed, ${count("not-applicable")} not applicable`);
+  const totals = (list: TestOutcome[]) => {
+    const count = (s: TestOutcome["status"]) => list.filter((o) => o.status === s).length;
+    return `${count("passed")} passed, ${count("failed")} failed, ${count("not-applicable")} not applicable`;
+  };
+  const groups = [...new Set(outcomes.map((o) => o.group).filter((g): g is string => g !== undefined))];
+  if (groups.length > 0) lines.push("");
+  for (const group of groups) lines.push(`directory ${group}: ${totals(outcomes.filter((o) => o.group === group))}`);
+  lines.push(`conformance: ${totals(outcomes)}`);
 
   const notApplicable = outcomes.filter((o) => o.status === "not-applicable");
   if (notApplicable.length > 0) {

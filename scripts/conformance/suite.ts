@@ -39,7 +39,7 @@ async function killAllSessions(internal: MongoClient, logger: Logger): Promise<v
 
 async function runFile(file: SpecFile, server: ServerInfo, url: string, internal: MongoClient, logger: Logger): Promise<TestOutcome[]> {
   const parsed = parseSpecFile(file.text);
-  const base = { file: file.name, relPath: file.relPath };
+  const base = { file: file.name, relPath: file.relPath, group: file.group };
   const all = (status: TestOutcome["status"], reason: string) => parsed.tests.map((t) => ({ ...base, test: t.description, status, reason }));
 
   const problem = schemaProblem(parsed.schemaVersion);

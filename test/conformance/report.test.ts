@@ -1,4 +1,8 @@
 import { describe, expect, it } from "vitest";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { findSpecFiles } from "../../scripts/conformance/loader.js";
 import { buildReport, type TestOutcome } from "../../scripts/conformance/report.js";
 import { applyUriOptions } from "../../scripts/conformance/uri.js";
 
@@ -53,6 +57,48 @@ describe("report", () => {
     expect(text).toContain("find.json › gone: known gap matches no test: remove it");
     expect(text).not.toContain("other.json");
     expect(exitCode).toBe(1); // "b" is still an unlisted failure
+  });
+});
+
+describe("report per directory", () => {
+  const g = (group: string, relPath: string, test: string, status: TestOutcome["status"]): TestOutcome => ({ ...o(relPath, test, status), group });
+
+  it("totals each directory, keeps same-named files of two directories apart, and names the directory in the lists", () => {
+    const outcomes = [
+      g("conformance/crud", "crud/find.json", "a", "passed"),
+      g("conformance-more/crud", "crud/find.json", "a", "failed"),
+      g("conformance-more/crud", "crud/count.json", "b", "not-applicable"),
+      g("conformance-more/transactions", "transactions/commit.json", "c", "passed"),
+    ];
+    const { lines, exitCode } = buildReport(outcomes, []);
+    expect(lines.slice(0, 3)).toEqual(["find.json: 1 passed, 0 failed", "find.json: 0 passed, 1 failed", "count.json: 0 passed, 0 failed"]);
+    expect(lines).toContain("directory conformance/crud: 1 passed, 0 failed, 0 not applicable");
+    expect(lines).toContain("directory conformance-more/crud: 0 passed, 1 failed, 1 not applicable");
+    expect(lines).toContain("directory conformance-more/transactions: 1 passed, 0 failed, 0 not applicable");
+    // The grand total stays the last count line (.ci/run reads it).
+    expect(lines.filter((l) => l.startsWith("conformance:"))).toEqual(["conformance: 2 passed, 1 failed, 1 not applicable"]);
+    const text = lines.join("\n");
+    expect(text).toContain("  conformance-more/crud/find.json › a: ");
+    expect(text).toContain("  conformance-more/crud/count.json › b: ");
+    expect(exitCode).toBe(1);
+  });
+
+  it("findSpecFiles groups a file under the given directory's name and its folder in it", async () => {
+    const root = await mkdtemp(join(tmpdir(), "conf-"));
+    try {
+      const dir = join(root, "more");
+      await mkdir(join(dir, "crud"), { recursive: true });
+      await writeFile(join(dir, "top.json"), "{}");
+      await writeFile(join(dir, "crud", "a.json"), "{}");
+      await writeFile(join(dir, "crud", "notes.txt"), "");
+      const files = await findSpecFiles(dir);
+      expect(files.map((f) => [f.group, f.relPath, f.name])).toEqual([
+        ["more/crud", join("crud", "a.json"), "a.json"],
+        ["more", "top.json", "top.json"],
+      ]);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });
 
