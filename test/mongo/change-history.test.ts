@@ -37,6 +37,8 @@ describe("change stream history lost", () => {
 
   it.runIf(isSim)("a token still inside the oplog resumes normally (simulator oplogSize)", async () => {
     const c = coll(h.client.db(uniqueDb()), "c");
+    // Created first: the create is an oplog entry of its own, older than the stream.
+    await h.client.db(c.dbName).createCollection("c");
     const stream = await openStream(c);
     for (let i = 1; i <= OPLOG_SIZE; i++) await c.insertOne({ _id: i });
     const events = await nextEvents(stream, OPLOG_SIZE);
