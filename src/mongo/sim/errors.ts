@@ -41,6 +41,17 @@ export const Codes = {
   ChangeStreamNotSupported: 40573,
   NotWritablePrimary: 10107,
   Unauthorized: 13,
+  // Sessions and transactions.
+  MaxTimeMSExpired: 50,
+  UnknownReplWriteConcern: 79,
+  UnsatisfiableWriteConcern: 100,
+  WriteConflict: 112,
+  ConflictingOperationInProgress: 117,
+  IncompleteTransactionHistory: 217,
+  TransactionTooOld: 225,
+  NoSuchTransaction: 251,
+  TransactionCommitted: 256,
+  OperationNotSupportedInTransaction: 263,
 } as const;
 
 const NAMES: Record<number, string> = Object.fromEntries(

@@ -9,8 +9,12 @@
  */
 import { Timestamp, type Document } from "bson";
 
-/** "noop": the primary's periodic no-op write (op "n"), which no change stream shows. */
-export type OplogOp = "insert" | "update" | "replace" | "delete" | "drop" | "rename" | "dropDatabase" | "noop" | DdlOp;
+/**
+ * "noop": the primary's periodic no-op write (op "n"), which no change stream shows.
+ * "applyOps": a committed transaction, all its writes in one entry at one cluster time
+ * (how 7.0 logs a transaction that fits in one entry; docs/simulator.md "Transactions").
+ */
+export type OplogOp = "insert" | "update" | "replace" | "delete" | "drop" | "rename" | "dropDatabase" | "noop" | "applyOps" | DdlOp;
 
 /** Entries that change streams show only with `showExpandedEvents` (as create, createIndexes, dropIndexes, modify). */
 export type DdlOp = "create" | "createIndexes" | "dropIndexes" | "collMod";
@@ -49,7 +53,19 @@ export interface OplogEntry {
   operationDescription?: Document;
   /** collMod: the event's `stateBeforeChange`. */
   stateBeforeChange?: Document;
+  /** applyOps: the transaction's writes, in order (their index is the events' txnOpIndex). */
+  ops?: TxnOp[];
+  /** applyOps: the session (`{id, uid}`) and transaction number that wrote it. */
+  lsid?: Document;
+  txnNumber?: number;
 }
+
+/** One write of a transaction, as held in its applyOps entry. */
+export type TxnOp = Pick<OplogEntry, "db" | "coll" | "id" | "pre" | "post" | "updateDescription"> & {
+  op: "insert" | "update" | "replace" | "delete";
+  collectionUUID?: unknown;
+  images?: boolean;
+};
 
 export function compareTs(a: Timestamp, b: Timestamp): number {
   return a.t - b.t || a.i - b.i;

@@ -10,7 +10,7 @@ import { Aggregator } from "mingo";
 import { EJSON, UUID, type Document } from "bson";
 import { Codes, fail, ServerError } from "./errors";
 import { copyDeep, freezeDeep } from "./immutable";
-import { compareTs, type Oplog, type OplogEntry, type UpdateDescription } from "./oplog";
+import { compareTs, type Oplog, type OplogEntry, type TxnOp, type UpdateDescription } from "./oplog";
 import type { Timestamp } from "bson";
 
 export interface IndexSpec {
@@ -49,8 +49,17 @@ export function getPath(doc: unknown, path: string): unknown {
 
 const ID_INDEX = (): IndexSpec => ({ v: 2, key: { _id: 1 }, name: "_id_" });
 
+/** What a commit hands the store: a transaction's buffered writes and catalog changes. */
+export interface CommittedTransaction {
+  ops: TxnOp[];
+  created: Map<string, Collection>;
+  indexes: Array<{ db: string; coll: string; spec: IndexSpec }>;
+}
+
 export class Store {
   private readonly dbs = new Map<string, Map<string, Collection>>();
+  /** While a transaction is applied its writes are logged once, together, not one by one. */
+  private applying = false;
 
   constructor(private readonly oplog: Oplog) {}
 
@@ -75,14 +84,73 @@ export class Store {
     validateName(db, name);
     if (this.get(db, name)) fail(Codes.NamespaceExists, `Collection ${db}.${name} already exists.`);
     const coll: Collection = { name, uuid: new UUID(), options, docs: new Map(), indexes: view ? [] : [ID_INDEX()], uniques: new Map(), ...(view ? { view } : {}) };
-    let colls = this.dbs.get(db);
-    if (!colls) this.dbs.set(db, (colls = new Map()));
-    colls.set(name, coll);
+    this.attach(db, coll);
     // The create entry's `o` is the collection's options, then its _id index (OpObserverImpl::onCreateCollection);
     // a view's is its definition and it has no UUID.
     if (view) this.append({ op: "create", db, coll: name, view: true, images: false, operationDescription: { viewOn: view.viewOn, pipeline: view.pipeline } });
     else this.log({ op: "create", db, coll, operationDescription: { ...options, idIndex: ID_INDEX() } });
     return coll;
+  }
+
+  /** A new, valid collection that is not (yet) in the catalog: a transaction's create, until commit. */
+  detachedCollection(db: string, name: string, options: Document): Collection {
+    validateName(db, name);
+    if (this.get(db, name)) fail(Codes.NamespaceExists, `Collection ${db}.${name} already exists.`);
+    return { name, uuid: new UUID(), options, docs: new Map(), indexes: [ID_INDEX()], uniques: new Map() };
+  }
+
+  private attach(db: string, coll: Collection): void {
+    let colls = this.dbs.get(db);
+    if (!colls) this.dbs.set(db, (colls = new Map()));
+    colls.set(coll.name, coll);
+  }
+
+  /**
+   * Applies a committed transaction: its collections, indexes and writes, and one applyOps
+   * oplog entry at one cluster time for all of its writes. All or nothing: should a write
+   * fail now (a unique key taken since), everything is put back and WriteConflict raised.
+   */
+  applyTransaction(txn: CommittedTransaction, session: { lsid: Document; txnNumber: number }): void {
+    if (txn.ops.length === 0 && txn.created.size === 0 && txn.indexes.length === 0) return; // read-only: nothing to log
+    const touched = new Map<Collection, { docs: Map<string, Document>; uniques: Map<string, Map<string, string>>; indexes: IndexSpec[] }>();
+    const save = (coll: Collection) => {
+      if (!touched.has(coll)) touched.set(coll, { docs: new Map(coll.docs), uniques: new Map([...coll.uniques].map(([k, m]) => [k, new Map(m)])), indexes: [...coll.indexes] });
+    };
+    const attached: Array<[string, string]> = [];
+    this.applying = true;
+    try {
+      for (const [ns, coll] of txn.created) {
+        const db = ns.slice(0, ns.indexOf("\0"));
+        if (this.get(db, coll.name)) fail(Codes.WriteConflict, `Collection ${db}.${coll.name} was created by another writer during the transaction`, ["TransientTransactionError"]);
+        coll.docs = new Map();
+        this.attach(db, coll);
+        attached.push([db, coll.name]);
+      }
+      for (const { db, coll, spec } of txn.indexes) {
+        const target = this.get(db, coll);
+        if (!target) continue;
+        save(target);
+        this.createIndex(db, target, spec);
+      }
+      for (const op of txn.ops) {
+        const coll = this.get(op.db, op.coll!)!;
+        save(coll);
+        const current = coll.docs.get(valueKey(op.id));
+        if (op.op === "insert") this.insert(op.db, coll, op.post!);
+        else if (op.op === "delete") this.remove(op.db, coll, current ?? op.pre!);
+        else this.write(op.db, coll, current ?? op.pre!, op.post!, op.op === "update" ? { op: "update", updateDescription: op.updateDescription! } : { op: "replace" });
+      }
+    } catch (err) {
+      for (const [coll, was] of touched) Object.assign(coll, was);
+      for (const [db, name] of attached) this.dbs.get(db)?.delete(name);
+      if (err instanceof ServerError && err.code === Codes.DuplicateKey) {
+        throw new ServerError(Codes.WriteConflict, `Write conflict on commit: ${err.message}`, ["TransientTransactionError"]);
+      }
+      throw err;
+    } finally {
+      this.applying = false;
+    }
+    if (txn.ops.length > 0) this.append({ op: "applyOps", db: "admin", images: false, ops: txn.ops, lsid: session.lsid, txnNumber: session.txnNumber });
   }
 
   imagesEnabled(coll: Collection): boolean {
@@ -230,10 +298,14 @@ export class Store {
       if (e.op === "rename" && ((e.db === db && e.coll === name) || (e.to?.db === db && e.to.coll === name))) {
         fail(Codes.SnapshotUnavailable, `Unable to read from a snapshot due to pending collection catalog changes on ${db}.${name}`);
       }
+      if (e.op === "applyOps") {
+        // A transaction is undone as a whole: a snapshot sees all of it or none of it.
+        for (const op of [...e.ops!].reverse()) if (op.db === db && op.coll === name) undo(docs, op);
+        continue;
+      }
       if (e.db !== db || e.coll !== name) continue;
-      if (e.op === "insert") docs.delete(valueKey(e.id));
-      else if (e.op === "update" || e.op === "replace" || e.op === "delete") docs.set(valueKey(e.id), e.pre!);
-      else if (e.op === "drop") docs = new Map(e.droppedDocs!.map((d) => [valueKey(d._id), d]));
+      if (e.op === "drop") docs = new Map(e.droppedDocs!.map((d) => [valueKey(d._id), d]));
+      else undo(docs, e);
     }
     return [...docs.values()];
   }
@@ -264,6 +336,7 @@ export class Store {
   }
 
   private log(e: Omit<OplogEntry, "ts" | "wall" | "coll" | "images" | "collectionUUID"> & { coll: Collection }): void {
+    if (this.applying) return;
     const { coll, ...rest } = e;
     this.append({ ...rest, coll: coll.name, collectionUUID: coll.uuid, images: this.imagesEnabled(coll) });
   }
@@ -274,6 +347,12 @@ export class Store {
     const ts = this.oplog.tick();
     this.oplog.append({ ...e, ts, wall: new Date() } as OplogEntry);
   }
+}
+
+/** Undoes one CRUD write on a map of document versions (snapshot reads). */
+function undo(docs: Map<string, Document>, e: Pick<OplogEntry, "op" | "id" | "pre">): void {
+  if (e.op === "insert") docs.delete(valueKey(e.id));
+  else if (e.op === "update" || e.op === "replace" || e.op === "delete") docs.set(valueKey(e.id), e.pre!);
 }
 
 function indexValue(spec: IndexSpec, doc: Document): string {
