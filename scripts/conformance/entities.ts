@@ -14,7 +14,8 @@ import {
   ReadPreference,
   type ReadPreferenceMode,
 } from "mongodb";
-import { TestFileError, UnimplementedError, withTimeout } from "./errors.js";
+import { deserialize, serialize } from "bson";
+import { NotApplicable, TestFileError, UnimplementedError, withTimeout } from "./errors.js";
 import type { Topology } from "./requirements.js";
 import { type SessionEntity, createSession } from "./sessions.js";
 import { applyUriOptions } from "./uri.js";
@@ -64,6 +65,8 @@ export function addEntity(map: EntityMap, name: string, entity: Entity): void {
 export interface EntityContext {
   url: string;
   topology: Topology;
+  /** Data-bearing members besides the primary. */
+  secondaries: number;
 }
 
 /** Fields of an entity definition this runner understands; any other field
@@ -126,6 +129,12 @@ async function createClient(spec: Record<string, unknown>, ctx: EntityContext): 
   const observeSensitive = spec.observeSensitiveCommands === true;
 
   const uriOptions = (spec.uriOptions as Record<string, unknown> | undefined) ?? {};
+  const mode = Object.entries(uriOptions).find(([k]) => k.toLowerCase() === "readpreference")?.[1];
+  if (typeof mode === "string" && !/^primary(preferred)?$/i.test(mode) && ctx.topology === "replicaset" && ctx.secondaries === 0) {
+    // MongoClient.connect() selects a server with the client's read preference (topology.ts
+    // connect), and a set without a secondary has none to offer: the client cannot even connect.
+    throw new NotApplicable(`client ${String(spec.id)} has readPreference ${mode}: connecting it needs a secondary, and this replica set has none`);
+  }
   const options: MongoClientOptions = { monitorCommands: true };
   // Fail fast when the backend is gone, unless the test chose its own timeout.
   if (!Object.keys(uriOptions).some((k) => k.toLowerCase() === "serverselectiontimeoutms")) options.serverSelectionTimeoutMS = 10_000;
@@ -145,7 +154,9 @@ async function createClient(spec: Record<string, unknown>, ctx: EntityContext): 
       type,
       commandName: ev.commandName,
       databaseName: ev.databaseName,
-      command: "command" in ev ? ev.command : undefined,
+      // A copy as of now: the driver may change objects it sent afterwards (a transaction's
+      // readConcern gains the next statement's afterClusterTime), and the event must show what was sent.
+      command: "command" in ev ? asSent(ev.command) : undefined,
       reply: "reply" in ev ? ev.reply : undefined,
       serverConnectionId: ev.serverConnectionId,
       hasServiceId: ev.serviceId !== undefined && ev.serviceId !== null,
@@ -157,6 +168,10 @@ async function createClient(spec: Record<string, unknown>, ctx: EntityContext): 
 
   await client.connect();
   return entity;
+}
+
+function asSent(command: Document): Document {
+  return deserialize(serialize(command), { promoteLongs: false });
 }
 
 /** collectionOrDatabaseOptions -> driver options. */

@@ -11,6 +11,15 @@ export class UnimplementedError extends Error {
   }
 }
 
+/** The test cannot run on this deployment for a reason its runOnRequirements do not state
+ *  (e.g. it needs a secondary); it is reported as not applicable, with the reason. */
+export class NotApplicable extends Error {
+  constructor(reason: string) {
+    super(reason);
+    this.name = "NotApplicable";
+  }
+}
+
 /** An expectation of the test file that the backend did not meet. */
 export class AssertionFailure extends Error {
   constructor(message: string) {

@@ -14,6 +14,8 @@ export interface ServerInfo {
   /** Atlas Serverless is never in use here; kept explicit for the rule. */
   serverless: boolean;
   auth: boolean;
+  /** Data-bearing members besides the primary (0 on a single-node replica set). */
+  secondaries: number;
   /** Lazily fetched `getParameter: '*'` reply; undefined when unavailable. */
   serverParameters: () => Promise<Record<string, unknown> | undefined>;
 }

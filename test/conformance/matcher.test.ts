@@ -1,4 +1,4 @@
-import { Double, Int32, Long, ObjectId, Timestamp } from "bson";
+import { Double, Int32, Long, ObjectId, Timestamp, UUID } from "bson";
 import { describe, expect, it } from "vitest";
 import { UnimplementedError } from "../../scripts/conformance/errors.js";
 import { match, matchExact, matchRootList } from "../../scripts/conformance/matcher.js";
@@ -183,8 +183,17 @@ describe("matching: other operators", () => {
   });
 
   it("an operator this runner does not implement fails loudly", () => {
-    expect(() => match({ a: { $$sessionLsid: "session0" } }, { a: 1 }, root)).toThrow(/unimplemented: matching operator \$\$sessionLsid/);
+    expect(() => match({ a: { $$matchesHexBytes: "00" } }, { a: 1 }, root)).toThrow(/unimplemented: matching operator \$\$matchesHexBytes/);
     expect(() => match({ a: { $$matchesEntity: "x" } }, { a: 1 }, root)).toThrow(UnimplementedError);
+  });
+
+  it("$$sessionLsid matches the saved lsid of the named session exactly, and needs the entities", () => {
+    const id = new UUID();
+    const lsidOf = (name: string) => (name === "session0" ? { id } : { id: new UUID() });
+    expect(match({ lsid: { $$sessionLsid: "session0" } }, { lsid: { id: new UUID(id.toHexString()) } }, { root: true, lsidOf })).toBeNull();
+    expect(match({ lsid: { $$sessionLsid: "session1" } }, { lsid: { id } }, { root: true, lsidOf })).toMatch(/lsid\.id/);
+    expect(match({ lsid: { $$sessionLsid: "session0" } }, { lsid: { id, extra: 1 } }, { root: true, lsidOf })).toMatch(/unexpected field\(s\) extra/);
+    expect(() => match({ lsid: { $$sessionLsid: "session0" } }, { lsid: { id } }, root)).toThrow(UnimplementedError);
   });
 
   it("a document with several keys is no operator", () => {

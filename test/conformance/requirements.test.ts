@@ -9,6 +9,7 @@ function server(partial: Partial<ServerInfo> = {}): ServerInfo {
     topology: "replicaset",
     serverless: false,
     auth: false,
+    secondaries: 0,
     serverParameters: async () => ({ featureCompatibilityVersion: { version: "7.0" }, someLimit: 10 }),
     ...partial,
   };

@@ -7,9 +7,9 @@
  */
 import { Aggregator } from "mingo";
 import { copyDeep } from "./immutable";
-import type { Document, Timestamp } from "bson";
+import { Long, type Document, type Timestamp } from "bson";
 import { Codes, fail } from "./errors";
-import { compareTs, type DdlOp, type Oplog, type OplogEntry, type UpdateDescription } from "./oplog";
+import { compareTs, type DdlOp, type Oplog, type OplogEntry, type TxnOp, type UpdateDescription } from "./oplog";
 import { decodeToken, encodeToken, hwmToken, type TokenData } from "./resume-token";
 import { valueKey, type Store } from "./store";
 
@@ -140,6 +140,7 @@ export class ChangeStreamReader {
     const invalidate: [string, () => Document] = [token(1, true), () => base(1, "invalidate", true)];
 
     if (e.op === "noop") return [];
+    if (e.op === "applyOps") return this.transactionEvents(e);
     // DDL entries other than drop/rename/dropDatabase are expanded events; view definitions are
     // seen only by database and cluster streams (they live in system.views on mongod).
     if ((DDL_OPS.has(e.op) || e.view) && !spec.showExpandedEvents) return [];
@@ -155,13 +156,10 @@ export class ChangeStreamReader {
 
     switch (e.op) {
       case "insert":
-        return [[token(0), () => ({ ...base(0, "insert"), ...expanded, fullDocument: e.post, ns, documentKey: { _id: e.id } })]];
       case "update":
-        return [[token(0), () => this.withImages(e, { ...base(0, "update"), ...expanded, ns, documentKey: { _id: e.id }, updateDescription: this.describe(e.updateDescription!) }, true)]];
       case "replace":
-        return [[token(0), () => this.withImages(e, { ...base(0, "replace"), ...expanded, fullDocument: e.post, ns, documentKey: { _id: e.id } }, false)]];
       case "delete":
-        return [[token(0), () => this.withImages(e, { ...base(0, "delete"), ...expanded, ns, documentKey: { _id: e.id } }, false)]];
+        return [[token(0), () => this.crudEvent(e, e as TxnOp, base(0, e.op), {})]];
       case "drop": {
         if (e.view) return [[token(0), () => ({ ...base(0, "drop"), ns })]];
         const drop: [string, () => Document] = [token(0), () => ({ ...base(0, "drop"), ...expanded, ns })];
@@ -189,6 +187,43 @@ export class ChangeStreamReader {
     }
   }
 
+  /**
+   * A committed transaction: one event per write, all at the entry's cluster time, each
+   * token carrying the write's index in the transaction (txnOpIndex), so the events sort
+   * in transaction order and a resume token names one of them. Each event also names the
+   * session and transaction number that wrote it (docs: change events, `lsid`, `txnNumber`).
+   */
+  private transactionEvents(e: OplogEntry): Array<[string, () => Document]> {
+    const { spec } = this;
+    const txn = { lsid: e.lsid, txnNumber: Long.fromNumber(e.txnNumber!) };
+    const out: Array<[string, () => Document]> = [];
+    e.ops!.forEach((op, txnOpIndex) => {
+      if (spec.level === "cluster" && (INTERNAL_DBS.has(op.db) || op.coll?.startsWith("system."))) return;
+      if (spec.level !== "cluster" && op.db !== spec.db) return;
+      if (spec.level === "collection" && op.coll !== spec.coll) return;
+      const token = encodeToken({ ts: e.ts, kind: "event", seq: txnOpIndex, fromInvalidate: false });
+      out.push([token, () => this.crudEvent(e, op, { _id: { _data: token }, operationType: op.op, clusterTime: e.ts, wallTime: e.wall }, txn)]);
+    });
+    return out;
+  }
+
+  /** The event of one insert, update, replace or delete (`op` is the entry itself, or one write of a transaction). */
+  private crudEvent(e: OplogEntry, op: TxnOp, base: Document, txn: Document): Document {
+    const ns = { db: op.db, coll: op.coll };
+    const expanded = this.spec.showExpandedEvents ? { collectionUUID: op.collectionUUID } : {};
+    const documentKey = { _id: op.id };
+    switch (op.op) {
+      case "insert":
+        return { ...base, ...expanded, fullDocument: op.post, ns, documentKey, ...txn };
+      case "update":
+        return this.withImages(op, { ...base, ...expanded, ns, documentKey, updateDescription: this.describe(op.updateDescription!), ...txn }, true);
+      case "replace":
+        return this.withImages(op, { ...base, ...expanded, fullDocument: op.post, ns, documentKey, ...txn }, false);
+      case "delete":
+        return this.withImages(op, { ...base, ...expanded, ns, documentKey, ...txn }, false);
+    }
+  }
+
   /** disambiguatedPaths is an expanded-event field on 7.0 (docs/mongodb.md#change-stream-events). */
   private describe(d: UpdateDescription): Document {
     const { disambiguatedPaths, ...rest } = d;
@@ -196,7 +231,7 @@ export class ChangeStreamReader {
   }
 
   /** Adds fullDocument (updates only) and fullDocumentBeforeChange as the stream asked. */
-  private withImages(e: OplogEntry, event: Document, isUpdate: boolean): Document {
+  private withImages(e: TxnOp, event: Document, isUpdate: boolean): Document {
     const { fullDocument, fullDocumentBeforeChange } = this.spec;
     if (isUpdate && fullDocument !== "default") {
       if (fullDocument === "updateLookup") {

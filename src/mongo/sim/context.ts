@@ -5,6 +5,7 @@ import type { FailPoints } from "./fail-points";
 import type { Oplog } from "./oplog";
 import type { SessionCache } from "./session-cache";
 import type { Store } from "./store";
+import type { Data, Sessions, Txn } from "./transactions";
 import { Codes, fail } from "./errors";
 
 export const SERVER_VERSION = [7, 0, 14] as const;
@@ -14,6 +15,8 @@ export const MAX_WIRE_VERSION = 21;
 export interface ServerState {
   store: Store;
   oplog: Oplog;
+  /** Logical sessions: transactions and retryable-write records. */
+  sessions: Sessions;
   cursors: Cursors;
   failPoints: FailPoints;
   /** "host:port" as the driver must see it in `hosts`. */
@@ -53,6 +56,13 @@ export interface RunningOp {
 export interface Ctx {
   server: ServerState;
   conn: Connection;
+  /** The transaction the command runs in, if any. */
+  txn?: Txn;
+  /**
+   * What the command reads and writes: the store, or the transaction's view of it (its
+   * snapshot plus its own writes). Handlers go through this, never `server.store`, for data.
+   */
+  data: Data;
 }
 
 export type Handler = (cmd: Document, db: string, ctx: Ctx) => Document | Promise<Document>;
@@ -85,7 +95,7 @@ export function notImplemented(what: string): never {
 }
 
 /** Fields the driver adds to every command; they are not options of the command itself. */
-const GENERIC_FIELDS = new Set(["lsid", "txnNumber", "writeConcern", "readConcern", "comment", "maxTimeMS", "apiVersion", "apiStrict", "apiDeprecationErrors", "autocommit"]);
+const GENERIC_FIELDS = new Set(["lsid", "txnNumber", "writeConcern", "readConcern", "comment", "maxTimeMS", "apiVersion", "apiStrict", "apiDeprecationErrors", "autocommit", "startTransaction"]);
 
 /** The command's own options: everything but its name, `$`-fields and generic fields. */
 export function commandOptions(cmd: Document): Document {

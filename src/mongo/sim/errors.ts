@@ -52,6 +52,7 @@ export const Codes = {
   NoSuchTransaction: 251,
   TransactionCommitted: 256,
   OperationNotSupportedInTransaction: 263,
+  Interrupted: 11601,
 } as const;
 
 const NAMES: Record<number, string> = Object.fromEntries(

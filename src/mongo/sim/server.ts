@@ -15,6 +15,7 @@ import { FailPoints } from "./fail-points";
 import { Oplog } from "./oplog";
 import { SessionCache } from "./session-cache";
 import { Store } from "./store";
+import { Sessions } from "./transactions";
 import { encodeOpMsg, encodeOpReply, messageLength, OP_QUERY, parseMessage } from "./wire";
 
 export interface SimulatorOptions {
@@ -56,9 +57,11 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   const oplog = new Oplog(options.oplogSize ?? DEFAULT_OPLOG_SIZE);
   const sockets = new Set<net.Socket>();
   let nextConnectionId = 1;
+  const store = new Store(oplog);
   const state: ServerState = {
     oplog,
-    store: new Store(oplog),
+    store,
+    sessions: new Sessions(store, oplog),
     cursors: new Cursors(),
     failPoints: new FailPoints(),
     me: "", // known once listening
@@ -75,7 +78,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     const closed = new AbortController();
     const conn: Connection = { id: nextConnectionId++, client: `${socket.remoteAddress}:${socket.remotePort}`, closed: closed.signal };
     state.connections.add(conn);
-    const ctx: Ctx = { server: state, conn };
+    const ctx: Ctx = { server: state, conn, data: state.store };
     let pending = Buffer.alloc(0);
     let queue = Promise.resolve();
 

@@ -15,6 +15,7 @@
 import { createHash } from "node:crypto";
 import { Binary, EJSON, type Document, type Timestamp } from "bson";
 import { Codes, fail, ServerError } from "./errors";
+import { freezeDeep } from "./immutable";
 import type { Oplog, TxnOp, UpdateDescription } from "./oplog";
 import { getPath, valueKey, type Collection, type IndexSpec, type Store } from "./store";
 
@@ -27,6 +28,8 @@ export interface Data {
   write(db: string, coll: Collection, before: Document, after: Document, how: { op: "update"; updateDescription: UpdateDescription } | { op: "replace" }): void;
   remove(db: string, coll: Collection, doc: Document): void;
   createIndex(db: string, coll: Collection, spec: IndexSpec): boolean;
+  /** Logs the createIndexes of indexes just created (a transaction's are logged by its commit). */
+  indexesCreated(db: string, coll: Collection, specs: IndexSpec[]): void;
   documentsAt(db: string, name: string, at: Timestamp | undefined): Document[];
 }
 
@@ -152,6 +155,13 @@ export class Sessions {
     if (txn.state === "committed") fail(Codes.TransactionCommitted, `Transaction with { txnNumber: ${txnNumber} } has been committed.`);
     if (txn.state === "aborted") fail(Codes.NoSuchTransaction, `Transaction with { txnNumber: ${txnNumber} } has been aborted.`, ["TransientTransactionError"]);
     return txn;
+  }
+
+  /** A statement failed before it ran (an injected error): its transaction, if open, is aborted. */
+  failStatement(cmd: Document): void {
+    if (!cmd.lsid || cmd.txnNumber === undefined) return;
+    const record = this.records.get(sessionKey(cmd.lsid as Document));
+    if (record?.txn && record.txnNumber === Number(cmd.txnNumber)) this.statementFailed(record.txn);
   }
 
   /** A statement of `txn` failed: mongod aborts the whole transaction. */
@@ -369,8 +379,11 @@ class TxnView implements Data {
     if (coll.indexes.some((i) => i.name === spec.name)) return false;
     if (created) this.txn.created.get(nsKey(db, coll.name))!.indexes.push(spec);
     else this.txn.indexes.push({ db, coll: coll.name, spec });
+    coll.indexes.push(spec); // the caller's copy, for its numIndexesAfter
     return true;
   }
+
+  indexesCreated(): void {}
 
   documentsAt(db: string, name: string): Document[] {
     return [...(this.get(db, name)?.docs.values() ?? [])];
@@ -393,6 +406,9 @@ class TxnView implements Data {
 
   private put(db: string, coll: Collection, key: string, op: TxnOp): void {
     const images = coll.options.changeStreamPreAndPostImages?.enabled === true;
+    // Frozen as the store freezes what it keeps: readers of the transaction share these objects.
+    freezeDeep(op.post);
+    freezeDeep(op.updateDescription);
     this.txn.ops.push({ ...op, collectionUUID: coll.uuid, images });
     let overlay = this.txn.overlay.get(nsKey(db, coll.name));
     if (!overlay) this.txn.overlay.set(nsKey(db, coll.name), (overlay = new Map()));

@@ -1,6 +1,7 @@
 /** Handshake and server-level commands (docs/mongodb.md#hello-reply, #commands-the-test-runner-sends). */
 import { Long, ObjectId, type Document } from "bson";
 import { MAX_WIRE_VERSION, SERVER_VERSION, type Ctx, type Handler } from "../context";
+import { Codes, fail } from "../errors";
 
 // Constant, so the driver never sees an older (electionId, setVersion) pair and marks us stale.
 const ELECTION_ID = new ObjectId("7fffffff0000000000000001");
@@ -59,13 +60,38 @@ export const buildInfo: Handler = () => ({
 
 export const getParameter: Handler = () => ({ featureCompatibilityVersion: { version: "7.0" }, enableTestCommands: true, ok: 1 });
 
-/** Killing sessions has nothing to release: the simulator keeps no per-session state to kill. */
-export const sessionsNoop: Handler = () => ({ ok: 1 });
-
+/** Ending or killing a session aborts its open transaction (docs: endSessions, killSessions). */
 export const endSessions: Handler = (cmd, _db, { server }) => {
+  server.sessions.end(lsidList(cmd.endSessions));
   server.sessionCache.end(cmd.endSessions);
   return { ok: 1 };
 };
+
+export const killSessions: Handler = (cmd, _db, { server }) => {
+  server.sessions.end(lsidList(cmd.killSessions));
+  return { ok: 1 };
+};
+
+/** Without authentication every session belongs to the same (no) user: all of them go. */
+export const killAllSessions: Handler = (_cmd, _db, { server }) => {
+  server.sessions.endAll();
+  return { ok: 1 };
+};
+
+function lsidList(value: unknown): Document[] {
+  if (!Array.isArray(value)) fail(Codes.TypeMismatch, "expected an array of session ids");
+  return value as Document[];
+}
+
+/** commitTransaction / abortTransaction: run on admin, in the transaction they end (dispatch resolved it). */
+export const commitTransaction: Handler = (cmd, db, ctx) => endTransaction("commitTransaction", cmd, db, ctx);
+export const abortTransaction: Handler = (cmd, db, ctx) => endTransaction("abortTransaction", cmd, db, ctx);
+
+function endTransaction(name: string, _cmd: Document, db: string, ctx: Ctx): Document {
+  if (db !== "admin") fail(Codes.Unauthorized, `${name} may only be run against the admin database.`);
+  if (!ctx.txn) fail(Codes.InvalidOptions, `${name} must be run within a transaction`);
+  return name === "commitTransaction" ? ctx.server.sessions.commit(ctx.txn) : ctx.server.sessions.abortCommand(ctx.txn);
+}
 
 export const configureFailPoint: Handler = (cmd, db, { server }) => {
   if (db !== "admin") return { ok: 0, errmsg: "configureFailPoint may only be run against the admin database.", code: 13, codeName: "Unauthorized" };

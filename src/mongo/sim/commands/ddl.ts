@@ -8,12 +8,12 @@ import { firstBatch } from "./read";
 /** Collection options the simulator keeps; validators are stored but not enforced. */
 const COLLECTION_OPTIONS = new Set(["changeStreamPreAndPostImages", "validator", "validationLevel", "validationAction"]);
 
-export const create: Handler = (cmd, db, { server }) => {
+export const create: Handler = (cmd, db, { data, server }) => {
   const name = collectionName(cmd, "create");
   const options = commandOptions(cmd);
   if (options.viewOn !== undefined || options.pipeline !== undefined) return createView(db, name, options, server.store);
   for (const key of Object.keys(options)) if (!COLLECTION_OPTIONS.has(key)) notImplemented(`create option '${key}'`);
-  server.store.create(db, name, options);
+  data.create(db, name, options);
   return { ok: 1 };
 };
 
@@ -65,12 +65,12 @@ export const collMod: Handler = (cmd, db, { server }) => {
   return { ok: 1 };
 };
 
-export const createIndexes: Handler = (cmd, db, { server }) => {
+export const createIndexes: Handler = (cmd, db, { data }) => {
   const name = collectionName(cmd, "createIndexes");
   const specs = cmd.indexes as IndexSpec[];
   if (!Array.isArray(specs) || specs.length === 0) fail(Codes.BadValue, "Must specify at least one index to create");
-  const existed = server.store.get(db, name) !== undefined;
-  const coll = server.store.ensure(db, name);
+  const existed = data.get(db, name) !== undefined;
+  const coll = data.ensure(db, name);
   if (coll.view) fail(Codes.CommandNotSupportedOnView, `Namespace ${db}.${name} is a view, not a collection`);
   const before = coll.indexes.length;
   // An empty collection gets its indexes at once, one entry each; otherwise one (two-phase) build commits them all.
@@ -83,12 +83,12 @@ export const createIndexes: Handler = (cmd, db, { server }) => {
     }
     const { v: _v, key, name: indexName, ...indexOptions } = spec;
     const stored: IndexSpec = { v: 2, key, name: indexName, ...indexOptions };
-    if (server.store.createIndex(db, coll, stored)) {
-      if (empty) server.store.indexesCreated(db, coll, [stored]);
+    if (data.createIndex(db, coll, stored)) {
+      if (empty) data.indexesCreated(db, coll, [stored]);
       else created.push(stored);
     }
   }
-  server.store.indexesCreated(db, coll, created);
+  data.indexesCreated(db, coll, created);
   return { numIndexesBefore: before, numIndexesAfter: coll.indexes.length, createdCollectionAutomatically: !existed, ok: 1 };
 };
 

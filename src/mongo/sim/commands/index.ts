@@ -20,9 +20,11 @@ const HANDLERS: Record<string, Handler> = {
   buildinfo: admin.buildInfo,
   getParameter: admin.getParameter,
   endSessions: admin.endSessions,
-  killSessions: admin.sessionsNoop,
-  killAllSessions: admin.sessionsNoop,
-  killAllSessionsByPattern: admin.sessionsNoop,
+  killSessions: admin.killSessions,
+  killAllSessions: admin.killAllSessions,
+  killAllSessionsByPattern: admin.killAllSessions,
+  commitTransaction: admin.commitTransaction,
+  abortTransaction: admin.abortTransaction,
   configureFailPoint: admin.configureFailPoint,
   serverStatus: admin.serverStatus,
   replSetGetStatus: admin.replSetGetStatus,
@@ -70,7 +72,7 @@ export async function runCommand(body: Document, db: string, ctx: Ctx): Promise<
     if (injected?.blockConnection) await sleep(Number(injected.blockTimeMS ?? 0));
     if (injected?.closeConnection) return CLOSE_CONNECTION;
     if (injected?.errorCode !== undefined) {
-      reply = injectedError(name, body, injected);
+      reply = injectedError(name, body, injected, ctx);
     } else {
       reply = await execute(name, body, db, ctx);
       if (injected?.writeConcernError && reply.ok === 1) reply.writeConcernError = injected.writeConcernError;
@@ -83,18 +85,64 @@ export async function runCommand(body: Document, db: string, ctx: Ctx): Promise<
 
 async function execute(name: string, body: Document, db: string, ctx: Ctx): Promise<Document> {
   ctx.server.sessionCache.touch(body.lsid);
-  if (body.startTransaction || body.autocommit === false) notImplemented("multi-document transactions");
   const handler = HANDLERS[name];
   if (!handler) throw new ServerError(Codes.CommandNotFound, `no such command: '${name}'`);
-  return handler(body, db, ctx);
+  const { sessions, store } = ctx.server;
+  const txn = sessions.statement(name, body);
+  if (!txn) return withWriteConcern(name, body, await sessions.retryable(name, body, async () => handler(body, db, { ...ctx, data: store })));
+  if (name === "commitTransaction" || name === "abortTransaction") return withWriteConcern(name, body, await handler(body, db, { ...ctx, txn, data: store }));
+  try {
+    const reply = await handler(body, db, { ...ctx, txn, data: sessions.view(txn) });
+    if (reply.writeErrors) sessions.statementFailed(txn);
+    return reply;
+  } catch (err) {
+    // Any failed statement aborts its transaction, as on mongod.
+    sessions.statementFailed(txn);
+    throw err;
+  }
 }
 
-function injectedError(name: string, body: Document, data: Document): Document {
-  let labels = data.errorLabels as string[] | undefined;
-  // Without explicit labels a real server labels retryable errors of retryable writes (docs/mongodb.md#fail-points).
-  if (labels === undefined && RETRYABLE_WRITES.has(name) && body.txnNumber !== undefined && RETRYABLE_WRITE_CODES.has(data.errorCode)) {
-    labels = ["RetryableWriteError"];
+/** Commands that take a write concern (a single-node set can acknowledge w: 1 / "majority" only). */
+const WRITE_CONCERN_COMMANDS = new Set([...RETRYABLE_WRITES, "findandmodify", "commitTransaction", "abortTransaction", "create", "drop", "dropDatabase", "createIndexes", "dropIndexes", "renameCollection", "collMod"]);
+
+/**
+ * A write concern this one-member set cannot satisfy still lets the write happen; the reply
+ * says so in `writeConcernError`, as mongod's does (UnsatisfiableWriteConcern for w > 1,
+ * UnknownReplWriteConcern for an unknown tag set).
+ */
+function withWriteConcern(name: string, body: Document, reply: Document): Document {
+  const w = (body.writeConcern as Document | undefined)?.w;
+  if (!WRITE_CONCERN_COMMANDS.has(name) || reply.ok !== 1 || reply.writeConcernError || w === undefined) return reply;
+  if (typeof w === "number" && w > 1) {
+    return { ...reply, writeConcernError: { code: Codes.UnsatisfiableWriteConcern, codeName: "UnsatisfiableWriteConcern", errmsg: "Not enough data-bearing nodes" } };
   }
+  if (typeof w === "string" && w !== "majority") {
+    return { ...reply, writeConcernError: { code: Codes.UnknownReplWriteConcern, codeName: "UnknownReplWriteConcern", errmsg: `No write concern mode named '${w}' found in replica set configuration` } };
+  }
+  return reply;
+}
+
+/** Codes mongod labels TransientTransactionError on a statement inside a transaction. */
+const TRANSIENT_IN_TRANSACTION = new Set([Codes.WriteConflict, Codes.NoSuchTransaction, 24 /* LockTimeout */, ...RETRYABLE_WRITE_CODES]);
+
+function injectedError(name: string, body: Document, data: Document, ctx: Ctx): Document {
+  let labels = data.errorLabels as string[] | undefined;
+  const inTransaction = body.autocommit === false;
+  const endsTransaction = name === "commitTransaction" || name === "abortTransaction";
+  // Without explicit labels a real server labels the error as it would its own (docs/mongodb.md#fail-points):
+  // retryable writes and commit/abort get RetryableWriteError for retryable codes; statements of a
+  // transaction get TransientTransactionError (and never RetryableWriteError).
+  if (labels === undefined) {
+    if (inTransaction && !endsTransaction) {
+      if (TRANSIENT_IN_TRANSACTION.has(data.errorCode)) labels = ["TransientTransactionError"];
+    } else if (endsTransaction && data.errorCode === Codes.NoSuchTransaction) {
+      labels = ["TransientTransactionError"];
+    } else if ((RETRYABLE_WRITES.has(name) || endsTransaction) && body.txnNumber !== undefined && RETRYABLE_WRITE_CODES.has(data.errorCode)) {
+      labels = ["RetryableWriteError"];
+    }
+  }
+  // A failed statement aborts its transaction; a failed commit or abort leaves it for the retry.
+  if (inTransaction && !endsTransaction) ctx.server.sessions.failStatement(body);
   return new ServerError(data.errorCode, `Failing command via 'failCommand' failpoint`, labels).toReply();
 }
 

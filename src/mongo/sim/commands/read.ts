@@ -40,7 +40,7 @@ export const find: Handler = (cmd, db, ctx) => {
   for (const opt of ["collation", "min", "max", "returnKey", "showRecordId", "tailable", "awaitData"]) {
     if (cmd[opt]) notImplemented(`find option '${opt}'`);
   }
-  const docs = ctx.server.store.documentsAt(db, name, readTime(cmd, ctx));
+  const docs = ctx.data.documentsAt(db, name, readTime(cmd, ctx));
   // A projection edits the documents it is given: only the matching ones are copied for it.
   const query = new Query(cmd.filter ?? {}, { variables: letVariables(cmd) });
   let cursor = query.find(docs);
@@ -64,7 +64,7 @@ export const find: Handler = (cmd, db, ctx) => {
 
 export const count: Handler = (cmd, db, ctx) => {
   const name = collectionName(cmd, "count");
-  const docs = ctx.server.store.documentsAt(db, name, readTime(cmd, ctx));
+  const docs = ctx.data.documentsAt(db, name, readTime(cmd, ctx));
   let n = new Query(cmd.query ?? {}).find(docs).all().length;
   n = Math.max(0, n - (cmd.skip ?? 0));
   if (cmd.limit) n = Math.min(n, Math.abs(cmd.limit));
@@ -74,7 +74,7 @@ export const count: Handler = (cmd, db, ctx) => {
 export const distinct: Handler = (cmd, db, ctx) => {
   const name = collectionName(cmd, "distinct");
   if (typeof cmd.key !== "string") fail(Codes.TypeMismatch, "distinct: 'key' must be a string");
-  const docs = ctx.server.store.documentsAt(db, name, readTime(cmd, ctx));
+  const docs = ctx.data.documentsAt(db, name, readTime(cmd, ctx));
   const seen = new Map<string, unknown>();
   const add = (v: unknown) => {
     if (v !== undefined && !seen.has(valueKey(v))) seen.set(valueKey(v), v);
@@ -112,7 +112,7 @@ export const aggregate: Handler = (cmd, db, ctx) => {
   const name = collectionName(cmd, "aggregate");
   if (cmd.collation) notImplemented("collation");
   const at = readTime(cmd, ctx);
-  const store = ctx.server.store;
+  const store = ctx.data;
   // Stages edit the documents they are given: the pipeline reads copies (immutable.ts).
   const docs = store.documentsAt(db, name, at).map(copyDeep);
   const out = pipeline.length > 0 && "$out" in pipeline[pipeline.length - 1] ? pipeline[pipeline.length - 1].$out : undefined;

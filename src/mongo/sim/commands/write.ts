@@ -6,6 +6,7 @@ import { copyDeep } from "../immutable";
 import { clone, collectionName, type Ctx, type Handler } from "../context";
 import { Codes, engineError, fail } from "../errors";
 import { valueKey, type Collection } from "../store";
+import type { Data } from "../transactions";
 import { describeOperatorUpdate, describeUpdate } from "../update-description";
 import { checkIdField, checkValidator } from "../validation";
 import { letVariables } from "../variables";
@@ -19,7 +20,8 @@ function eachStatement<T>(statements: T[], ordered: boolean, run: (s: T, index: 
       run(statements[index], index);
     } catch (thrown) {
       const err = engineError(thrown);
-      if (err.code === Codes.InternalError) throw thrown;
+      // A write conflict fails the whole command (and its transaction), not one statement.
+      if (err.code === Codes.InternalError || err.code === Codes.WriteConflict) throw thrown;
       errors.push(err.toWriteError(index));
       if (ordered) break;
     }
@@ -43,24 +45,24 @@ function matching(coll: Collection | undefined, filter: Document, sort?: Documen
   return (sort && Object.keys(sort).length > 0 ? cursor.sort(sort as never) : cursor).all() as Document[];
 }
 
-export const insert: Handler = (cmd, db, { server }) => {
+export const insert: Handler = (cmd, db, { data }) => {
   const name = collectionName(cmd, "insert");
   const docs = cmd.documents as Document[];
   if (!Array.isArray(docs)) fail(Codes.TypeMismatch, "insert: 'documents' must be an array");
   let n = 0;
   const bypass = cmd.bypassDocumentValidation === true;
   const errors = eachStatement(docs, cmd.ordered !== false, (doc) => {
-    const coll = server.store.ensure(db, name);
+    const coll = data.ensure(db, name);
     const stored = withIdFirst(clone(doc._id === undefined ? { _id: new ObjectId(), ...doc } : doc));
     checkIdField(stored._id);
     checkValidator(coll, stored, undefined, bypass);
-    server.store.insert(db, coll, stored);
+    data.insert(db, coll, stored);
     n++;
   });
   return reply({ n }, errors);
 };
 
-export const update: Handler = (cmd, db, { server }) => {
+export const update: Handler = (cmd, db, { data }) => {
   const name = collectionName(cmd, "update");
   const statements = cmd.updates as Document[];
   if (!Array.isArray(statements)) fail(Codes.TypeMismatch, "update: 'updates' must be an array");
@@ -73,16 +75,16 @@ export const update: Handler = (cmd, db, { server }) => {
     if (s.collation) fail(Codes.NotImplemented, "collation is not implemented by the flowsync MongoDB simulator");
     // `c`: a statement's own constants for a pipeline update, next to the command's `let`.
     const variables = commandVariables || s.c ? { ...commandVariables, ...(s.c as Document | undefined) } : undefined;
-    const coll = server.store.get(db, name);
+    const coll = data.get(db, name);
     notAView(db, coll);
     const targets = matching(coll, s.q, s.sort, variables);
     const chosen = s.multi ? targets : targets.slice(0, 1);
     if (chosen.length === 0 && s.upsert) {
       const doc = upsertDocument(s.q ?? {}, s.u, s.arrayFilters, variables);
-      const target = server.store.ensure(db, name);
+      const target = data.ensure(db, name);
       checkIdField(doc._id);
       checkValidator(target, doc, undefined, bypass);
-      server.store.insert(db, target, doc);
+      data.insert(db, target, doc);
       upserted.push({ index, _id: doc._id });
       n++;
       return;
@@ -92,13 +94,13 @@ export const update: Handler = (cmd, db, { server }) => {
       const after = applyUpdate(before, s.u, { arrayFilters: s.arrayFilters, query: s.q, variables });
       checkValidator(coll!, after, before, bypass);
       n++;
-      if (writeVersion(server.store, db, coll!, before, after, s.u, s.arrayFilters)) nModified++;
+      if (writeVersion(data, db, coll!, before, after, s.u, s.arrayFilters)) nModified++;
     }
   });
   return reply(upserted.length > 0 ? { n, nModified, upserted } : { n, nModified }, errors);
 };
 
-export const remove: Handler = (cmd, db, { server }) => {
+export const remove: Handler = (cmd, db, { data }) => {
   const name = collectionName(cmd, "delete");
   const statements = cmd.deletes as Document[];
   if (!Array.isArray(statements)) fail(Codes.TypeMismatch, "delete: 'deletes' must be an array");
@@ -106,23 +108,23 @@ export const remove: Handler = (cmd, db, { server }) => {
   const variables = letVariables(cmd);
   const errors = eachStatement(statements, cmd.ordered !== false, (s) => {
     if (s.collation) fail(Codes.NotImplemented, "collation is not implemented by the flowsync MongoDB simulator");
-    const coll = server.store.get(db, name);
+    const coll = data.get(db, name);
     notAView(db, coll);
     const targets = matching(coll, s.q, undefined, variables);
     for (const doc of s.limit === 1 ? targets.slice(0, 1) : targets) {
-      server.store.remove(db, coll!, doc);
+      data.remove(db, coll!, doc);
       n++;
     }
   });
   return reply({ n }, errors);
 };
 
-export const findAndModify: Handler = (cmd, db, { server }) => {
+export const findAndModify: Handler = (cmd, db, { data }) => {
   const name = collectionName(cmd, "findAndModify");
   if (cmd.collation) fail(Codes.NotImplemented, "collation is not implemented by the flowsync MongoDB simulator");
   if (cmd.remove && cmd.update !== undefined) fail(Codes.FailedToParse, "Cannot specify both an update and remove=true");
   if (!cmd.remove && cmd.update === undefined) fail(Codes.FailedToParse, "Either an update or remove=true must be specified");
-  const coll = server.store.get(db, name);
+  const coll = data.get(db, name);
   notAView(db, coll);
   const variables = letVariables(cmd);
   const bypass = cmd.bypassDocumentValidation === true;
@@ -130,26 +132,26 @@ export const findAndModify: Handler = (cmd, db, { server }) => {
   const project = (doc: Document | null) => (doc && cmd.fields ? (new Query({}).find([copyDeep(doc)], cmd.fields).all()[0] as Document) : doc);
 
   if (cmd.remove) {
-    if (before) server.store.remove(db, coll!, before);
+    if (before) data.remove(db, coll!, before);
     return { lastErrorObject: { n: before ? 1 : 0 }, value: project(before ?? null), ok: 1 };
   }
   if (!before) {
     if (!cmd.upsert) return { lastErrorObject: { n: 0, updatedExisting: false }, value: null, ok: 1 };
     const doc = upsertDocument(cmd.query ?? {}, cmd.update, cmd.arrayFilters, variables);
-    const target = server.store.ensure(db, name);
+    const target = data.ensure(db, name);
     checkIdField(doc._id);
     checkValidator(target, doc, undefined, bypass);
-    server.store.insert(db, target, doc);
+    data.insert(db, target, doc);
     return { lastErrorObject: { n: 1, updatedExisting: false, upserted: doc._id }, value: project(cmd.new ? doc : null), ok: 1 };
   }
   const after = applyUpdate(before, cmd.update, { arrayFilters: cmd.arrayFilters, query: cmd.query, variables });
   checkValidator(coll!, after, before, bypass);
-  writeVersion(server.store, db, coll!, before, after, cmd.update, cmd.arrayFilters);
+  writeVersion(data, db, coll!, before, after, cmd.update, cmd.arrayFilters);
   return { lastErrorObject: { n: 1, updatedExisting: true }, value: project(cmd.new ? after : before), ok: 1 };
 };
 
 /** Stores `after` if it differs from `before` (a no-op write is not logged, as in MongoDB). */
-function writeVersion(store: Ctx["server"]["store"], db: string, coll: Collection, before: Document, after: Document, u: unknown, arrayFilters?: Document[]): boolean {
+function writeVersion(store: Data, db: string, coll: Collection, before: Document, after: Document, u: unknown, arrayFilters?: Document[]): boolean {
   if (valueKey(before) === valueKey(after)) return false;
   const kind = updateKind(u);
   if (kind === "replacement") {
