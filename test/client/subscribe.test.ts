@@ -87,7 +87,7 @@ describe("subscribeFlow (fetch reader)", () => {
     expect(seen).toEqual(["snapshot S1 initial", "insert b node c1"]);
     expect(Object.keys(store.getState().nodes)).toEqual(["a", "b"]);
     expect(sub.stats).toMatchObject({ events: 1, duplicates: 1, invalid: 1, snapshots: 1 });
-    expect(errors).toEqual([expect.stringContaining("failed its schema")]);
+    expect(errors).toEqual([expect.stringContaining("invalid SYNC_CANVAS event skipped")]);
     expect(states).toEqual(["open"]);
     expect(sub.state).toBe("open");
     expect(sub.lastEventId).toBe("c2");

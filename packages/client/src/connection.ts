@@ -103,87 +103,81 @@ export function initialMachine(lastEventId: string | undefined, retryMs: number)
   return { phase: { kind: "idle" }, status: "connecting", lastEventId, needsSnapshot: false, attempt: 0, retryMs, opens: 0 };
 }
 
-type Handler<T extends ConnectionEventType> = (m: Machine, e: Extract<ConnectionEvent, { type: T }>) => Step;
+// A handler returns the next machine and pushes its effects onto `fx` (a fresh array per transition).
+type Handler<T extends ConnectionEventType> = (m: Machine, e: Extract<ConnectionEvent, { type: T }>, fx: Effect[]) => Machine;
 type Row = { readonly [T in ConnectionEventType]?: Handler<T> };
 
-const stay = (m: Machine): Step => ({ machine: m, effects: [] });
-
 /** Moves the public status, with a `state` effect when it changes or an error explains it. */
-function status(m: Machine, next: ConnectionState, error?: Error): { machine: Machine; effects: Effect[] } {
-  if (next === m.status && error === undefined) return { machine: m, effects: [] };
-  return { machine: { ...m, status: next }, effects: [{ type: "state", state: next, error }] };
+function status(m: Machine, fx: Effect[], next: ConnectionState, error?: Error): Machine {
+  if (next === m.status && error === undefined) return m;
+  fx.push({ type: "state", state: next, error });
+  return { ...m, status: next };
 }
 
-function resync(m: Machine, reason: SnapshotReason): Step {
-  const s = status({ ...m, phase: { kind: "snapshot", reason }, needsSnapshot: true }, reason === "initial" ? "connecting" : "resyncing");
-  return { machine: s.machine, effects: [...s.effects, { type: "fetchSnapshot", reason }] };
+function resync(m: Machine, fx: Effect[], reason: SnapshotReason): Machine {
+  const next = status({ ...m, phase: { kind: "snapshot", reason }, needsSnapshot: true }, fx, reason === "initial" ? "connecting" : "resyncing");
+  fx.push({ type: "fetchSnapshot", reason });
+  return next;
 }
 
-function connect(m: Machine): Step {
-  if (m.needsSnapshot) return resync(m, "reset");
-  return { machine: { ...m, phase: { kind: "connecting" } }, effects: [{ type: "openStream", from: m.lastEventId }] };
+function connect(m: Machine, fx: Effect[]): Machine {
+  if (m.needsSnapshot) return resync(m, fx, "reset");
+  fx.push({ type: "openStream", from: m.lastEventId });
+  return { ...m, phase: { kind: "connecting" } };
 }
 
-function fail(m: Machine, error: Error): Step {
-  const s = status({ ...m, phase: { kind: "closed" } }, "closed", error);
-  return { machine: s.machine, effects: [{ type: "stop" }, ...s.effects, { type: "report", error }] };
+function fail(m: Machine, fx: Effect[], error: Error): Machine {
+  fx.push({ type: "stop" });
+  const next = status({ ...m, phase: { kind: "closed" } }, fx, "closed", error);
+  fx.push({ type: "report", error });
+  return next;
 }
 
-function backoff(m: Machine, then: "connect" | SnapshotReason): Step {
-  return {
-    machine: { ...m, phase: { kind: "waiting", then }, attempt: m.attempt + 1 },
-    effects: [{ type: "backoff", attempt: m.attempt, initialMs: m.retryMs }],
-  };
+function backoff(m: Machine, fx: Effect[], then: "connect" | SnapshotReason): Machine {
+  fx.push({ type: "backoff", attempt: m.attempt, initialMs: m.retryMs });
+  return { ...m, phase: { kind: "waiting", then }, attempt: m.attempt + 1 };
 }
 
 // Handled the same in every phase but `closed`.
 const always: Row = {
-  close: (m) => {
-    const s = status({ ...m, phase: { kind: "closed" } }, "closed");
-    return { machine: s.machine, effects: [{ type: "stop" }, ...s.effects] };
+  close: (m, _e, fx) => {
+    fx.push({ type: "stop" });
+    return status({ ...m, phase: { kind: "closed" } }, fx, "closed");
   },
-  reconnect: (m, e) => {
-    const s = status({ ...m, phase: { kind: "waiting", then: "connect" } }, "reconnecting");
-    return { machine: s.machine, effects: [...s.effects, { type: "wait", delayMs: e.delayMs }] };
+  reconnect: (m, e, fx) => {
+    const next = status({ ...m, phase: { kind: "waiting", then: "connect" } }, fx, "reconnecting");
+    fx.push({ type: "wait", delayMs: e.delayMs });
+    return next;
   },
-  snapshot: (m, e) => stay({ ...m, lastEventId: e.cursor, needsSnapshot: false }),
-  retryHint: (m, e) => stay({ ...m, retryMs: e.ms }),
+  snapshot: (m, e) => ({ ...m, lastEventId: e.cursor, needsSnapshot: false }),
+  retryHint: (m, e) => ({ ...m, retryMs: e.ms }),
 };
 
 // What a live transport reports, in any of its phases.
 const streaming: Row = {
   ...always,
-  cursor: (m, e) => stay({ ...m, lastEventId: e.id }),
-  reset: (m) => resync(m, "reset"),
-  opened: (m) => {
-    const s = status({ ...m, phase: { kind: "open" }, attempt: 0, opens: m.opens + 1 }, "open");
-    return { machine: s.machine, effects: s.effects };
-  },
-  interrupted: (m) => status({ ...m, phase: { kind: "interrupted" } }, "reconnecting"),
-  ended: (m, e) => {
-    if (e.error && isFatal(e.error)) return fail(m, e.error);
-    const s = status(m, "reconnecting", e.error);
-    const b = backoff(s.machine, "connect");
-    return { machine: b.machine, effects: [...s.effects, ...b.effects] };
-  },
+  cursor: (m, e) => ({ ...m, lastEventId: e.id }),
+  reset: (m, _e, fx) => resync(m, fx, "reset"),
+  opened: (m, _e, fx) => status({ ...m, phase: { kind: "open" }, attempt: 0, opens: m.opens + 1 }, fx, "open"),
+  interrupted: (m, _e, fx) => status({ ...m, phase: { kind: "interrupted" } }, fx, "reconnecting"),
+  ended: (m, e, fx) => (e.error && isFatal(e.error) ? fail(m, fx, e.error) : backoff(status(m, fx, "reconnecting", e.error), fx, "connect")),
 };
 
 /** The table: which events each phase handles. Anything else leaves the machine as it is. */
 export const TABLE: { readonly [P in PhaseKind]: Row } = {
   idle: {
     ...always,
-    start: (m, e) => (e.fetchSnapshot ? resync(m, "initial") : connect(m)),
+    start: (m, e, fx) => (e.fetchSnapshot ? resync(m, fx, "initial") : connect(m, fx)),
   },
   snapshot: {
     ...always,
-    fetched: (m, e) => connect({ ...m, lastEventId: e.cursor, needsSnapshot: false, attempt: 0 }),
-    fetchFailed: (m, e) => {
-      if (isFatal(e.error)) return fail(m, e.error);
-      const reason = m.phase.kind === "snapshot" ? m.phase.reason : "reset";
+    fetched: (m, e, fx) => connect({ ...m, lastEventId: e.cursor, needsSnapshot: false, attempt: 0 }, fx),
+    fetchFailed: (m, e, fx) => {
+      if (isFatal(e.error)) return fail(m, fx, e.error);
       // The status stays (connecting / resyncing) but now says why it is retrying.
-      const s = status(m, m.status, e.error);
-      const b = backoff(s.machine, reason);
-      return { machine: b.machine, effects: [...s.effects, { type: "report", error: e.error }, ...b.effects] };
+      const next = status(m, fx, m.status, e.error);
+      fx.push({ type: "report", error: e.error });
+      return backoff(next, fx, m.phase.kind === "snapshot" ? m.phase.reason : "reset");
     },
   },
   connecting: streaming,
@@ -191,12 +185,13 @@ export const TABLE: { readonly [P in PhaseKind]: Row } = {
   interrupted: streaming,
   waiting: {
     ...always,
-    timer: (m) => (m.phase.kind === "waiting" && m.phase.then !== "connect" ? resync(m, m.phase.then) : connect(m)),
+    timer: (m, _e, fx) => (m.phase.kind === "waiting" && m.phase.then !== "connect" ? resync(m, fx, m.phase.then) : connect(m, fx)),
   },
   closed: {},
 };
 
 export function transition(m: Machine, e: ConnectionEvent): Step {
   const handler = TABLE[m.phase.kind][e.type] as Handler<typeof e.type> | undefined;
-  return handler ? handler(m, e as never) : stay(m);
+  const effects: Effect[] = [];
+  return { machine: handler ? handler(m, e as never, effects) : m, effects };
 }

@@ -62,16 +62,10 @@ export function isFatal(error: Error): boolean {
 
 /** The error a non-200 answer carries (`{error: {code, message}}`), or a generic one. */
 export async function responseError(res: Response, what: string): Promise<FlowsyncClientError> {
-  let code: string | undefined;
-  let message = `${what}: HTTP ${res.status}`;
-  try {
-    const body = (await res.json()) as { error?: { code?: unknown; message?: unknown } };
-    if (typeof body.error?.code === "string") code = body.error.code;
-    if (typeof body.error?.message === "string") message = `${what}: HTTP ${res.status} ${code ?? ""} ${body.error.message}`.replace(/\s+/g, " ");
-  } catch {
-    // not JSON: keep the generic message
-  }
-  return new FlowsyncClientError(message, { reason: statusReason(res.status), status: res.status, code });
+  const body = (await res.json().catch(() => undefined)) as { error?: { code?: unknown; message?: unknown } } | undefined;
+  const code = typeof body?.error?.code === "string" ? body.error.code : undefined;
+  const detail = typeof body?.error?.message === "string" ? ` ${code ?? ""} ${body.error.message}`.replace(/ +/g, " ") : "";
+  return new FlowsyncClientError(`${what}: HTTP ${res.status}${detail}`, { reason: statusReason(res.status), status: res.status, code });
 }
 
 /** Anything thrown, as an Error (for `onError`). */

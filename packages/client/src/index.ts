@@ -9,9 +9,9 @@
  * `flowsync-client/react`, `flowsync-client/rxjs`.
  */
 export { subscribeFlow } from "./subscribe.js";
-export type { ConnectionState, EventMeta, FlowHandlers, FlowSubscription, SnapshotMeta, StateInfo, SubscribeOptions, SubscriptionStats } from "./subscribe.js";
+export type { ConnectionState, EventMeta, FlowHandlers, FlowOptions, FlowSubscription, SnapshotMeta, StateInfo, SubscribeOptions, SubscriptionStats } from "./subscribe.js";
 export { createFlowStore, docId, EMPTY_FLOW_STATE } from "./store.js";
-export type { Doc, FlowState, FlowStore } from "./store.js";
+export type { Doc, FlowState, FlowStore, FlowStoreOptions, LogEntry, OptimisticHandle } from "./store.js";
 export { FlowsyncClientError } from "./errors.js";
 export type { ClientErrorReason } from "./errors.js";
 export type { EventSourceConstructor, EventSourceLike, FetchLike } from "./transports.js";

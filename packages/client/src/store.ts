@@ -17,9 +17,10 @@
  * - `execution` is the newest execution by `_id` (as the snapshot picks it:
  *   ObjectIds grow with time); `executions` holds every one seen.
  * - `logs[executionId][nodeId]` is the text of that node's LOG_STREAM chunks
- *   (one document per chunk) in arrival order. A chunk is keyed by its document
- *   id, so a replayed one is never appended twice; past `maxLogChars` the oldest
- *   chunks are dropped (`dropped` counts them).
+ *   (one inserted document per chunk) in arrival order. A chunk is keyed by its
+ *   document id, so a replayed one is never appended twice; the text records what
+ *   was streamed, so a later update or delete of a chunk leaves it. Only the last
+ *   `maxLogChars` characters are kept (`truncated` says text was cut).
  * - `optimistic(entity, id, patch)` shows a local change at once; it goes away
  *   when the server's change for that document arrives, on a new snapshot
  *   (RESET), after `timeoutMs`, or by its handle — whichever comes first.
@@ -39,12 +40,12 @@ type ById = Readonly<Record<string, Doc>>;
 export interface LogEntry {
   readonly executionId: string;
   readonly nodeId: string;
-  /** The retained chunks' text, in order. */
+  /** The chunks' text in order: the last `maxLogChars` characters of it. */
   readonly text: string;
-  /** Chunks retained. */
+  /** Chunks appended. */
   readonly chunks: number;
-  /** Chunks dropped from the front to stay within `maxLogChars`. */
-  readonly dropped: number;
+  /** True once text was cut from the front to stay within `maxLogChars`. */
+  readonly truncated: boolean;
 }
 
 export interface FlowState {
@@ -76,13 +77,13 @@ export interface OptimisticHandle {
 
 export interface FlowStoreOptions {
   /** Retained LOG_STREAM text per (execution, node), in characters. Default 65 536. */
-  maxLogChars?: number;
+  maxLogChars?: number | undefined;
   /** Where a LOG_STREAM document says which execution and node it belongs to. Default `executionId`, `nodeId`. */
-  logKey?: (doc: Doc) => { executionId: string; nodeId: string };
+  logKey?: ((doc: Doc) => { executionId: string; nodeId: string }) | undefined;
   /** A LOG_STREAM document's text. Default its `chunk`, `text` or `content` field, whichever is a string. */
-  logText?: (doc: Doc) => string;
+  logText?: ((doc: Doc) => string) | undefined;
   /** How long an optimistic change shows without the server's confirmation. Default 10 000 ms. */
-  optimisticTimeoutMs?: number;
+  optimisticTimeoutMs?: number | undefined;
 }
 
 export interface FlowStore {
@@ -132,14 +133,6 @@ const defaultLogText = (doc: Doc) => {
 };
 const idText = (v: unknown) => (v === undefined || v === null ? "" : typeof v === "string" ? v : JSON.stringify(v));
 
-interface Chunk {
-  readonly id: string;
-  readonly text: string;
-}
-interface LogBuffer {
-  readonly chunks: Chunk[];
-  entry: LogEntry;
-}
 
 interface Overlay {
   readonly patch: Doc | null;
@@ -156,9 +149,9 @@ export function createFlowStore(options: FlowStoreOptions = {}): FlowStore {
   let state = EMPTY_FLOW_STATE;
   // What the server says, per kind; `state.entities` is this with the overlays applied.
   let server: Record<string, ById> = {};
+  // Local changes by entity kind, then id.
   const overlays = new Map<string, Map<string, Overlay>>();
-  // Log buffers by "executionId\0nodeId", and the ids of chunks seen (dropped ones included).
-  let logBuffers = new Map<string, LogBuffer>();
+  // The ids of the log chunks appended.
   let logSeen: DedupWindow = createDedupWindow(100_000);
   const listeners = new Set<(state: FlowState) => void>();
 
@@ -221,74 +214,21 @@ export function createFlowStore(options: FlowStoreOptions = {}): FlowStore {
     server = {};
     for (const [kind, docs] of Object.entries(snapshot.canvas)) server[kind] = byId(docs);
     const executions = byId(snapshot.executions);
-    logBuffers = new Map();
     logSeen = createDedupWindow(100_000);
-    for (const doc of snapshot.logs ?? []) applyLog("insert", docId(doc), doc);
-    set(
-      withEntities(
-        { ...state, flowId: snapshot.flowId, executions, execution: newest(executions), logs: logsView(), cursor: snapshot.cursor },
-        { ...server },
-      ),
-    );
+    let logs: FlowState["logs"] = {};
+    for (const doc of snapshot.logs ?? []) logs = withLog(logs, docId(doc), doc);
+    set(withEntities({ ...state, flowId: snapshot.flowId, executions, execution: newest(executions), logs, cursor: snapshot.cursor }, { ...server }));
   };
 
-  const applyLog = (op: string, id: string, doc: Doc | null): boolean => {
-    // A delete carries no document: find the chunk by id.
-    let key: string | undefined;
-    if (doc) {
-      const k = logKey(doc);
-      key = `${k.executionId}\u0000${k.nodeId}`;
-    } else {
-      for (const [k, buf] of logBuffers) if (buf.chunks.some((c) => c.id === id)) key = k;
-    }
-    if (key === undefined) return false;
-    let buf = logBuffers.get(key);
-    const at = buf ? buf.chunks.findIndex((c) => c.id === id) : -1;
-    if (op === "delete") {
-      if (!buf || at < 0) return false;
-      buf.chunks.splice(at, 1);
-    } else if (doc === null) {
-      return false; // an update of a chunk deleted since: the delete follows
-    } else if (buf && at >= 0) {
-      buf.chunks[at] = { id, text: logText(doc) };
-    } else {
-      if (!logSeen.remember(id)) return false; // seen before and dropped by the bound: never again
-      if (!buf) {
-        const k = logKey(doc);
-        buf = { chunks: [], entry: { executionId: k.executionId, nodeId: k.nodeId, text: "", chunks: 0, dropped: 0 } };
-        logBuffers.set(key, buf);
-      }
-      const text = logText(doc);
-      buf.chunks.push({ id, text });
-      if (buf.entry.text.length + text.length <= maxLogChars) {
-        buf.entry = { ...buf.entry, text: buf.entry.text + text, chunks: buf.chunks.length };
-        return true;
-      }
-    }
-    let dropped = buf.entry.dropped;
-    let length = buf.chunks.reduce((n, c) => n + c.text.length, 0);
-    while (length > maxLogChars && buf.chunks.length > 1) {
-      length -= buf.chunks.shift()!.text.length;
-      dropped++;
-    }
-    let text = buf.chunks.map((c) => c.text).join("");
-    if (text.length > maxLogChars) text = text.slice(text.length - maxLogChars);
-    buf.entry = { ...buf.entry, text, chunks: buf.chunks.length, dropped };
-    return true;
-  };
-
-  const logsView = (): FlowState["logs"] => {
-    const out: Record<string, Record<string, LogEntry>> = {};
-    for (const { entry } of logBuffers.values()) (out[entry.executionId] ??= {})[entry.nodeId] = entry;
-    return out;
-  };
-
-  const logsWith = (executionId: string, nodeId: string): FlowState["logs"] => {
-    const buf = logBuffers.get(`${executionId}\u0000${nodeId}`);
-    const forExecution = { ...state.logs[executionId] };
-    if (buf) forExecution[nodeId] = buf.entry;
-    else delete forExecution[nodeId];
-    return { ...state.logs, [executionId]: forExecution };
+  // Chunks are appended once each, by document id (a replay, or the snapshot's copy, is not appended again);
+  // the text is a record of what was streamed, so a later update or delete of a chunk leaves it.
+  const withLog = (logs: FlowState["logs"], id: string, doc: Doc): FlowState["logs"] => {
+    if (!logSeen.remember(id)) return logs;
+    const { executionId, nodeId } = logKey(doc);
+    const prev = logs[executionId]?.[nodeId];
+    const text = (prev?.text ?? "") + logText(doc);
+    const entry: LogEntry = { executionId, nodeId, text: text.slice(-maxLogChars), chunks: (prev?.chunks ?? 0) + 1, truncated: !!prev?.truncated || text.length > maxLogChars };
+    return { ...logs, [executionId]: { ...logs[executionId], [nodeId]: entry } };
   };
 
   const apply = (event: DocEvent, cursor?: string) => {
@@ -309,16 +249,7 @@ export function createFlowStore(options: FlowStoreOptions = {}): FlowStore {
       const executions = applyTo(state.executions, data.op, data.id, data.doc);
       return set({ ...base, executions, execution: newest(executions) });
     }
-    // LOG_STREAM: find its key before applying (a delete has no document).
-    const chunkKey = data.doc ? logKey(data.doc) : findChunkKey(data.id);
-    if (!applyLog(data.op, data.id, data.doc) || !chunkKey) return set(base);
-    state = base;
-    set({ ...base, logs: logsWith(chunkKey.executionId, chunkKey.nodeId) });
-  };
-
-  const findChunkKey = (id: string) => {
-    for (const { chunks, entry } of logBuffers.values()) if (chunks.some((c) => c.id === id)) return { executionId: entry.executionId, nodeId: entry.nodeId };
-    return undefined;
+    set(data.op === "insert" ? { ...base, logs: withLog(state.logs, data.id, data.doc) } : base);
   };
 
   const setStatus = (status: ConnectionState, error?: Error) => {

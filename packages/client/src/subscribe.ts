@@ -77,35 +77,41 @@ export interface FlowHandlers {
 
 export interface SubscribeOptions {
   /** Route prefix of the service. Default `/api/creative-flowboard`. */
-  basePath?: string;
+  basePath?: string | undefined;
   /** Resume after this cursor; no snapshot is fetched first. */
-  lastEventId?: string;
+  lastEventId?: string | undefined;
   /**
    * The first state: a snapshot you already have (the client starts from its cursor),
    * `true` to fetch one first (the default without `lastEventId`), `false` for live events only.
    */
-  snapshot?: SnapshotData | boolean;
+  snapshot?: SnapshotData | boolean | undefined;
   /** Fetch snapshots with log chunks (`?logs=1`). */
-  logs?: boolean;
+  logs?: boolean | undefined;
   /** Only these event types (`?types=`); RESET always arrives. */
-  types?: readonly DocEventType[];
+  types?: readonly DocEventType[] | undefined;
   /** A store to keep up to date (`createFlowStore()`): snapshots are loaded into it, events applied. */
-  store?: FlowStore;
+  store?: FlowStore | undefined;
   /** Extra request headers (fetch reader only; setting them selects it). */
-  headers?: Record<string, string>;
+  headers?: Record<string, string> | undefined;
   /** Called before every request; a token is sent as `Authorization: Bearer <token>` (selects the fetch reader). */
-  getToken?: () => string | null | undefined | Promise<string | null | undefined>;
+  getToken?: (() => string | null | undefined | Promise<string | null | undefined>) | undefined;
   /** Send cookies cross-origin (`withCredentials` / `credentials: "include"`). */
-  withCredentials?: boolean;
+  withCredentials?: boolean | undefined;
   /** `auto` (default): EventSource when the platform has it and no headers are needed, else fetch. */
-  transport?: "auto" | "eventsource" | "fetch";
+  transport?: "auto" | "eventsource" | "fetch" | undefined;
   /** Reconnect delays: the first is the server's `retry:` hint (or `initialMs`), then doubling up to `maxMs`. */
-  retry?: { initialMs?: number; maxMs?: number };
+  retry?: { initialMs?: number; maxMs?: number } | undefined;
   /** How many recent event ids to remember for deduplication. Default 10 000. */
-  dedupWindow?: number;
+  dedupWindow?: number | undefined;
   /** Injected for tests or other runtimes. */
-  fetch?: FetchLike;
-  EventSource?: EventSourceConstructor;
+  fetch?: FetchLike | undefined;
+  EventSource?: EventSourceConstructor | undefined;
+}
+
+/** The options of the bindings (`useFlow`, `flow$`): where the service is, and `subscribeFlow`'s options. */
+export interface FlowOptions extends Omit<SubscribeOptions, "store"> {
+  /** The service's origin (and path prefix, if any), e.g. `https://flowsync.example`. */
+  baseUrl: string;
 }
 
 export interface SubscriptionStats {
@@ -146,13 +152,12 @@ const clientJitter = (random: () => number): Jitter => {
 
 export function subscribeFlow(baseUrl: string, flowId: string, handlers: FlowHandlers = {}, options: SubscribeOptions = {}): FlowSubscription {
   const usage = (message: string) => new FlowsyncClientError(`flowsync: ${message}`, { reason: "usage" });
-  if (!isValidFlowId(flowId)) throw usage(`invalid flowId ${JSON.stringify(flowId)} (1-256 characters, no control characters)`);
+  if (!isValidFlowId(flowId)) throw usage(`invalid flowId ${JSON.stringify(flowId)}`);
   const root = `${baseUrl.replace(/\/+$/, "")}${options.basePath ?? DEFAULT_BASE_PATH}`;
   const needsHeaders = options.headers !== undefined || options.getToken !== undefined;
   const ES = options.EventSource ?? (globalThis as { EventSource?: EventSourceConstructor }).EventSource;
   const kind = options.transport === "fetch" || options.transport === "eventsource" ? options.transport : ES && !needsHeaders ? "eventsource" : "fetch";
-  if (kind === "eventsource" && !ES) throw usage("transport 'eventsource' asked for, but there is no EventSource here");
-  if (kind === "eventsource" && needsHeaders) throw usage("EventSource cannot send headers; use transport 'fetch' with headers/getToken");
+  if (kind === "eventsource" && (!ES || needsHeaders)) throw usage(`EventSource ${ES ? "cannot send headers" : "missing"}: use transport 'fetch'`);
   const fetchFn: FetchLike = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
   const store = options.store;
   const maxRetryMs = options.retry?.maxMs ?? DEFAULT_MAX_RETRY_MS;
@@ -176,9 +181,7 @@ export function subscribeFlow(baseUrl: string, flowId: string, handlers: FlowHan
         error = asError(err);
       }
     }
-    const g = globalThis as { reportError?: (e: unknown) => void };
-    if (typeof g.reportError === "function") g.reportError(error);
-    else console.error(error);
+    ((globalThis as { reportError?: (e: unknown) => void }).reportError ?? console.error)(error);
   };
 
   // Handlers are the app's code: one that throws must not break the stream.
@@ -231,7 +234,7 @@ export function subscribeFlow(baseUrl: string, flowId: string, handlers: FlowHan
     const event = parseFlowEvent(type, data);
     if (!event) {
       stats.invalid++;
-      report(new FlowsyncClientError(`flowsync: a ${type} event failed its schema (cursor ${id}); skipped`, { reason: "invalid-event" }));
+      report(new FlowsyncClientError(`flowsync: invalid ${type} event skipped (cursor ${id})`, { reason: "invalid-event" }));
       return;
     }
     if (event.type === "RESET") {
@@ -310,7 +313,7 @@ export function subscribeFlow(baseUrl: string, flowId: string, handlers: FlowHan
       });
       if (res.status !== 200) throw await responseError(res, "snapshot");
       const body: unknown = await res.json().catch(() => undefined);
-      if (!isSnapshotData(body)) throw new FlowsyncClientError("snapshot: the answer is not a snapshot (it failed the wire contract's guard)", { reason: "invalid-snapshot" });
+      if (!isSnapshotData(body)) throw new FlowsyncClientError("snapshot: invalid answer", { reason: "invalid-snapshot" });
       return body;
     })().then(
       (snapshot) => {

@@ -57,7 +57,7 @@ export function openEventSource(ES: EventSourceConstructor, url: string, withCre
     // CONNECTING (0): the browser reconnects by itself. CLOSED (2): it gave up.
     if (es.readyState === 2) {
       closed = true;
-      on.ended(new FlowsyncClientError("EventSource failed (an HTTP error, a CORS refusal, or not an event stream)", { reason: "protocol" }));
+      on.ended(new FlowsyncClientError("EventSource failed: HTTP error, CORS, or not an event stream", { reason: "protocol" }));
     } else {
       on.interrupted();
     }
@@ -90,7 +90,7 @@ export function openFetchStream(fetchFn: FetchLike, url: string, headers: Record
     }
     if (!(res.headers.get("content-type") ?? "").startsWith("text/event-stream")) {
       await res.body.cancel().catch(() => {});
-      if (live()) on.ended(new FlowsyncClientError(`subscribe: expected text/event-stream, got ${res.headers.get("content-type")}`, { reason: "protocol", status: 200 }));
+      if (live()) on.ended(new FlowsyncClientError("subscribe: not an event stream", { reason: "protocol", status: 200 }));
       return;
     }
     if (!live()) return void res.body.cancel().catch(() => {});
@@ -106,7 +106,7 @@ export function openFetchStream(fetchFn: FetchLike, url: string, headers: Record
         parser.push(value);
       }
     } catch (err) {
-      if (live()) on.ended(new FlowsyncClientError(`subscribe: stream broke: ${(err as Error).message}`, { reason: "network", cause: err }));
+      if (live()) on.ended(new FlowsyncClientError(`subscribe: ${(err as Error).message}`, { reason: "network", cause: err }));
       return;
     } finally {
       abort.signal.removeEventListener("abort", stop);
