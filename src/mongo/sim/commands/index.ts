@@ -75,7 +75,8 @@ export async function runCommand(body: Document, db: string, ctx: Ctx): Promise<
       reply = injectedError(name, body, injected, ctx);
     } else {
       reply = await execute(name, body, db, ctx);
-      if (injected?.writeConcernError && reply.ok === 1) reply.writeConcernError = injected.writeConcernError;
+      // A new object: the reply may be the one a retryable write keeps for its retries.
+      if (injected?.writeConcernError && reply.ok === 1) reply = injectedWriteConcernError(name, body, reply, injected);
     }
   } catch (err) {
     reply = engineError(err).toReply();
@@ -124,6 +125,19 @@ function withWriteConcern(name: string, body: Document, reply: Document): Docume
 
 /** Codes mongod labels TransientTransactionError on a statement inside a transaction. */
 const TRANSIENT_IN_TRANSACTION = new Set([Codes.WriteConflict, Codes.NoSuchTransaction, 24 /* LockTimeout */, ...RETRYABLE_WRITE_CODES]);
+
+/**
+ * The command ran; the fail point says its write concern failed. Without explicit labels,
+ * mongod labels a retryable write concern error of a retryable write (or of commit/abort)
+ * RetryableWriteError, so that the driver retries it; never inside a transaction's statements.
+ */
+function injectedWriteConcernError(name: string, body: Document, reply: Document, data: Document): Document {
+  const wce = data.writeConcernError as Document;
+  const endsTransaction = name === "commitTransaction" || name === "abortTransaction";
+  const retryable = (RETRYABLE_WRITES.has(name) && body.autocommit === undefined) || endsTransaction;
+  const labels = (data.errorLabels as string[] | undefined) ?? (retryable && body.txnNumber !== undefined && RETRYABLE_WRITE_CODES.has(wce.code) ? ["RetryableWriteError"] : []);
+  return { ...reply, writeConcernError: wce, ...(labels.length > 0 ? { errorLabels: labels } : {}) };
+}
 
 function injectedError(name: string, body: Document, data: Document, ctx: Ctx): Document {
   let labels = data.errorLabels as string[] | undefined;
