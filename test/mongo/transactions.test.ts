@@ -180,7 +180,7 @@ describe("transactions", () => {
         const unknown = await expectCode(statement(Long.fromNumber(77)), 251);
         expect(unknown.hasErrorLabel("TransientTransactionError")).toBe(true);
         session.startTransaction();
-        await client.db(a.dbName).collection("a").insertOne({ _id: "committed" }, { session });
+        await coll(client.db(a.dbName), "a").insertOne({ _id: "committed" }, { session });
         await session.commitTransaction();
         const committed = numbers[numbers.length - 1];
         await expectCode(statement(committed), 256);
@@ -212,8 +212,8 @@ describe("transactions", () => {
       const session = client.startSession();
       try {
         session.startTransaction({ readConcern: { level: "snapshot" }, writeConcern: { w: "majority" }, maxCommitTimeMS: 5000 });
-        await client.db(a.dbName).collection("a").insertOne({ _id: 1 }, { session });
-        await client.db(a.dbName).collection("a").insertOne({ _id: 2 }, { session });
+        await coll(client.db(a.dbName), "a").insertOne({ _id: 1 }, { session });
+        await coll(client.db(a.dbName), "a").insertOne({ _id: 2 }, { session });
         await session.commitTransaction();
       } finally {
         await session.endSession();
