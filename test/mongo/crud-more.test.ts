@@ -189,6 +189,13 @@ describe("document validation", () => {
     await expectCode(c.findOneAndUpdate({ _id: 2 }, { $set: { x: 2 } }), 121);
   });
 
+  it("a validator that is not a valid query is refused when it is set (2 BadValue)", async () => {
+    const db = h.client.db(uniqueDb());
+    await expectCode(db.createCollection("c", { validator: { x: { $bogus: 1 } } }), 2);
+    await db.createCollection("d");
+    await expectCode(db.command({ collMod: "d", validator: { x: { $bogus: 1 } } }), 2);
+  });
+
   it("a validator set later with collMod applies to later writes", async () => {
     const db = h.client.db(uniqueDb());
     const c = coll(db, "c");

@@ -40,7 +40,6 @@ export function checkValidator(coll: Collection, doc: Document, before: Document
   const level = coll.options.validationLevel ?? "strict";
   const action = coll.options.validationAction ?? "error";
   if (level === "off" || action === "warn") return;
-  if ("$jsonSchema" in validator) fail(Codes.NotImplemented, "$jsonSchema validators are not implemented by the flowsync MongoDB simulator (use a real mongod)");
   const query = new Query(validator);
   if (query.test(doc)) return;
   if (level === "moderate" && before !== undefined && !query.test(before)) return;

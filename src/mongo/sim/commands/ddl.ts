@@ -1,11 +1,12 @@
 /** Collections, databases and indexes: create, drop, rename, collMod, list*. */
 import type { Document } from "bson";
 import { collectionName, commandOptions, notImplemented, type Handler } from "../context";
-import { Codes, fail } from "../errors";
+import { Query } from "mingo";
+import { Codes, engineError, fail } from "../errors";
 import type { Collection, IndexSpec, Store } from "../store";
 import { firstBatch } from "./read";
 
-/** Collection options the simulator keeps; validators are stored but not enforced. */
+/** Collection options the simulator keeps; a validator is enforced on writes (validation.ts). */
 const COLLECTION_OPTIONS = new Set(["changeStreamPreAndPostImages", "validator", "validationLevel", "validationAction"]);
 
 export const create: Handler = (cmd, db, { data, server }) => {
@@ -13,9 +14,23 @@ export const create: Handler = (cmd, db, { data, server }) => {
   const options = commandOptions(cmd);
   if (options.viewOn !== undefined || options.pipeline !== undefined) return createView(db, name, options, server.store);
   for (const key of Object.keys(options)) if (!COLLECTION_OPTIONS.has(key)) notImplemented(`create option '${key}'`);
+  checkValidatorSpec(options);
   data.create(db, name, options);
   return { ok: 1 };
 };
+
+/** A validator the simulator cannot enforce is refused when it is set, not when a write meets it. */
+function checkValidatorSpec(options: Document): void {
+  const validator = options.validator as unknown;
+  if (validator === undefined) return;
+  if (validator === null || typeof validator !== "object" || Array.isArray(validator)) fail(Codes.TypeMismatch, "'validator' must be an object");
+  if ("$jsonSchema" in validator) notImplemented("$jsonSchema validators");
+  try {
+    new Query(validator as Document);
+  } catch (err) {
+    throw engineError(err, Codes.BadValue);
+  }
+}
 
 /** A read-only view (docs: core/views): its pipeline runs over `viewOn` on every read. */
 function createView(db: string, name: string, options: Document, store: Store): Document {
@@ -61,6 +76,7 @@ export const collMod: Handler = (cmd, db, { server }) => {
   const options = commandOptions(cmd);
   for (const key of Object.keys(options)) if (!COLLECTION_OPTIONS.has(key)) notImplemented(`collMod option '${key}'`);
   if (coll.view) notImplemented("collMod of a view");
+  checkValidatorSpec(options);
   server.store.modify(db, coll, options);
   return { ok: 1 };
 };
