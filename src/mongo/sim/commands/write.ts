@@ -53,6 +53,7 @@ export const insert: Handler = (cmd, db, { data }) => {
   const bypass = cmd.bypassDocumentValidation === true;
   const errors = eachStatement(docs, cmd.ordered !== false, (doc) => {
     const coll = data.ensure(db, name);
+    notAView(db, coll);
     const stored = withIdFirst(clone(doc._id === undefined ? { _id: new ObjectId(), ...doc } : doc));
     checkIdField(stored._id);
     checkValidator(coll, stored, undefined, bypass);
