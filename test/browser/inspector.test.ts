@@ -12,12 +12,9 @@ import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { MongoClient, type Db } from "mongodb";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Flowsync } from "../../src/flowsync";
-import { startTestBackend, uniqueDb, type TestBackend } from "../support/backend";
-import { startTestFlowsync } from "../support/flowsync";
+import { afterAll, describe, expect, it } from "vitest";
+import { useFlowsync } from "../support/flowsync";
 
 // Functions passed to page.evaluate run in the page. The project compiles without the DOM lib,
 // so the few DOM names they use are declared here (module scope).
@@ -33,22 +30,11 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const ARTIFACTS = path.resolve("artifacts");
 const FLOW = "browser-flow";
 
-let backend: TestBackend;
-let fs: Flowsync;
-let writer: MongoClient;
-let db: Db;
+// A short retry hint: EventSource reconnects after it.
+const t = useFlowsync("browser", { RETRY_MS: "300" });
 let context: BrowserContext;
 let page: Page;
 let profile: string;
-
-beforeAll(async () => {
-  backend = await startTestBackend();
-  const dbName = uniqueDb("browser");
-  // A short retry hint: EventSource reconnects after it.
-  fs = await startTestFlowsync(backend.url, { MONGO_DB: dbName, RETRY_MS: "300" });
-  writer = await new MongoClient(backend.url).connect();
-  db = writer.db(dbName);
-});
 
 /** Launched inside the test, so that a missing Chromium fails the test (a failing hook would only skip it). */
 async function launch(): Promise<Page> {
@@ -77,9 +63,6 @@ async function launch(): Promise<Page> {
 afterAll(async () => {
   await context?.close();
   if (profile) await rm(profile, { recursive: true, force: true });
-  await writer?.close();
-  await fs?.stop();
-  await backend?.stop();
 });
 
 type Row = { type: string; op: string; id: string; cursor: string };
@@ -117,9 +100,9 @@ const stat = async (name: string) => Number(await page.textContent(`#stat-${name
 
 describe("inspector page in Chromium", () => {
   it("shows nodes and moves live, and resumes after a server-side cut and a dropped connection with no missing or repeated event", async () => {
-    const nodes = db.collection<{ _id: string; flowId: string; [k: string]: unknown }>("nodes");
-    const edges = db.collection<{ _id: string; flowId: string; [k: string]: unknown }>("edges");
-    const execs = db.collection<{ _id: string; flowId: string; [k: string]: unknown }>("flow_executions");
+    const nodes = t.db.collection<{ _id: string; flowId: string; [k: string]: unknown }>("nodes");
+    const edges = t.db.collection<{ _id: string; flowId: string; [k: string]: unknown }>("edges");
+    const execs = t.db.collection<{ _id: string; flowId: string; [k: string]: unknown }>("flow_executions");
     /** Every write, in order (one writer: commit order = stream order). */
     const writes: Array<{ type: string; op: string; id: string }> = [];
     const node = async (id: string, type: string, label: string, x: number, y: number) => {
@@ -142,7 +125,7 @@ describe("inspector page in Chromium", () => {
       if (msg.type() === "error" || msg.type() === "warning") pageErrors.push(msg.text());
     });
 
-    await page.goto(`${fs.url}/?flow=${FLOW}`);
+    await page.goto(`${t.fs.url}/?flow=${FLOW}`);
     await waitForState("open");
     expect(await page.textContent("#state")).toBe("open");
 
@@ -165,7 +148,7 @@ describe("inspector page in Chromium", () => {
 
     // Cut every stream server-side; write while the page is away.
     const before = await stat("reconnects");
-    fs.hub.closeAll("reset");
+    t.fs.hub.closeAll("reset");
     await waitForState("reconnecting");
     await move("prompt", 60, 200);
     await node("summary", "llm", "Summarize", 560, 120);

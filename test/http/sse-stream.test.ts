@@ -3,28 +3,15 @@
  * timer reach every open stream (and only open ones), and the response carries
  * the SSE headers merged with those set before it (CORS).
  */
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import type { Flowsync } from "../../src/flowsync";
-import { startTestBackend, uniqueDb, type TestBackend } from "../support/backend";
+import { describe, expect, it, vi } from "vitest";
 import { eventually } from "../support/eventually";
-import { startTestFlowsync, subscribeUrl } from "../support/flowsync";
+import { subscribeUrl, useFlowsync } from "../support/flowsync";
 import { SseClient } from "../support/sse-client";
 
 // A period no other timer of the process uses: timers set with it are heartbeat timers.
 const HEARTBEAT_MS = 1009;
 
-let backend: TestBackend;
-let fs: Flowsync;
-
-beforeAll(async () => {
-  backend = await startTestBackend();
-  fs = await startTestFlowsync(backend.url, { MONGO_DB: uniqueDb("sse"), HEARTBEAT_MS: String(HEARTBEAT_MS) });
-});
-
-afterAll(async () => {
-  await fs?.stop();
-  await backend?.stop();
-});
+const t = useFlowsync("sse", { HEARTBEAT_MS: String(HEARTBEAT_MS) });
 
 const heartbeats = (c: SseClient) => c.raw.split("\n").filter((line) => line === ":").length;
 
@@ -36,7 +23,7 @@ describe("SSE connection", () => {
     const clearedIntervals = vi.spyOn(globalThis, "clearInterval");
     const heartbeatTimers = (spy: typeof intervals | typeof timeouts) => spy.mock.calls.filter((call) => call[1] === HEARTBEAT_MS).length;
     try {
-      const clients = ["hb-a", "hb-a", "hb-b", "hb-b", "hb-c", "hb-c"].map((flow) => new SseClient(subscribeUrl(fs, flow)));
+      const clients = ["hb-a", "hb-a", "hb-b", "hb-b", "hb-c", "hb-c"].map((flow) => new SseClient(subscribeUrl(t.fs, flow)));
       for (const c of clients) await c.until((x) => x.raw.includes(": flowsync"), 5000, "stream open");
       for (const c of clients) await c.until((x) => heartbeats(x) >= 2, 10_000, "two heartbeats");
       expect(heartbeatTimers(intervals), "heartbeat intervals for 6 streams").toBe(1);
@@ -44,7 +31,7 @@ describe("SSE connection", () => {
       const timer = intervals.mock.results.find((_, i) => intervals.mock.calls[i]![1] === HEARTBEAT_MS)!.value as NodeJS.Timeout;
 
       await clients[0].close();
-      await eventually("the closed stream gone", () => expect(fs.hub.subscriberCount()).toBe(5));
+      await eventually("the closed stream gone", () => expect(t.fs.hub.subscriberCount()).toBe(5));
       const before = heartbeats(clients[1]);
       await clients[1].until((x) => heartbeats(x) > before, 10_000, "one more heartbeat");
       expect(clients[1].messages).toEqual([]); // heartbeats are comments, not events
@@ -61,7 +48,7 @@ describe("SSE connection", () => {
   });
 
   it("answers with the SSE headers and status 200 although Koa sends nothing itself", async () => {
-    const c = new SseClient(subscribeUrl(fs, "hb-h"));
+    const c = new SseClient(subscribeUrl(t.fs, "hb-h"));
     await c.until((x) => x.raw.includes(": flowsync"), 5000, "stream open");
     expect(c.status).toBe(200);
     expect(c.headers?.get("content-type")).toBe("text/event-stream; charset=utf-8");

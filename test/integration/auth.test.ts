@@ -9,30 +9,24 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { exportJWK, generateKeyPair, SignJWT, type JWTPayload } from "jose";
-import { MongoClient } from "mongodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Flowsync } from "../../src/flowsync";
-import { startTestBackend, uniqueDb, type TestBackend } from "../support/backend";
-import { startTestFlowsync, subscribeUrl } from "../support/flowsync";
+import { uniqueDb, useBackend } from "../support/backend";
+import { startTestFlowsync, subscribeUrl, useFlowsync } from "../support/flowsync";
 import { LogSink } from "../support/log-sink";
 import { SseClient } from "../support/sse-client";
 
 const SECRET = "a-test-secret-that-is-at-least-32-bytes-long";
 const hs = new TextEncoder().encode(SECRET);
 
-let backend: TestBackend;
-let writer: MongoClient;
+const h = useBackend();
 let tmp: string;
 
 beforeAll(async () => {
-  backend = await startTestBackend();
-  writer = new MongoClient(backend.url);
   tmp = await mkdtemp(path.join(os.tmpdir(), "flowsync-auth-"));
 });
 
 afterAll(async () => {
-  await writer?.close();
-  await backend?.stop();
   await rm(tmp, { recursive: true, force: true });
 });
 
@@ -55,15 +49,8 @@ async function status(url: string, headers: Record<string, string> = {}): Promis
 }
 
 describe("JWT access control (HS256)", () => {
-  let fs: Flowsync;
-  let dbName: string;
   const logs = new LogSink();
-
-  beforeAll(async () => {
-    dbName = uniqueDb("auth");
-    fs = await startTestFlowsync(backend.url, { MONGO_DB: dbName, AUTH_JWT_SECRET: SECRET, AUTH_CLOCK_TOLERANCE_S: "0" }, { logger: logs.logger("info") });
-  });
-  afterAll(async () => fs?.stop());
+  const t = useFlowsync("auth", { AUTH_JWT_SECRET: SECRET, AUTH_CLOCK_TOLERANCE_S: "0" }, { backend: h, logger: logs.logger("info") });
 
   it("does not warn about disabled auth when a key is configured", () => {
     expect(logs.find("auth is disabled")).toEqual([]);
@@ -81,7 +68,7 @@ describe("JWT access control (HS256)", () => {
       ["alg none", { Authorization: `Bearer ${unsigned}` }],
     ];
     for (const [what, headers] of cases) {
-      for (const url of [subscribeUrl(fs, "a"), snapshotUrl(fs, "a")]) {
+      for (const url of [subscribeUrl(t.fs, "a"), snapshotUrl(t.fs, "a")]) {
         const res = await status(url, headers);
         expect(res.status, `${what}: ${url}`).toBe(401);
         expect(res.body.error?.code).toBe("E_UNAUTHORIZED");
@@ -94,36 +81,36 @@ describe("JWT access control (HS256)", () => {
     const token = await hsToken({ sub: "u1", flows: ["a", "team-1/*"] });
     const auth = { Authorization: `Bearer ${token}` };
     for (const flowId of ["a", "team-1/x", "team-1/"]) {
-      expect((await status(subscribeUrl(fs, flowId), auth)).status, flowId).toBe(200);
-      expect((await status(snapshotUrl(fs, flowId), auth)).status, flowId).toBe(200);
+      expect((await status(subscribeUrl(t.fs, flowId), auth)).status, flowId).toBe(200);
+      expect((await status(snapshotUrl(t.fs, flowId), auth)).status, flowId).toBe(200);
     }
     for (const flowId of ["b", "aa", "team-2/x", "team-1"]) {
-      const sub = await status(subscribeUrl(fs, flowId), auth);
+      const sub = await status(subscribeUrl(t.fs, flowId), auth);
       expect(sub.status, flowId).toBe(403);
       expect(sub.body.error?.code).toBe("E_FORBIDDEN");
-      expect((await status(snapshotUrl(fs, flowId), auth)).status, flowId).toBe(403);
+      expect((await status(snapshotUrl(t.fs, flowId), auth)).status, flowId).toBe(403);
     }
     // A token without the claim (or with an unusable one) reads nothing.
     for (const claims of [{}, { flows: 42 }, { flows: [1, 2] }]) {
-      expect((await status(subscribeUrl(fs, "a"), { Authorization: `Bearer ${await hsToken(claims)}` })).status).toBe(403);
+      expect((await status(subscribeUrl(t.fs, "a"), { Authorization: `Bearer ${await hsToken(claims)}` })).status).toBe(403);
     }
-    expect((await status(subscribeUrl(fs, "anything"), { Authorization: `Bearer ${await hsToken({ flows: "*" })}` })).status).toBe(200);
+    expect((await status(subscribeUrl(t.fs, "anything"), { Authorization: `Bearer ${await hsToken({ flows: "*" })}` })).status).toBe(200);
   });
 
   it("takes the token from the Authorization header, the cookie, or ?access_token= (the header wins)", async () => {
     const good = await hsToken({ flows: ["a"] });
     const other = await hsToken({ flows: ["b"] });
-    expect((await status(subscribeUrl(fs, "a"), { Cookie: `flowsync_token=${good}` })).status).toBe(200);
-    expect((await status(subscribeUrl(fs, "a", `?access_token=${good}`))).status).toBe(200);
-    expect((await status(snapshotUrl(fs, "a", `?access_token=${good}`))).status).toBe(200);
+    expect((await status(subscribeUrl(t.fs, "a"), { Cookie: `flowsync_token=${good}` })).status).toBe(200);
+    expect((await status(subscribeUrl(t.fs, "a", `?access_token=${good}`))).status).toBe(200);
+    expect((await status(snapshotUrl(t.fs, "a", `?access_token=${good}`))).status).toBe(200);
     // Header first: a token for another flow in the header is not rescued by a good one in the query or cookie.
-    expect((await status(subscribeUrl(fs, "a", `?access_token=${good}`), { Authorization: `Bearer ${other}`, Cookie: `flowsync_token=${good}` })).status).toBe(403);
-    expect((await status(subscribeUrl(fs, "a", `?access_token=${good}&access_token=${good}`))).status).toBe(401);
+    expect((await status(subscribeUrl(t.fs, "a", `?access_token=${good}`), { Authorization: `Bearer ${other}`, Cookie: `flowsync_token=${good}` })).status).toBe(403);
+    expect((await status(subscribeUrl(t.fs, "a", `?access_token=${good}&access_token=${good}`))).status).toBe(401);
   });
 
   it("closes a stream when its token expires; the client reconnects with a fresh token and its last id and misses nothing", async () => {
-    const nodes = writer.db(dbName).collection("nodes");
-    const c = new SseClient(subscribeUrl(fs, "exp"), { headers: { Authorization: `Bearer ${await hsToken({ flows: ["exp"] }, 2)}` } });
+    const nodes = t.db.collection("nodes");
+    const c = new SseClient(subscribeUrl(t.fs, "exp"), { headers: { Authorization: `Bearer ${await hsToken({ flows: ["exp"] }, 2)}` } });
     await c.until((x) => x.raw.includes(": flowsync"), 5000, "stream open");
     await nodes.insertOne({ flowId: "exp", n: 1 });
     await c.until((x) => x.messages.length === 1, 10_000, "an event");
@@ -133,7 +120,7 @@ describe("JWT access control (HS256)", () => {
     expect(c.raw).toContain(": token expired");
     await nodes.insertOne({ flowId: "exp", n: 2 });
 
-    const again = new SseClient(subscribeUrl(fs, "exp"), { lastEventId: c.lastEventId, headers: { Authorization: `Bearer ${await hsToken({ flows: ["exp"] }, 300)}` } });
+    const again = new SseClient(subscribeUrl(t.fs, "exp"), { lastEventId: c.lastEventId, headers: { Authorization: `Bearer ${await hsToken({ flows: ["exp"] }, 300)}` } });
     await again.until((x) => x.messages.length === 1, 10_000, "the missed event");
     expect([...c.events(), ...again.events()].map((e) => (e.data.doc as { n: number }).n)).toEqual([1, 2]);
     await again.close();
@@ -146,7 +133,7 @@ describe("JWT access control with a JWKS (RS256 from a file, ES256 from a URL)",
     const jwk = { ...(await exportJWK(publicKey)), kid: "rs-1", alg: "RS256", use: "sig" };
     const file = path.join(tmp, "jwks.json");
     await writeFile(file, JSON.stringify({ keys: [jwk] }));
-    const fs = await startTestFlowsync(backend.url, { MONGO_DB: uniqueDb("auth"), AUTH_JWKS_FILE: file, AUTH_ISSUER: "https://issuer.test", AUTH_AUDIENCE: "flowsync" });
+    const fs = await startTestFlowsync(h.backend.url, { MONGO_DB: uniqueDb("auth"), AUTH_JWKS_FILE: file, AUTH_ISSUER: "https://issuer.test", AUTH_AUDIENCE: "flowsync" });
     try {
       const sign = (claims: JWTPayload, iss = "https://issuer.test", aud = "flowsync") =>
         new SignJWT(claims).setProtectedHeader({ alg: "RS256", kid: "rs-1" }).setIssuer(iss).setAudience(aud).setExpirationTime("5m").sign(privateKey);
@@ -173,7 +160,7 @@ describe("JWT access control with a JWKS (RS256 from a file, ES256 from a URL)",
     });
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
     const jwksUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/.well-known/jwks.json`;
-    const fs = await startTestFlowsync(backend.url, { MONGO_DB: uniqueDb("auth"), AUTH_JWKS_URL: jwksUrl, AUTH_FLOWS_CLAIM: "https://flowsync/flows" });
+    const fs = await startTestFlowsync(h.backend.url, { MONGO_DB: uniqueDb("auth"), AUTH_JWKS_URL: jwksUrl, AUTH_FLOWS_CLAIM: "https://flowsync/flows" });
     try {
       const sign = (key: typeof privateKey, kid: string) =>
         new SignJWT({ "https://flowsync/flows": ["e-*"] }).setProtectedHeader({ alg: "ES256", kid }).setExpirationTime("5m").sign(key);
@@ -193,7 +180,7 @@ describe("JWT access control with a JWKS (RS256 from a file, ES256 from a URL)",
 describe("auth disabled (the default) and CORS", () => {
   it("warns at start-up that auth is disabled, and serves every flow", async () => {
     const logs = new LogSink();
-    const fs = await startTestFlowsync(backend.url, { MONGO_DB: uniqueDb("auth") }, { logger: logs.logger("info") });
+    const fs = await startTestFlowsync(h.backend.url, { MONGO_DB: uniqueDb("auth") }, { logger: logs.logger("info") });
     try {
       const [warning] = logs.find("auth is disabled");
       expect(warning).toMatchObject({ level: 40 });
@@ -204,7 +191,7 @@ describe("auth disabled (the default) and CORS", () => {
   });
 
   it("CORS_ORIGINS: allowed origins get the CORS headers and their preflight; others get none, and their preflight 403", async () => {
-    const fs = await startTestFlowsync(backend.url, { MONGO_DB: uniqueDb("auth"), CORS_ORIGINS: "https://app.example, http://localhost:4200" });
+    const fs = await startTestFlowsync(h.backend.url, { MONGO_DB: uniqueDb("auth"), CORS_ORIGINS: "https://app.example, http://localhost:4200" });
     try {
       const url = subscribeUrl(fs, "c");
       const pre = await fetch(url, { method: "OPTIONS", headers: { Origin: "https://app.example", "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "authorization,last-event-id" } });

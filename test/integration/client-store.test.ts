@@ -8,36 +8,25 @@
  * every store must equal what MongoDB holds, with no duplicate dropped, no RESET,
  * no invalid event, and every insert/delete making sense in order.
  */
-import { MongoClient, type Db } from "mongodb";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { MongoClient } from "mongodb";
+import { beforeAll, describe, expect, it } from "vitest";
 import { createFlowStore, subscribeFlow, type FlowStore, type FlowSubscription, type SnapshotData } from "flowsync-client";
 import { snapshotDataSchema } from "../../src/events/schemas";
-import type { Flowsync } from "../../src/flowsync";
-import { startTestBackend, uniqueDb, type TestBackend } from "../support/backend";
+import { useBackend } from "../support/backend";
 import { eventually } from "../support/eventually";
-import { startTestFlowsync } from "../support/flowsync";
+import { useFlowsync } from "../support/flowsync";
 import { seededRandom, testSeed } from "../support/random";
 
 const TRIALS = Number(process.env.CLIENT_STORE_TRIALS ?? 100);
 const WRITERS = 3;
 
-let backend: TestBackend;
-let fs: Flowsync;
-let db: Db;
+const h = useBackend();
+const t = useFlowsync("store", {}, { backend: h });
+/** Independent clients, each writing on its own connections. */
 let writers: MongoClient[] = [];
 
 beforeAll(async () => {
-  backend = await startTestBackend();
-  const dbName = uniqueDb("store");
-  fs = await startTestFlowsync(backend.url, { MONGO_DB: dbName });
-  writers = await Promise.all(Array.from({ length: WRITERS }, () => new MongoClient(backend.url).connect()));
-  db = writers[0].db(dbName);
-});
-
-afterAll(async () => {
-  await Promise.all(writers.map((w) => w.close()));
-  await fs?.stop();
-  await backend?.stop();
+  writers = [t.writer, ...(await Promise.all(Array.from({ length: WRITERS - 1 }, () => h.newClient())))];
 });
 
 type Doc = Record<string, unknown> & { _id: string };
@@ -56,7 +45,7 @@ function observe(flowId: string, snapshot: SnapshotData): Observer {
   const errors: Error[] = [];
   const known = new Set([...(snapshot.canvas.node ?? []), ...(snapshot.canvas.edge ?? [])].map((d) => String(d._id)));
   const sub = subscribeFlow(
-    fs.url,
+    t.fs.url,
     flowId,
     {
       onCanvas: (e, { cursor }) => {
@@ -73,7 +62,7 @@ function observe(flowId: string, snapshot: SnapshotData): Observer {
 }
 
 async function writeUntil(stop: () => boolean, client: MongoClient, w: number, flowId: string, rand: () => number): Promise<number> {
-  const d = client.db(db.databaseName);
+  const d = client.db(t.db.databaseName);
   const nodes = d.collection<Doc>("nodes");
   const edges = d.collection<Doc>("edges");
   const execs = d.collection<Doc>("flow_executions");
@@ -132,7 +121,7 @@ describe("snapshot + client store", () => {
       const snapshots = 1 + Math.floor(rand() * 3);
       for (let s = 0; s < snapshots; s++) {
         await new Promise((r) => setTimeout(r, 5 + rand() * 30));
-        const res = await fetch(`${fs.url}/api/creative-flowboard/flows/${encodeURIComponent(flowId)}/snapshot`);
+        const res = await fetch(`${t.fs.url}/api/creative-flowboard/flows/${encodeURIComponent(flowId)}/snapshot`);
         const text = await res.text();
         expect(text, label).not.toContain("S3CRET");
         const snapshot = snapshotDataSchema.parse(JSON.parse(text));
@@ -144,14 +133,14 @@ describe("snapshot + client store", () => {
       stop = true;
       totals.writes += (await Promise.all(running)).reduce((a, b) => a + b, 0);
       const sentinel = `${flowId}-end`;
-      await db.collection<Doc>("nodes").insertOne({ _id: sentinel, flowId, position: { x: 0, y: 0 } });
+      await t.db.collection<Doc>("nodes").insertOne({ _id: sentinel, flowId, position: { x: 0, y: 0 } });
       await eventually(`${label}: the sentinel in every store`, () => observers.every((o) => sentinel in o.store.getState().nodes), 20_000);
       for (const o of observers) o.sub.close();
 
       const truth = {
-        nodes: sortedById(await db.collection<Doc>("nodes").find({ flowId }, { projection: { secrets: 0 } }).toArray()),
-        edges: sortedById(await db.collection<Doc>("edges").find({ flowId }).toArray()),
-        execution: (await db.collection<Doc>("flow_executions").find({ flowId }).sort({ _id: -1 }).limit(1).toArray())[0] ?? null,
+        nodes: sortedById(await t.db.collection<Doc>("nodes").find({ flowId }, { projection: { secrets: 0 } }).toArray()),
+        edges: sortedById(await t.db.collection<Doc>("edges").find({ flowId }).toArray()),
+        execution: (await t.db.collection<Doc>("flow_executions").find({ flowId }).sort({ _id: -1 }).limit(1).toArray())[0] ?? null,
       };
       observers.forEach((o, i) => {
         const state = o.store.getState();

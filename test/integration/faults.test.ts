@@ -11,10 +11,10 @@
  * on network errors; everything else reaches the watcher, which reopens from its
  * token with backoff. Both paths are exercised.
  */
-import { MongoClient, type Document } from "mongodb";
+import type { Document } from "mongodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Flowsync } from "../../src/flowsync";
-import { startTestBackend, uniqueDb, type TestBackend } from "../support/backend";
+import { uniqueDb, useBackend } from "../support/backend";
 import { startTestFlowsync, subscribeUrl } from "../support/flowsync";
 import { Ledger } from "../support/ledger";
 import { SseClient } from "../support/sse-client";
@@ -24,22 +24,17 @@ const FLOWS = ["fa", "fb", "fc"];
 /** How long each fault is held (writes go on meanwhile). */
 const HOLD_MS = 1200;
 
-let backend: TestBackend;
+const h = useBackend();
 let proxy: TcpProxy;
-let writer: MongoClient;
 const figures: Array<{ fault: string; fired: number; events: number }> = [];
 
 beforeAll(async () => {
-  backend = await startTestBackend();
-  proxy = await TcpProxy.start(firstHost(backend.url));
-  writer = new MongoClient(backend.url);
+  proxy = await TcpProxy.start(firstHost(h.backend.url));
 });
 
 afterAll(async () => {
   console.log(`faults: ${figures.map((f) => `${f.fault}: fired ${f.fired}×, ${f.events} events checked`).join("; ")}`);
-  await writer?.close();
   await proxy?.close();
-  await backend?.stop();
 });
 
 function firstHost(url: string): string {
@@ -54,7 +49,7 @@ interface Ctx {
 
 /** Turns a fail point on for HOLD_MS while documents are written, then off; returns how often it fired. */
 async function holdFailPoint(ctx: Ctx, name: string, data: Document): Promise<number> {
-  const admin = writer.db("admin");
+  const admin = h.client.db("admin");
   await admin.command({ configureFailPoint: name, mode: "alwaysOn", data: { ...data, appName: ctx.appName } });
   const writes = ctx.ledger.write(Math.round(HOLD_MS / 60), 60);
   // Turned off whatever happens to the writes: a fail point left on would break the next test.
@@ -74,7 +69,7 @@ async function scenario(fault: string, inject: (ctx: Ctx) => Promise<number>): P
   const dbName = uniqueDb("flt");
   // Through the proxy, as a direct connection; short driver timeouts keep recovery quick (see tcp-proxy.ts).
   const fs = await startTestFlowsync(proxy.url(`appName=${appName}&connectTimeoutMS=2000&heartbeatFrequencyMS=500`), { MONGO_DB: dbName });
-  const ledger = new Ledger(writer.db(dbName).collection("nodes"), FLOWS);
+  const ledger = new Ledger(h.client.db(dbName).collection("nodes"), FLOWS);
   const clients = FLOWS.flatMap((flowId) => [0, 1].map(() => ({ flowId, c: new SseClient(subscribeUrl(fs, flowId)) })));
   try {
     for (const { c } of clients) await c.until((x) => x.raw.includes(": flowsync"), 5000, "stream open");
@@ -143,7 +138,7 @@ describe("faults between flowsync and MongoDB: every subscriber gets every event
     // src/mongo/client-health.ts the stream would never come back. MONGO_MONITOR_STUCK_MS shortens the wait.
     const dbName = uniqueDb("flt");
     const fs = await startTestFlowsync(proxy.url("connectTimeoutMS=1000"), { MONGO_DB: dbName, CHANGE_STREAM_AWAIT_MS: "1000", MONGO_MONITOR_STUCK_MS: "3000" });
-    const ledger = new Ledger(writer.db(dbName).collection("nodes"), FLOWS);
+    const ledger = new Ledger(h.client.db(dbName).collection("nodes"), FLOWS);
     const clients = FLOWS.map((flowId) => ({ flowId, c: new SseClient(subscribeUrl(fs, flowId)) }));
     try {
       for (const { c } of clients) await c.until((x) => x.raw.includes(": flowsync"), 5000, "stream open");

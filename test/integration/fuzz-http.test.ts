@@ -9,13 +9,10 @@
  */
 import net from "node:net";
 import fc from "fast-check";
-import { MongoClient } from "mongodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isValidFlowId } from "../../src/events/schemas";
-import type { Flowsync } from "../../src/flowsync";
-import { startTestBackend, uniqueDb, type TestBackend } from "../support/backend";
 import { eventually } from "../support/eventually";
-import { startTestFlowsync, subscribeUrl } from "../support/flowsync";
+import { subscribeUrl, useFlowsync } from "../support/flowsync";
 import { SseClient } from "../support/sse-client";
 
 const RUNS = Number(process.env.FUZZ_HTTP_RUNS ?? 300);
@@ -23,30 +20,20 @@ const seed = process.env.FC_SEED ? Number(process.env.FC_SEED) : undefined;
 const params = { numRuns: RUNS, ...(seed === undefined ? {} : { seed }) };
 const BASE = "/api/creative-flowboard";
 
-let backend: TestBackend;
-let fs: Flowsync;
-let writer: MongoClient;
-let dbName: string;
+const t = useFlowsync("fuzz", { MAX_STREAMS_PER_IP: "1000" });
 let control: SseClient;
 let port: number;
 let cases = 0;
 
 beforeAll(async () => {
-  backend = await startTestBackend();
-  dbName = uniqueDb("fuzz");
-  fs = await startTestFlowsync(backend.url, { MONGO_DB: dbName, MAX_STREAMS_PER_IP: "1000" });
-  port = Number(new URL(fs.url).port);
-  writer = new MongoClient(backend.url);
-  control = new SseClient(subscribeUrl(fs, "control"));
+  port = Number(new URL(t.fs.url).port);
+  control = new SseClient(subscribeUrl(t.fs, "control"));
   await control.until((x) => x.raw.includes(": flowsync"), 5000, "control stream open");
 });
 
 afterAll(async () => {
   console.log(`fuzz: ${cases} HTTP cases`);
   await control?.close();
-  await writer?.close();
-  await fs?.stop();
-  await backend?.stop();
 });
 
 interface Answer {
@@ -240,11 +227,11 @@ describe("the HTTP surface under fuzzing", () => {
   }, 120_000);
 
   it("afterwards: the subscriber opened before the fuzzing still streams, and no subscription or per-IP slot is left behind", async () => {
-    await writer.db(dbName).collection("nodes").insertOne({ flowId: "control", n: "after fuzzing" });
+    await t.db.collection("nodes").insertOne({ flowId: "control", n: "after fuzzing" });
     await control.until((x) => x.messages.length === 1, 10_000, "an event after the fuzzing");
     expect(control.ended).toBe(false);
     expect(control.events()[0].data).toMatchObject({ flowId: "control", doc: { n: "after fuzzing" } });
-    await eventually("only the control subscriber left", () => expect({ subscribers: fs.hub.subscriberCount(), streams: fs.limits.streamsOf("127.0.0.1") }).toEqual({ subscribers: 1, streams: 1 }));
-    expect((await fetch(`${fs.url}/healthz`)).status).toBe(200);
+    await eventually("only the control subscriber left", () => expect({ subscribers: t.fs.hub.subscriberCount(), streams: t.fs.limits.streamsOf("127.0.0.1") }).toEqual({ subscribers: 1, streams: 1 }));
+    expect((await fetch(`${t.fs.url}/healthz`)).status).toBe(200);
   });
 });

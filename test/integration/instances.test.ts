@@ -6,31 +6,22 @@
  * (a catch-up stream) when its memory starts after the cursor.
  * Real processes (`src/main.ts` in children), as operators run them.
  */
-import { MongoClient } from "mongodb";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestBackend, uniqueDb, type TestBackend } from "../support/backend";
+import { afterAll, describe, expect, it } from "vitest";
+import { uniqueDb, useBackend } from "../support/backend";
 import { Ledger } from "../support/ledger";
 import { spawnFlowsync, type FlowsyncProcess } from "../support/process";
 import { SseClient } from "../support/sse-client";
 
 const FLOW = "moving";
-let backend: TestBackend;
-let writer: MongoClient;
+const h = useBackend();
 const running = new Set<FlowsyncProcess>();
-
-beforeAll(async () => {
-  backend = await startTestBackend();
-  writer = new MongoClient(backend.url);
-});
 
 afterAll(async () => {
   await Promise.all([...running].map((p) => p.stop()));
-  await writer?.close();
-  await backend?.stop();
 });
 
 async function start(dbName: string): Promise<FlowsyncProcess> {
-  const p = await spawnFlowsync({ MONGO_URL: backend.url, MONGO_DB: dbName, FILTERS_DIR: "./filters", CHANGE_STREAM_AWAIT_MS: "100" });
+  const p = await spawnFlowsync({ MONGO_URL: h.backend.url, MONGO_DB: dbName, FILTERS_DIR: "./filters", CHANGE_STREAM_AWAIT_MS: "100" });
   running.add(p);
   return p;
 }
@@ -63,7 +54,7 @@ async function replays(p: FlowsyncProcess): Promise<{ memory: number; mongo: num
 describe("the cursor outlives the process", () => {
   it("two processes on one database: a client moves from one to the other with its last id and gets exactly what it missed", async () => {
     const dbName = uniqueDb("inst");
-    const ledger = new Ledger(writer.db(dbName).collection("nodes"), [FLOW]);
+    const ledger = new Ledger(h.client.db(dbName).collection("nodes"), [FLOW]);
     const [a, b] = await Promise.all([start(dbName), start(dbName)]);
 
     const onA = subscribe(a);
@@ -94,7 +85,7 @@ describe("the cursor outlives the process", () => {
 
   it("a restart of flowsync: the client reconnects to the new process with its last id and gets exactly what it missed", async () => {
     const dbName = uniqueDb("inst");
-    const ledger = new Ledger(writer.db(dbName).collection("nodes"), [FLOW]);
+    const ledger = new Ledger(h.client.db(dbName).collection("nodes"), [FLOW]);
     const before = await start(dbName);
     const c1 = subscribe(before);
     await c1.until((x) => x.raw.includes(": flowsync"), 5000, "stream open");

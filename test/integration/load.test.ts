@@ -8,27 +8,15 @@
  * (test/integration/backpressure.test.ts covers the drop itself and the resume
  * of a dropped client that reads again.)
  */
-import { MongoClient, type Collection } from "mongodb";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Flowsync } from "../../src/flowsync";
-import { startTestBackend, uniqueDb, type TestBackend } from "../support/backend";
-import { startTestFlowsync, subscribeUrl } from "../support/flowsync";
-import { StalledSseClient } from "../support/raw-sse";
+import type { Collection } from "mongodb";
+import { describe, expect, it } from "vitest";
+import { uniqueDb, useBackend } from "../support/backend";
 import { eventually } from "../support/eventually";
+import { startTestFlowsync, subscribeUrl, useFlowsync } from "../support/flowsync";
+import { StalledSseClient } from "../support/raw-sse";
 import { SseClient } from "../support/sse-client";
 
-let backend: TestBackend;
-let writer: MongoClient;
-
-beforeAll(async () => {
-  backend = await startTestBackend();
-  writer = new MongoClient(backend.url);
-});
-
-afterAll(async () => {
-  await writer?.close();
-  await backend?.stop();
-});
+const h = useBackend();
 
 const CLIENT_BUFFER_BYTES = 64 * 1024;
 const CHUNK = "y".repeat(120_000);
@@ -54,27 +42,20 @@ async function latencies(logs: Collection, flowId: string, readers: SseClient[])
 }
 
 describe("a subscriber that never reads", () => {
-  let fs: Flowsync;
-  let logs: Collection;
-
-  beforeAll(async () => {
-    const dbName = uniqueDb("load");
-    fs = await startTestFlowsync(backend.url, { MONGO_DB: dbName, CLIENT_BUFFER_BYTES: String(CLIENT_BUFFER_BYTES) });
-    logs = writer.db(dbName).collection("flow_logs");
-  });
-  afterAll(async () => fs?.stop());
+  const t = useFlowsync("load", { CLIENT_BUFFER_BYTES: String(CLIENT_BUFFER_BYTES) }, { backend: h });
 
   it("does not delay the others, is dropped at CLIENT_BUFFER_BYTES, loses its socket, and can resume", async () => {
-    const readers = Array.from({ length: READERS }, () => new SseClient(subscribeUrl(fs, "hot")));
+    const logs = t.db.collection("flow_logs");
+    const readers = Array.from({ length: READERS }, () => new SseClient(subscribeUrl(t.fs, "hot")));
     for (const r of readers) await r.until((x) => x.raw.includes(": flowsync"), 5000, "stream open");
     // Warm-up, then a baseline without the stalled client.
     await latencies(logs, "hot", readers);
     const without = await latencies(logs, "hot", readers);
 
-    const stalled = new StalledSseClient(subscribeUrl(fs, "hot"));
+    const stalled = new StalledSseClient(subscribeUrl(t.fs, "hot"));
     await stalled.sent();
-    await eventually("every reader subscribed", () => fs.hub.subscriberCount("hot") === READERS + 1);
-    const droppedBefore = fs.hub.stats.dropped;
+    await eventually("every reader subscribed", () => t.fs.hub.subscriberCount("hot") === READERS + 1);
+    const droppedBefore = t.fs.hub.stats.dropped;
     const withStalled = await latencies(logs, "hot", readers);
 
     const p50 = [quantile(without, 0.5), quantile(withStalled, 0.5)];
@@ -85,10 +66,10 @@ describe("a subscriber that never reads", () => {
     expect(p90[1]).toBeLessThan(Math.max(3 * p90[0], p90[0] + 100));
 
     // 60 × 120 KB = 7.2 MB written, past loopback socket buffers (a few MB) + 64 KB: dropped, and the socket is cut soon after.
-    expect(fs.hub.stats.dropped).toBe(droppedBefore + 1);
-    expect(fs.hub.subscriberCount("hot")).toBe(READERS);
+    expect(t.fs.hub.stats.dropped).toBe(droppedBefore + 1);
+    expect(t.fs.hub.subscriberCount("hot")).toBe(READERS);
     // Server side: its response is over (the per-IP count gives its slot back), though it never read a byte.
-    await eventually("its slot given back", () => expect(fs.limits.streamsOf("127.0.0.1")).toBe(READERS));
+    await eventually("its slot given back", () => expect(t.fs.limits.streamsOf("127.0.0.1")).toBe(READERS));
 
     // What it had received before it stopped reading is still in its socket buffer: resume after that.
     stalled.read();
@@ -100,7 +81,7 @@ describe("a subscriber that never reads", () => {
     const ids = [...complete.matchAll(/^id: (.+)$/gm)].map((m) => m[1]);
     const got = (complete.match(/^data: /gm) ?? []).length;
     expect(got).toBeGreaterThan(0);
-    const resumed = new SseClient(subscribeUrl(fs, "hot"), { lastEventId: ids.at(-1) });
+    const resumed = new SseClient(subscribeUrl(t.fs, "hot"), { lastEventId: ids.at(-1) });
     const missed = EVENTS - got;
     await resumed.until((x) => x.messages.length === missed, 20_000, "the events it missed");
     const ks = resumed.events().map((e) => (e.data.doc as { k: number }).k);
@@ -119,7 +100,7 @@ describe("admission limits", () => {
   }
 
   it("per client IP: streams beyond MAX_STREAMS_PER_IP get 429 JSON with Retry-After; a closed stream frees its slot", async () => {
-    const fs = await startTestFlowsync(backend.url, { MONGO_DB: uniqueDb("lim"), MAX_STREAMS_PER_IP: "3", RETRY_AFTER_S: "7" });
+    const fs = await startTestFlowsync(h.backend.url, { MONGO_DB: uniqueDb("lim"), MAX_STREAMS_PER_IP: "3", RETRY_AFTER_S: "7" });
     try {
       const open = await Promise.all([1, 2, 3].map((i) => get(subscribeUrl(fs, `ip-${i}`))));
       for (const o of open) expect(o.res.status).toBe(200);
@@ -144,7 +125,7 @@ describe("admission limits", () => {
   });
 
   it("behind a trusted proxy (TRUST_PROXY), the limit applies per X-Forwarded-For address", async () => {
-    const fs = await startTestFlowsync(backend.url, { MONGO_DB: uniqueDb("lim"), MAX_STREAMS_PER_IP: "1", TRUST_PROXY: "true" });
+    const fs = await startTestFlowsync(h.backend.url, { MONGO_DB: uniqueDb("lim"), MAX_STREAMS_PER_IP: "1", TRUST_PROXY: "true" });
     try {
       const a = await get(subscribeUrl(fs, "x"), { "X-Forwarded-For": "203.0.113.1" });
       const b = await get(subscribeUrl(fs, "x"), { "X-Forwarded-For": "203.0.113.2" });
@@ -157,7 +138,7 @@ describe("admission limits", () => {
   });
 
   it("per process (MAX_SUBSCRIBERS) and per flow (MAX_SUBSCRIBERS_PER_FLOW): 503 JSON with Retry-After", async () => {
-    const fs = await startTestFlowsync(backend.url, { MONGO_DB: uniqueDb("lim"), MAX_SUBSCRIBERS: "4", MAX_SUBSCRIBERS_PER_FLOW: "2" });
+    const fs = await startTestFlowsync(h.backend.url, { MONGO_DB: uniqueDb("lim"), MAX_SUBSCRIBERS: "4", MAX_SUBSCRIBERS_PER_FLOW: "2" });
     try {
       const f1 = [await get(subscribeUrl(fs, "f1")), await get(subscribeUrl(fs, "f1"))];
       const flowFull = await get(subscribeUrl(fs, "f1"));

@@ -9,8 +9,8 @@
  * (history-lost), then new events flow.
  */
 import { MongoClient } from "mongodb";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { startTestBackend, uniqueDb, type TestBackend } from "../support/backend";
+import { describe, expect, inject, it } from "vitest";
+import { startTestBackend, uniqueDb, useBackend } from "../support/backend";
 import { startTestFlowsync, subscribeUrl } from "../support/flowsync";
 import { outageScenario } from "../support/outage";
 import { SseClient } from "../support/sse-client";
@@ -19,20 +19,16 @@ import { TcpProxy } from "../support/tcp-proxy";
 const onSimulator = inject("backend").kind === "sim";
 const OUTAGE_MS = 4000;
 
-let backend: TestBackend;
-beforeAll(async () => {
-  backend = await startTestBackend();
-});
-afterAll(async () => backend?.stop());
+const h = useBackend();
 
 describe("MongoDB unreachable, then back", () => {
   it(`connections refused for ${OUTAGE_MS / 1000} s: nothing lost, not ready meanwhile, subscribers stay connected`, async () => {
-    const figures = await outageScenario(backend, "refuse", OUTAGE_MS);
+    const figures = await outageScenario(h.backend, "refuse", OUTAGE_MS);
     console.log("outage:", JSON.stringify(figures));
   }, 60_000);
 
   it(`a blackhole (connections hang) for ${OUTAGE_MS / 1000} s: nothing lost, not ready meanwhile, subscribers stay connected`, async () => {
-    const figures = await outageScenario(backend, "blackhole", OUTAGE_MS);
+    const figures = await outageScenario(h.backend, "blackhole", OUTAGE_MS);
     console.log("outage:", JSON.stringify(figures));
   }, 60_000);
 

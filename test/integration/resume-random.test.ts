@@ -6,10 +6,9 @@
  * to serve every resume from memory, once with a buffer of 1 (every resume
  * runs a catch-up change stream from MongoDB).
  */
-import { MongoClient } from "mongodb";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { Flowsync } from "../../src/flowsync";
-import { startTestBackend, uniqueDb, type TestBackend } from "../support/backend";
+import { uniqueDb, useBackend } from "../support/backend";
 import { startTestFlowsync, subscribeUrl } from "../support/flowsync";
 import { seededRandom, testSeed } from "../support/random";
 import { SseClient } from "../support/sse-client";
@@ -18,11 +17,7 @@ const FLOWS = ["f0", "f1", "f2"];
 const SUBSCRIBERS_PER_FLOW = 2;
 const ROUNDS = 120;
 
-let backend: TestBackend;
-beforeAll(async () => {
-  backend = await startTestBackend();
-});
-afterAll(async () => backend?.stop());
+const h = useBackend();
 
 /** One logical subscriber: a series of connections, each resuming from the previous one's last id. */
 class Resumer {
@@ -74,9 +69,8 @@ async function scenario(replayBufferSize: number, seed: number) {
   const rand = seededRandom(seed);
   const pick = <T>(xs: T[]) => xs[Math.floor(rand() * xs.length)];
   const dbName = uniqueDb("rr");
-  const fs = await startTestFlowsync(backend.url, { MONGO_DB: dbName, REPLAY_BUFFER_SIZE: String(replayBufferSize) });
-  const writer = new MongoClient(backend.url);
-  const nodes = writer.db(dbName).collection<{ _id: string; flowId: string; seq: number }>("nodes");
+  const fs = await startTestFlowsync(h.backend.url, { MONGO_DB: dbName, REPLAY_BUFFER_SIZE: String(replayBufferSize) });
+  const nodes = h.client.db(dbName).collection<{ _id: string; flowId: string; seq: number }>("nodes");
   const expected = new Map(FLOWS.map((f) => [f, [] as Array<{ op: string; id: string; seq: unknown }>]));
   const live = new Map(FLOWS.map((f) => [f, [] as string[]]));
   const subs = FLOWS.flatMap((f) => Array.from({ length: SUBSCRIBERS_PER_FLOW }, () => new Resumer(fs, f)));
@@ -124,7 +118,6 @@ async function scenario(replayBufferSize: number, seed: number) {
     }
     return { reconnects: subs.reduce((k, s) => k + s.reconnects, 0), counters: fs.subscriptions.counters };
   } finally {
-    await writer.close();
     await fs.stop();
   }
 }

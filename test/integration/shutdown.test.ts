@@ -8,9 +8,8 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { MongoClient } from "mongodb";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { startTestBackend, uniqueDb, type TestBackend } from "../support/backend";
+import { describe, expect, inject, it } from "vitest";
+import { startTestBackend, uniqueDb, useBackend } from "../support/backend";
 import { startTestFlowsync, subscribeUrl } from "../support/flowsync";
 import { SseClient } from "../support/sse-client";
 
@@ -103,25 +102,20 @@ async function exitWithin(run: Run, ms: number): Promise<{ code: number | null; 
   }
 }
 
-let backend: TestBackend;
-beforeAll(async () => {
-  backend = await startTestBackend();
-});
-afterAll(async () => backend?.stop());
+const h = useBackend();
 
 describe("process", () => {
   it("SIGTERM ends every SSE stream and exits 0 within a few seconds", async () => {
     const dbName = uniqueDb("sd");
-    const run = runMain({ MONGO_URL: backend.url, MONGO_DB: dbName, PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "info" });
+    const run = runMain({ MONGO_URL: h.backend.url, MONGO_DB: dbName, PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "info" });
     const clients: SseClient[] = [];
-    const writer = new MongoClient(backend.url);
     try {
       const { url } = (await run.logLine("flowsync listening")) as { url: string };
       expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
       for (const flowId of ["s1", "s1", "s2"]) clients.push(new SseClient(`${url}/api/creative-flowboard/subscribe/${flowId}`));
       await Promise.all(clients.map((c) => c.until((x) => x.raw.includes(": flowsync"), 10_000, "stream open")));
       // Live, end to end, before the signal.
-      for (const flowId of ["s1", "s2"]) await writer.db(dbName).collection("nodes").insertOne({ flowId });
+      for (const flowId of ["s1", "s2"]) await h.client.db(dbName).collection("nodes").insertOne({ flowId });
       await Promise.all(clients.map((c) => c.until((x) => x.messages.length === 1, 10_000, "an event")));
 
       run.child.kill("SIGTERM");
@@ -136,13 +130,12 @@ describe("process", () => {
     } finally {
       run.child.kill("SIGKILL");
       await Promise.all(clients.map((c) => c.close()));
-      await writer.close();
     }
   }, 60_000);
 
   it("stop() closes each ended stream's connection at once instead of waiting out its keep-alive timeout", async () => {
     // A grace period far above the bound below: only closing idle connections promptly can pass.
-    const fs = await startTestFlowsync(backend.url, { MONGO_DB: uniqueDb("sd"), SHUTDOWN_GRACE_MS: "30000" });
+    const fs = await startTestFlowsync(h.backend.url, { MONGO_DB: uniqueDb("sd"), SHUTDOWN_GRACE_MS: "30000" });
     const clients = ["k1", "k1", "k2"].map((flowId) => new SseClient(subscribeUrl(fs, flowId)));
     await Promise.all(clients.map((c) => c.until((x) => x.raw.includes(": flowsync"), 5000, "stream open")));
     const start = Date.now();
@@ -159,7 +152,7 @@ describe("process", () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), "flowsync-filters-"));
     try {
       await writeFile(path.join(dir, "nodes.json"), JSON.stringify({ collection: "nodes", event: "SYNC_CANVAS", operations: ["upsert"] }));
-      const run = runMain({ MONGO_URL: backend.url, PORT: "0", FILTERS_DIR: dir });
+      const run = runMain({ MONGO_URL: h.backend.url, PORT: "0", FILTERS_DIR: dir });
       const { code } = await exitWithin(run, EXIT_BOUND_MS);
       expect(code).toBe(1);
       const output = run.stdout + run.stderr;
@@ -187,7 +180,7 @@ describe("process", () => {
   }, 30_000);
 
   it("an invalid environment variable stops startup with exit 1, naming the variable", async () => {
-    const run = runMain({ MONGO_URL: backend.url, PORT: "abc" });
+    const run = runMain({ MONGO_URL: h.backend.url, PORT: "abc" });
     const { code } = await exitWithin(run, EXIT_BOUND_MS);
     expect(code).toBe(1);
     const output = run.stdout + run.stderr;

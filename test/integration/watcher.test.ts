@@ -6,10 +6,10 @@
 import type { ChangeStreamDocument, Document } from "mongodb";
 import { MongoClient } from "mongodb";
 import pino from "pino";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { describe, expect, inject, it } from "vitest";
 import type { ResumeToken } from "../../src/events/cursor";
 import { ChangeWatcher, type ChangeWatcherOptions, type RestartReason } from "../../src/watch/change-watcher";
-import { startTestBackend, uniqueDb, type TestBackend } from "../support/backend";
+import { startTestBackend, uniqueDb, useBackend } from "../support/backend";
 import { eventually } from "../support/eventually";
 import { changeStreamCursors, withAppName } from "../support/server-view";
 
@@ -19,18 +19,7 @@ const onSimulator = inject("backend").kind === "sim";
 /** Changes of the "items" collection, plus the lifecycle events a database-level stream must always pass. */
 const PIPELINE: Document[] = [{ $match: { $or: [{ "ns.coll": "items" }, { operationType: { $in: ["invalidate", "dropDatabase"] } }] } }];
 
-let backend: TestBackend;
-let admin: MongoClient;
-
-beforeAll(async () => {
-  backend = await startTestBackend();
-  admin = new MongoClient(backend.url);
-});
-
-afterAll(async () => {
-  await admin?.close();
-  await backend?.stop();
-});
+const h = useBackend();
 
 /** A watcher plus everything it reported. */
 function observed(client: MongoClient, dbName: string, options: Partial<ChangeWatcherOptions> = {}) {
@@ -55,39 +44,39 @@ function observed(client: MongoClient, dbName: string, options: Partial<ChangeWa
 describe("ChangeWatcher", () => {
   it("holds exactly one server cursor while running; close() releases it and is idempotent", async () => {
     const dbName = uniqueDb("w");
-    const { watcher } = observed(admin, dbName);
-    expect(await changeStreamCursors(admin, dbName)).toBe(0);
+    const { watcher } = observed(h.client, dbName);
+    expect(await changeStreamCursors(h.client, dbName)).toBe(0);
     await watcher.start();
     expect(watcher.state).toBe("running");
-    expect(await changeStreamCursors(admin, dbName)).toBe(1);
+    expect(await changeStreamCursors(h.client, dbName)).toBe(1);
 
     await watcher.close();
     expect(watcher.state).toBe("closed");
-    expect(await changeStreamCursors(admin, dbName)).toBe(0);
+    expect(await changeStreamCursors(h.client, dbName)).toBe(0);
     await watcher.close();
-    expect(await changeStreamCursors(admin, dbName)).toBe(0);
+    expect(await changeStreamCursors(h.client, dbName)).toBe(0);
   });
 
   it("start() a second time throws, whether the first has finished or is still opening", async () => {
     const dbName = uniqueDb("w");
-    const { watcher } = observed(admin, dbName);
+    const { watcher } = observed(h.client, dbName);
     await watcher.start();
     await expect(watcher.start()).rejects.toThrow(/start\(\) called in state running/);
     await watcher.close();
     await expect(watcher.start()).rejects.toThrow(/start\(\) called in state closed/);
 
-    const other = observed(admin, dbName).watcher;
+    const other = observed(h.client, dbName).watcher;
     const first = other.start();
     await expect(other.start()).rejects.toThrow(/start\(\) called in state/);
     await first;
-    expect(await changeStreamCursors(admin, dbName)).toBe(1);
+    expect(await changeStreamCursors(h.client, dbName)).toBe(1);
     await other.close();
-    expect(await changeStreamCursors(admin, dbName)).toBe(0);
+    expect(await changeStreamCursors(h.client, dbName)).toBe(0);
   });
 
   it("close() while the opening aggregate is in flight: start() rejects and the server cursor is released", async () => {
     const appName = `watcher-open-${uniqueDb()}`;
-    const client = new MongoClient(withAppName(backend.url, appName), { monitorCommands: true });
+    const client = new MongoClient(withAppName(h.backend.url, appName), { monitorCommands: true });
     await client.db("admin").command({ ping: 1 });
     const dbName = uniqueDb("w");
     const { watcher } = observed(client, dbName);
@@ -104,7 +93,7 @@ describe("ChangeWatcher", () => {
       expect(closing).toBeDefined();
       await closing;
       expect(watcher.state).toBe("closed");
-      expect(await changeStreamCursors(admin, dbName)).toBe(0);
+      expect(await changeStreamCursors(h.client, dbName)).toBe(0);
     } finally {
       await client.close();
     }
@@ -112,12 +101,12 @@ describe("ChangeWatcher", () => {
 
   it("advances its position on an idle database while the rest of the cluster writes (postBatchResumeToken)", async () => {
     const dbName = uniqueDb("w");
-    const { watcher, changes } = observed(admin, dbName);
+    const { watcher, changes } = observed(h.client, dbName);
     await watcher.start();
     try {
       const start = watcher.position?._data;
       expect(start).toBeDefined();
-      const elsewhere = admin.db(uniqueDb("other")).collection("items");
+      const elsewhere = h.client.db(uniqueDb("other")).collection("items");
       for (let n = 0; n < 5; n++) await elsewhere.insertOne({ n });
       // Within a few awaits of 50 ms on the simulator; a real mongod also writes a no-op every 10 s.
       await eventually("the position to move", () => expect(watcher.position!._data > start!).toBe(true), 15_000);
@@ -192,8 +181,8 @@ describe("ChangeWatcher", () => {
 
   it("after dropDatabase (invalidate): onRestart('stream-invalidated'), and new changes still arrive", async () => {
     const dbName = uniqueDb("w");
-    const db = admin.db(dbName);
-    const { watcher, restarts, changes, inserted } = observed(admin, dbName);
+    const db = h.client.db(dbName);
+    const { watcher, restarts, changes, inserted } = observed(h.client, dbName);
     await watcher.start();
     try {
       await db.collection("items").insertOne({ n: 1 });
@@ -207,16 +196,16 @@ describe("ChangeWatcher", () => {
       await eventually("a change after the invalidate", () => inserted().includes(2));
       expect(inserted()).toEqual([1, 2]);
       expect(watcher.state).toBe("running");
-      expect(await changeStreamCursors(admin, dbName)).toBe(1);
+      expect(await changeStreamCursors(h.client, dbName)).toBe(1);
     } finally {
       await watcher.close();
     }
-    expect(await changeStreamCursors(admin, dbName)).toBe(0);
+    expect(await changeStreamCursors(h.client, dbName)).toBe(0);
   });
 
   it("after a getMore error the driver does not resume: backs off, reopens from its position, loses and repeats nothing", async () => {
     const appName = `watcher-fail-${uniqueDb()}`;
-    const client = new MongoClient(withAppName(backend.url, appName));
+    const client = new MongoClient(withAppName(h.backend.url, appName));
     const dbName = uniqueDb("w");
     const items = client.db(dbName).collection("items");
     const { watcher, restarts, logs, inserted } = observed(client, dbName);

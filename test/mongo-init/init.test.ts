@@ -5,32 +5,20 @@
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { MongoClient } from "mongodb";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { initDatabase, targetsFromFilters } from "../../mongo-init/init";
-import { startTestBackend, uniqueDb, type TestBackend } from "../support/backend";
+import { uniqueDb, useBackend } from "../support/backend";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const run = promisify(execFile);
 const DEFAULT_COLLECTIONS = ["edges", "flow_executions", "flow_logs", "nodes"];
 
-let backend: TestBackend;
-let client: MongoClient;
-
-beforeAll(async () => {
-  backend = await startTestBackend();
-  client = new MongoClient(backend.url);
-});
-
-afterAll(async () => {
-  await client?.close();
-  await backend?.stop();
-});
+const h = useBackend();
 
 async function runInit(dbName: string, env: Record<string, string> = {}) {
   const { stdout } = await run(process.execPath, ["--import", "tsx", "mongo-init/init.ts"], {
     cwd: root,
-    env: { ...process.env, MONGO_URL: backend.url, MONGO_DB: dbName, FILTERS_DIR: "./filters", ...env },
+    env: { ...process.env, MONGO_URL: h.backend.url, MONGO_DB: dbName, FILTERS_DIR: "./filters", ...env },
   });
   return JSON.parse(stdout.trim().split("\n").at(-1)!);
 }
@@ -38,7 +26,7 @@ async function runInit(dbName: string, env: Record<string, string> = {}) {
 describe("mongo-init", () => {
   it("creates the filters' collections with pre/post images and routing indexes, and a second run changes nothing", async () => {
     const dbName = uniqueDb("init");
-    const db = client.db(dbName);
+    const db = h.client.db(dbName);
 
     const first = await runInit(dbName, { MONGO_INIT_DEMO: "1" });
     expect(first.created.sort()).toEqual(DEFAULT_COLLECTIONS);
@@ -75,11 +63,11 @@ describe("mongo-init", () => {
     const dbName = uniqueDb("init");
     const report = await runInit(dbName);
     expect(report.demoDocuments).toBe(0);
-    for (const name of DEFAULT_COLLECTIONS) expect(await client.db(dbName).collection(name).countDocuments()).toBe(0);
+    for (const name of DEFAULT_COLLECTIONS) expect(await h.client.db(dbName).collection(name).countDocuments()).toBe(0);
   });
 
   it("switches pre/post images on for a collection the app created without them, keeping its documents", async () => {
-    const db = client.db(uniqueDb("init"));
+    const db = h.client.db(uniqueDb("init"));
     await db.createCollection("nodes");
     await db.collection("nodes").insertOne({ _id: "kept" as never, flowId: "f" });
     const report = await initDatabase(db, await targetsFromFilters("./filters"));

@@ -6,8 +6,7 @@
  * On a shared mongod the test files run concurrently, so anything global to
  * the server (fail points) is scoped with a per-client `appName`.
  */
-import { randomBytes } from "node:crypto";
-import { afterAll, beforeAll, expect, inject } from "vitest";
+import { expect, inject } from "vitest";
 import {
   MongoClient,
   MongoServerError,
@@ -19,47 +18,11 @@ import {
   type MongoClientOptions,
   type TopologyDescription,
 } from "mongodb";
-import type { SimulatorOptions } from "../../src/mongo/sim";
-import { startTestBackend, uniqueDb, type TestBackend } from "../support/backend";
-
-export { uniqueDb };
+export { uniqueDb, useBackend, type Harness } from "../support/backend";
 
 /** The backend this run uses, known at collection time (for `it.runIf` on simulator-only knobs). */
 export const backendKind = inject("backend").kind;
 export const isSim = backendKind === "sim";
-
-export interface Harness {
-  backend: TestBackend;
-  client: MongoClient;
-  /** This client's appName: fail points are filtered on it so they never hit another file's client. */
-  appName: string;
-  /** A further client on the same backend (closed in afterAll). */
-  newClient(options?: MongoClientOptions): Promise<MongoClient>;
-}
-
-/**
- * Starts a backend and one connected client for the file; stops both afterwards.
- * The returned object is filled in by `beforeAll`.
- */
-export function useBackend(simOptions: SimulatorOptions = {}, clientOptions: MongoClientOptions = {}): Harness {
-  const extra: MongoClient[] = [];
-  const h = { appName: `t-${randomBytes(4).toString("hex")}` } as Harness;
-  beforeAll(async () => {
-    h.backend = await startTestBackend(simOptions);
-    h.newClient = async (options = {}) => {
-      const c = new MongoClient(h.backend.url, { appName: h.appName, serverSelectionTimeoutMS: 5_000, ...options });
-      extra.push(c);
-      await c.connect();
-      return c;
-    };
-    h.client = await h.newClient(clientOptions);
-  });
-  afterAll(async () => {
-    await Promise.all(extra.map((c) => c.close()));
-    await h.backend?.stop();
-  });
-  return h;
-}
 
 /** Default await time for streams in tests: short, so idle getMores come back quickly. */
 export const AWAIT_MS = 100;

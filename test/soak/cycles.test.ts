@@ -1,17 +1,13 @@
 /** Soak: 10,000 connect/disconnect cycles leave nothing behind (test/support/cycles.ts). */
-import { afterAll, beforeAll, describe, it } from "vitest";
-import { startTestBackend, type TestBackend } from "../support/backend";
+import { describe, it } from "vitest";
+import { useBackend } from "../support/backend";
 import { cycleScenario } from "../support/cycles";
 
-let backend: TestBackend;
-beforeAll(async () => {
-  backend = await startTestBackend();
-});
-afterAll(async () => backend?.stop());
+const h = useBackend();
 
 describe("soak: connect/disconnect cycles", () => {
   it("10,000 cycles (some resuming, events flowing) leave no growth in sockets, descriptors, timers, listeners or heap", async () => {
-    const figures = await cycleScenario(backend, 10_000);
+    const figures = await cycleScenario(h.backend, 10_000);
     console.log("cycles:", JSON.stringify(figures));
   }, 600_000);
 });

@@ -4,7 +4,7 @@ import pino, { type Logger } from "pino";
 import { afterAll, beforeAll } from "vitest";
 import { loadConfig, type Env } from "../../src/config";
 import { startFlowsync, type Flowsync } from "../../src/flowsync";
-import { startTestBackend, uniqueDb, type TestBackend } from "./backend";
+import { uniqueDb, useBackend, type Harness, type TestBackend } from "./backend";
 
 export async function startTestFlowsync(mongoUrl: string, env: Partial<Record<keyof Env, string>> = {}, options: { logger?: Logger } = {}): Promise<Flowsync> {
   const config = loadConfig({ MONGO_URL: mongoUrl, PORT: "0", HOST: "127.0.0.1", FILTERS_DIR: "./filters", CHANGE_STREAM_AWAIT_MS: "100", ...env });
@@ -25,23 +25,31 @@ export interface FlowsyncFixture {
   db: Db;
 }
 
+export interface FlowsyncFixtureOptions {
+  /** A backend the file already has (`useBackend()`); else one of its own. */
+  backend?: Harness;
+  /** The URL flowsync connects with, from the backend's (an appName, a proxy). */
+  url?: (backendUrl: string) => string;
+  logger?: Logger;
+}
+
 /**
- * Registers beforeAll/afterAll for one test file: a backend, a flowsync watching a
- * fresh database, and an independent writer. The fields are set once beforeAll ran.
+ * Registers beforeAll/afterAll for one test file (or describe block): a backend,
+ * a flowsync watching a fresh database, and an independent writer. The fields
+ * are set once beforeAll ran.
  */
-export function useFlowsync(dbPrefix: string, env: Partial<Record<keyof Env, string>> = {}): FlowsyncFixture {
+export function useFlowsync(dbPrefix: string, env: Partial<Record<keyof Env, string>> = {}, options: FlowsyncFixtureOptions = {}): FlowsyncFixture {
+  const h = options.backend ?? useBackend();
   const f = {} as FlowsyncFixture;
   beforeAll(async () => {
-    f.backend = await startTestBackend();
     const dbName = uniqueDb(dbPrefix);
-    f.fs = await startTestFlowsync(f.backend.url, { MONGO_DB: dbName, ...env });
-    f.writer = await new MongoClient(f.backend.url).connect();
-    f.db = f.writer.db(dbName);
+    f.backend = h.backend;
+    f.writer = h.client;
+    f.db = h.client.db(dbName);
+    f.fs = await startTestFlowsync(options.url ? options.url(h.backend.url) : h.backend.url, { MONGO_DB: dbName, ...env }, { logger: options.logger });
   });
   afterAll(async () => {
-    await f.writer?.close();
     await f.fs?.stop();
-    await f.backend?.stop();
   });
   return f;
 }
