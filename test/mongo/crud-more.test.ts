@@ -118,6 +118,8 @@ describe("views", () => {
     expect((err as MongoServerError).code).toBe(166);
     await expectCode(coll(db, "v").updateOne({}, { $set: { a: 1 } }), 166);
     await expectCode(coll(db, "v").deleteOne({}), 166);
+    await expectCode(coll(db, "v").createIndex({ n: 1 }), 166);
+    await expectCode(coll(db, "v").listIndexes().toArray(), 166);
     expect(await coll(db, "src").countDocuments()).toBe(3);
   });
 });

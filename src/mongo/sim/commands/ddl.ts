@@ -112,6 +112,7 @@ export const dropIndexes: Handler = (cmd, db, { server }) => {
   const name = collectionName(cmd, "dropIndexes");
   const coll = server.store.get(db, name);
   if (!coll) fail(Codes.NamespaceNotFound, `ns not found ${db}.${name}`);
+  if (coll.view) fail(Codes.CommandNotSupportedOnView, `Namespace ${db}.${name} is a view, not a collection`);
   const before = coll.indexes.length;
   const which = cmd.index;
   if (which === "*") for (const spec of coll.indexes.filter((i) => i.name !== "_id_")) server.store.dropIndex(db, coll, spec.name);
@@ -129,6 +130,7 @@ export const listIndexes: Handler = (cmd, db, ctx) => {
   const name = collectionName(cmd, "listIndexes");
   const coll = ctx.server.store.get(db, name);
   if (!coll) fail(Codes.NamespaceNotFound, `ns does not exist: ${db}.${name}`);
+  if (coll.view) fail(Codes.CommandNotSupportedOnView, `Namespace ${db}.${name} is a view, not a collection`);
   const indexes = coll.indexes.map(({ v, key, name: n, ...rest }) => ({ v, key, name: n, ...rest }));
   return firstBatch(ctx, `${db}.${name}`, indexes, cmd, cmd.cursor?.batchSize);
 };
