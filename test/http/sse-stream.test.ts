@@ -24,7 +24,7 @@ describe("SSE connection", () => {
     const heartbeatTimers = (spy: typeof intervals | typeof timeouts) => spy.mock.calls.filter((call) => call[1] === HEARTBEAT_MS).length;
     try {
       const clients = ["hb-a", "hb-a", "hb-b", "hb-b", "hb-c", "hb-c"].map((flow) => new SseClient(subscribeUrl(t.fs, flow)));
-      for (const c of clients) await c.until((x) => x.raw.includes(": flowsync"), 5000, "stream open");
+      for (const c of clients) await c.opened();
       for (const c of clients) await c.until((x) => heartbeats(x) >= 2, 10_000, "two heartbeats");
       expect(heartbeatTimers(intervals), "heartbeat intervals for 6 streams").toBe(1);
       expect(heartbeatTimers(timeouts), "heartbeat timeouts").toBe(0);
@@ -49,7 +49,7 @@ describe("SSE connection", () => {
 
   it("answers with the SSE headers and status 200 although Koa sends nothing itself", async () => {
     const c = new SseClient(subscribeUrl(t.fs, "hb-h"));
-    await c.until((x) => x.raw.includes(": flowsync"), 5000, "stream open");
+    await c.opened();
     expect(c.status).toBe(200);
     expect(c.headers?.get("content-type")).toBe("text/event-stream; charset=utf-8");
     expect(c.headers?.get("cache-control")).toBe("no-cache, no-transform");

@@ -111,7 +111,7 @@ describe("JWT access control (HS256)", () => {
   it("closes a stream when its token expires; the client reconnects with a fresh token and its last id and misses nothing", async () => {
     const nodes = t.db.collection("nodes");
     const c = new SseClient(subscribeUrl(t.fs, "exp"), { headers: { Authorization: `Bearer ${await hsToken({ flows: ["exp"] }, 2)}` } });
-    await c.until((x) => x.raw.includes(": flowsync"), 5000, "stream open");
+    await c.opened();
     await nodes.insertOne({ flowId: "exp", n: 1 });
     await c.until((x) => x.messages.length === 1, 10_000, "an event");
     const opened = Date.now();

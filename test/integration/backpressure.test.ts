@@ -27,7 +27,7 @@ const seqs = (c: SseClient) => c.events().map((e) => (e.data.doc as { seq: numbe
  */
 async function overflow(flowId: string) {
   const fast = new SseClient(subscribeUrl(t.fs, flowId));
-  await fast.until((x) => x.raw.includes(": flowsync"), 5000, "stream open");
+  await fast.opened();
   const slow = new StalledSseClient(subscribeUrl(t.fs, flowId));
   await slow.sent();
   await eventually("both subscribers", () => t.fs.hub.subscriberCount(flowId) === 2);

@@ -26,7 +26,7 @@ async function openAll(fs: Flowsync, count: number): Promise<SseClient[]> {
   // In waves: 500 handshakes at once would only measure the test machine.
   for (let i = 0; i < count; i += 50) {
     const wave = Array.from({ length: Math.min(50, count - i) }, (_, k) => new SseClient(subscribeUrl(fs, flowOf(i + k))));
-    await Promise.all(wave.map((c) => c.until((x) => x.raw.includes(": flowsync"), 20_000, "stream open")));
+    await Promise.all(wave.map((c) => c.opened(20_000)));
     clients.push(...wave);
   }
   return clients;
@@ -83,7 +83,7 @@ describe("catch-up cursors", () => {
   /** The cursor of a first event in `flowId`, then `missed` more events written while nobody listens. */
   async function missedEvents(flowId: string, missed: number, chunk = ""): Promise<string> {
     const first = new SseClient(subscribeUrl(t.fs, flowId));
-    await first.until((x) => x.raw.includes(": flowsync"), 5000, "stream open");
+    await first.opened();
     await t.db.collection("flow_logs").insertOne({ flowId, seq: 0 });
     await first.until((x) => x.messages.length === 1, 10_000, "first event");
     await first.close();
@@ -127,7 +127,7 @@ describe("catch-up cursors", () => {
     // Holds flowsync's next aggregate (the catch-up's) at the server, so the client leaves before its reply.
     await h.client.db("admin").command({ configureFailPoint: "failCommand", mode: { times: 1 }, data: { failCommands: ["aggregate"], blockConnection: true, blockTimeMS: 1000, appName } });
     const leaving = new SseClient(subscribeUrl(t.fs, "cu-open"), { lastEventId: cursor });
-    await leaving.until((x) => x.raw.includes(": flowsync"), 5000, "stream open");
+    await leaving.opened();
     // Leaves once the server holds the aggregate (not after a guessed pause): nothing of the catch-up can have come yet.
     await eventually("the catch-up's aggregate held at the server", async () => (await heldAggregates()) === 1);
     await leaving.close();

@@ -1,23 +1,16 @@
 import { describe, expect, it } from "vitest";
 import { flowEventSchema } from "../../src/events/schemas";
 import { eventually } from "../support/eventually";
-import { subscribeUrl, useFlowsync } from "../support/flowsync";
-import { SseClient } from "../support/sse-client";
+import { connected, subscribeUrl, useFlowsync } from "../support/flowsync";
 
 const t = useFlowsync("t");
 
 
-async function connected(flowId: string, lastEventId?: string): Promise<SseClient> {
-  const c = new SseClient(subscribeUrl(t.fs, flowId), { lastEventId });
-  await c.until(() => c.raw.includes(": flowsync"), 5000, "stream open");
-  return c;
-}
-
 describe("delivery", () => {
   it("an edit by an independent MongoClient reaches its flow's subscribers only, typed, without private fields", async () => {
-    const a1 = await connected("flow-a");
-    const a2 = await connected("flow-a");
-    const b = await connected("flow-b");
+    const a1 = await connected(t.fs, "flow-a");
+    const a2 = await connected(t.fs, "flow-a");
+    const b = await connected(t.fs, "flow-b");
 
     await t.db.collection("nodes").insertOne({ _id: "n1" as never, flowId: "flow-a", type: "llm", position: { x: 1, y: 2 }, secrets: { apiKey: "TOPSECRET-1" }, _internal: "TOPSECRET-2" });
     await t.db.collection("nodes").updateOne({ _id: "n1" as never }, { $set: { "position.x": 9, "secrets.other": "TOPSECRET-3", "_internal": "TOPSECRET-4" } });
@@ -55,7 +48,7 @@ describe("delivery", () => {
   });
 
   it("a document without a flowId is a counted skip and the stream stays up", async () => {
-    const c = await connected("flow-c");
+    const c = await connected(t.fs, "flow-c");
     const before = t.fs.feed.counters.skipped.unroutable ?? 0;
     await t.db.collection("nodes").insertOne({ type: "orphan" });
     await t.db.collection("nodes").insertOne({ flowId: 42 });
@@ -73,7 +66,7 @@ describe("delivery", () => {
       ["garbage", "cursor-malformed"],
       ["1.zzzzzz.8200", "cursor-foreign"],
     ]) {
-      const c = await connected("flow-d", cursor);
+      const c = await connected(t.fs, "flow-d", cursor);
       await c.until((x) => x.messages.length >= 1, 5000, "RESET");
       expect(c.events()[0]).toMatchObject({ type: "RESET", data: { flowId: "flow-d", reason } });
       await t.db.collection("nodes").insertOne({ flowId: "flow-d", n: reason });
@@ -99,7 +92,7 @@ describe("delivery", () => {
   });
 
   it("sends SSE headers and a retry hint", async () => {
-    const c = await connected("flow-h");
+    const c = await connected(t.fs, "flow-h");
     expect(c.status).toBe(200);
     expect(c.headers?.get("content-type")).toMatch(/^text\/event-stream/);
     expect(c.headers?.get("x-accel-buffering")).toBe("no");
@@ -109,7 +102,7 @@ describe("delivery", () => {
   });
 
   it("removes the subscriber when the client goes away", async () => {
-    const c = await connected("flow-gone");
+    const c = await connected(t.fs, "flow-gone");
     expect(t.fs.hub.subscriberCount("flow-gone")).toBe(1);
     await c.close();
     await eventually("the subscriber gone", () => expect(t.fs.hub.subscriberCount("flow-gone")).toBe(0));

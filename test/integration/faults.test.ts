@@ -72,7 +72,7 @@ async function scenario(fault: string, inject: (ctx: Ctx) => Promise<number>): P
   const ledger = new Ledger(h.client.db(dbName).collection("nodes"), FLOWS);
   const clients = FLOWS.flatMap((flowId) => [0, 1].map(() => ({ flowId, c: new SseClient(subscribeUrl(fs, flowId)) })));
   try {
-    for (const { c } of clients) await c.until((x) => x.raw.includes(": flowsync"), 5000, "stream open");
+    for (const { c } of clients) await c.opened();
     await ledger.write(15);
     const fired = await inject({ fs, appName, ledger });
     expect(fired, `${fault}: the fault fired`).toBeGreaterThan(0);
@@ -141,7 +141,7 @@ describe("faults between flowsync and MongoDB: every subscriber gets every event
     const ledger = new Ledger(h.client.db(dbName).collection("nodes"), FLOWS);
     const clients = FLOWS.map((flowId) => ({ flowId, c: new SseClient(subscribeUrl(fs, flowId)) }));
     try {
-      for (const { c } of clients) await c.until((x) => x.raw.includes(": flowsync"), 5000, "stream open");
+      for (const { c } of clients) await c.opened();
       await ledger.write(6);
       for (const { flowId, c } of clients) await c.until((x) => Ledger.received(x).length === ledger.expected.get(flowId)!.length, 10_000, "first events");
       await new Promise((r) => setTimeout(r, 400));

@@ -28,7 +28,7 @@ let cases = 0;
 beforeAll(async () => {
   port = Number(new URL(t.fs.url).port);
   control = new SseClient(subscribeUrl(t.fs, "control"));
-  await control.until((x) => x.raw.includes(": flowsync"), 5000, "control stream open");
+  await control.opened();
 });
 
 afterAll(async () => {

@@ -58,7 +58,7 @@ describe("the cursor outlives the process", () => {
     const [a, b] = await Promise.all([start(dbName), start(dbName)]);
 
     const onA = subscribe(a);
-    await onA.until((x) => x.raw.includes(": flowsync"), 5000, "stream open");
+    await onA.opened();
     await ledger.write(10);
     const first = await take(onA, ledger);
 
@@ -88,7 +88,7 @@ describe("the cursor outlives the process", () => {
     const ledger = new Ledger(h.client.db(dbName).collection("nodes"), [FLOW]);
     const before = await start(dbName);
     const c1 = subscribe(before);
-    await c1.until((x) => x.raw.includes(": flowsync"), 5000, "stream open");
+    await c1.opened();
     await ledger.write(10);
     await c1.until((x) => Ledger.received(x).length === 10, 20_000, "10 events");
 

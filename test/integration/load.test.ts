@@ -47,7 +47,7 @@ describe("a subscriber that never reads", () => {
   it("does not delay the others, is dropped at CLIENT_BUFFER_BYTES, loses its socket, and can resume", async () => {
     const logs = t.db.collection("flow_logs");
     const readers = Array.from({ length: READERS }, () => new SseClient(subscribeUrl(t.fs, "hot")));
-    for (const r of readers) await r.until((x) => x.raw.includes(": flowsync"), 5000, "stream open");
+    for (const r of readers) await r.opened();
     // Warm-up, then a baseline without the stalled client.
     await latencies(logs, "hot", readers);
     const without = await latencies(logs, "hot", readers);

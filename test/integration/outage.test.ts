@@ -42,7 +42,7 @@ describe("MongoDB unreachable, then back", () => {
     const nodes = writer.db(dbName).collection("nodes");
     const clients = ["la", "la", "lb"].map((flowId) => ({ flowId, c: new SseClient(subscribeUrl(fs, flowId)) }));
     try {
-      for (const { c } of clients) await c.until((x) => x.raw.includes(": flowsync"), 5000, "stream open");
+      for (const { c } of clients) await c.opened();
       for (const flowId of ["la", "lb"]) await nodes.insertOne({ flowId, n: "before" });
       for (const { c } of clients) await c.until((x) => x.messages.length === 1, 10_000, "event before");
 

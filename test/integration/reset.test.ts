@@ -8,19 +8,13 @@ import { MongoClient } from "mongodb";
 import { describe, expect, inject, it } from "vitest";
 import type { Flowsync } from "../../src/flowsync";
 import { startTestBackend, uniqueDb, type TestBackend } from "../support/backend";
-import { startTestFlowsync, subscribeUrl } from "../support/flowsync";
+import { connected, startTestFlowsync } from "../support/flowsync";
 import { eventually } from "../support/eventually";
 import { withAppName } from "../support/server-view";
-import { SseClient } from "../support/sse-client";
+import type { SseClient } from "../support/sse-client";
 
 // Simulator-only knob below: a tiny oplog (a real mongod's is ≥ 990 MB, far too big to overflow in a test).
 const onSimulator = inject("backend").kind === "sim";
-
-async function connected(fs: Flowsync, flowId: string, lastEventId?: string): Promise<SseClient> {
-  const c = new SseClient(subscribeUrl(fs, flowId), { lastEventId });
-  await c.until((x) => x.raw.includes(": flowsync"), 5000, "stream open");
-  return c;
-}
 
 /** Runs `body` with a backend, a flowsync on it and a writer, and cleans all up. */
 async function withFlowsync(

@@ -32,7 +32,7 @@ class Resumer {
 
   async connect(): Promise<void> {
     const c = new SseClient(subscribeUrl(this.fs, this.flowId), { lastEventId: this.#lastId });
-    await c.until((x) => x.raw.includes(": flowsync"), 5000, "stream open");
+    await c.opened();
     this.#client = c;
   }
 

@@ -113,7 +113,7 @@ describe("process", () => {
       const { url } = (await run.logLine("flowsync listening")) as { url: string };
       expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
       for (const flowId of ["s1", "s1", "s2"]) clients.push(new SseClient(`${url}/api/creative-flowboard/subscribe/${flowId}`));
-      await Promise.all(clients.map((c) => c.until((x) => x.raw.includes(": flowsync"), 10_000, "stream open")));
+      await Promise.all(clients.map((c) => c.opened()));
       // Live, end to end, before the signal.
       for (const flowId of ["s1", "s2"]) await h.client.db(dbName).collection("nodes").insertOne({ flowId });
       await Promise.all(clients.map((c) => c.until((x) => x.messages.length === 1, 10_000, "an event")));
@@ -137,7 +137,7 @@ describe("process", () => {
     // A grace period far above the bound below: only closing idle connections promptly can pass.
     const fs = await startTestFlowsync(h.backend.url, { MONGO_DB: uniqueDb("sd"), SHUTDOWN_GRACE_MS: "30000" });
     const clients = ["k1", "k1", "k2"].map((flowId) => new SseClient(subscribeUrl(fs, flowId)));
-    await Promise.all(clients.map((c) => c.until((x) => x.raw.includes(": flowsync"), 5000, "stream open")));
+    await Promise.all(clients.map((c) => c.opened()));
     const start = Date.now();
     await fs.stop();
     const elapsedMs = Date.now() - start;

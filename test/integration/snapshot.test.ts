@@ -85,7 +85,7 @@ describe("snapshot", () => {
 
   it("?types= narrows a subscription; RESET still arrives", async () => {
     const c = new SseClient(subscribeUrl(t.fs, "snap-t", "?types=EXECUTION_UPDATE"));
-    await c.until((x) => x.raw.includes(": flowsync"), 5000, "open");
+    await c.opened();
     await t.db.collection("nodes").insertOne({ flowId: "snap-t" });
     await t.db.collection("flow_logs").insertOne({ flowId: "snap-t", chunk: "x" });
     await t.db.collection("flow_executions").insertOne({ flowId: "snap-t", progress: 5 });

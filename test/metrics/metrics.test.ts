@@ -10,8 +10,7 @@ import { ReplayBuffer } from "../../src/hub/replay-buffer";
 import { SubscriberQueue } from "../../src/hub/subscriber-queue";
 import { clusterSecondsOfToken, createMetrics } from "../../src/metrics";
 import { eventually } from "../support/eventually";
-import { subscribeUrl, useFlowsync } from "../support/flowsync";
-import { SseClient } from "../support/sse-client";
+import { connected, subscribeUrl, useFlowsync } from "../support/flowsync";
 
 // A small replay buffer, so that an old cursor must catch up from MongoDB; the smallest client buffer, to drop a stalled client.
 const t = useFlowsync("metrics", { REPLAY_BUFFER_SIZE: "4", CLIENT_BUFFER_BYTES: "1024" });
@@ -37,12 +36,6 @@ function value(samples: Sample[], name: string, labels: Record<string, string> =
   return samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
 }
 
-async function connected(flowId: string, lastEventId?: string): Promise<SseClient> {
-  const c = new SseClient(subscribeUrl(t.fs, flowId), { lastEventId });
-  await c.until(() => c.raw.includes(": flowsync"), 5000, "stream open");
-  return c;
-}
-
 describe("GET /metrics", () => {
   it("counts subscribers, received, published and delivered events by type, skips, replays, RESETs and bytes", async () => {
     const before = await scrape();
@@ -50,9 +43,9 @@ describe("GET /metrics", () => {
     expect(value(before.samples, "flowsync_subscribers")).toBe(0);
     expect(value(before.samples, "flowsync_change_stream_restarts_total")).toBe(0);
 
-    const a1 = await connected("metrics-a");
-    const a2 = await connected("metrics-a");
-    const b = await connected("metrics-b");
+    const a1 = await connected(t.fs, "metrics-a");
+    const a2 = await connected(t.fs, "metrics-a");
+    const b = await connected(t.fs, "metrics-b");
     expect(value((await scrape()).samples, "flowsync_subscribers")).toBe(3);
 
     await t.db.collection("nodes").insertOne({ flowId: "metrics-a", type: "llm" });
@@ -89,12 +82,12 @@ describe("GET /metrics", () => {
     // Resumes: a recent cursor from memory, an evicted one from MongoDB, a malformed one gets RESET.
     const oldest = a1.messages[0].id!;
     const newest = a1.lastEventId!;
-    const fromMemory = await connected("metrics-a", newest);
+    const fromMemory = await connected(t.fs, "metrics-a", newest);
     for (let i = 0; i < 6; i++) await t.db.collection("flow_logs").insertOne({ flowId: "metrics-z", i }); // evicts metrics-a's events
     await eventually("11 changes received", () => t.fs.feed.counters.received >= 11);
-    const fromMongo = await connected("metrics-a", oldest);
+    const fromMongo = await connected(t.fs, "metrics-a", oldest);
     await fromMongo.until((x) => x.messages.length >= 1, 10_000, "the caught-up event");
-    const reset = await connected("metrics-a", "garbage");
+    const reset = await connected(t.fs, "metrics-a", "garbage");
     await reset.until((x) => x.messages.length >= 1, 10_000, "RESET");
 
     const after = (await scrape()).samples;

@@ -47,58 +47,37 @@ describe("resuming after faults", () => {
 
   const ALL = [1, 2, 3, 4, 5, 6, 7, 8];
 
+  /** Fail point `name` fires once amid the writes: one resume (a second aggregate), nothing lost or repeated. */
+  async function expectOneResume(name: string, data: Document): Promise<void> {
+    try {
+      const { received, aggregates } = await throughFault(() => failPoint(h.client, name, { times: 1 }, data, h.appName).then(() => {}));
+      expect(received).toEqual(ALL);
+      expect(aggregates).toBe(2);
+    } finally {
+      await failPointOff(h.client, name);
+    }
+  }
+
   describe.each(RESUMABLE)("failGetMoreAfterCursorCheckout with code %i", (code) => {
     it("resumes once, losing and repeating nothing", async () => {
-      try {
-        const { received, aggregates } = await throughFault(() => failPoint(h.client, "failGetMoreAfterCursorCheckout", { times: 1 }, { errorCode: code }, h.appName).then(() => {}));
-        expect(received).toEqual(ALL);
-        expect(aggregates).toBe(2);
-      } finally {
-        await failPointOff(h.client, "failGetMoreAfterCursorCheckout");
-      }
+      await expectOneResume("failGetMoreAfterCursorCheckout", { errorCode: code });
     });
   });
 
   it("failCommand closeConnection on getMore: resumes after the network error", async () => {
-    try {
-      const { received, aggregates } = await throughFault(() => failPoint(h.client, "failCommand", { times: 1 }, { failCommands: ["getMore"], closeConnection: true }, h.appName).then(() => {}));
-      expect(received).toEqual(ALL);
-      expect(aggregates).toBe(2);
-    } finally {
-      await failPointOff(h.client, "failCommand");
-    }
+    await expectOneResume("failCommand", { failCommands: ["getMore"], closeConnection: true });
   });
 
   it("failCommand errorCode with the ResumableChangeStreamError label: resumes", async () => {
-    try {
-      const { received, aggregates } = await throughFault(() =>
-        failPoint(h.client, "failCommand", { times: 1 }, { failCommands: ["getMore"], errorCode: 50, errorLabels: ["ResumableChangeStreamError"] }, h.appName).then(() => {}),
-      );
-      expect(received).toEqual(ALL);
-      expect(aggregates).toBe(2);
-    } finally {
-      await failPointOff(h.client, "failCommand");
-    }
+    await expectOneResume("failCommand", { failCommands: ["getMore"], errorCode: 50, errorLabels: ["ResumableChangeStreamError"] });
   });
 
   it("failCommand CursorNotFound (43): resumes even without a label", async () => {
-    try {
-      const { received, aggregates } = await throughFault(() => failPoint(h.client, "failCommand", { times: 1 }, { failCommands: ["getMore"], errorCode: 43 }, h.appName).then(() => {}));
-      expect(received).toEqual(ALL);
-      expect(aggregates).toBe(2);
-    } finally {
-      await failPointOff(h.client, "failCommand");
-    }
+    await expectOneResume("failCommand", { failCommands: ["getMore"], errorCode: 43 });
   });
 
   it("failGetMoreAfterCursorCheckout with CursorNotFound (43): resumed by the driver on the code alone", async () => {
-    try {
-      const { received, aggregates } = await throughFault(() => failPoint(h.client, "failGetMoreAfterCursorCheckout", { times: 1 }, { errorCode: 43 }, h.appName).then(() => {}));
-      expect(received).toEqual(ALL);
-      expect(aggregates).toBe(2);
-    } finally {
-      await failPointOff(h.client, "failGetMoreAfterCursorCheckout");
-    }
+    await expectOneResume("failGetMoreAfterCursorCheckout", { errorCode: 43 });
   });
 
   it("failCommand with a resumable code but no label: the error surfaces, no resume", async () => {

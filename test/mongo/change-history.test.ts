@@ -14,6 +14,17 @@ const OPLOG_SIZE = 5;
 describe("change stream history lost", () => {
   const h = useBackend({ oplogSize: OPLOG_SIZE });
 
+  /** A collection's first change event, then enough writes to push it out of the oplog. */
+  async function fallenOff() {
+    const c = coll(h.client.db(uniqueDb()), "c");
+    const stream = await openStream(c);
+    await c.insertOne({ _id: 1 });
+    const [first] = await nextEvents(stream, 1);
+    await stream.close();
+    for (let i = 2; i <= OPLOG_SIZE + 2; i++) await c.insertOne({ _id: i });
+    return { c, first: first! };
+  }
+
   it("startAtOperationTime older than the oplog fails with 286", async () => {
     const c = coll(h.client.db(uniqueDb()), "c");
     await c.insertOne({ _id: 1 });
@@ -24,12 +35,7 @@ describe("change stream history lost", () => {
   });
 
   it.runIf(isSim)("resumeAfter a token that fell off a small oplog (simulator oplogSize) fails with 286", async () => {
-    const c = coll(h.client.db(uniqueDb()), "c");
-    const stream = await openStream(c);
-    await c.insertOne({ _id: 1 });
-    const [first] = await nextEvents(stream, 1);
-    await stream.close();
-    for (let i = 2; i <= OPLOG_SIZE + 2; i++) await c.insertOne({ _id: i });
+    const { c, first } = await fallenOff();
     await expectCode(c.watch([], { resumeAfter: first._id }).next(), 286);
     await expectCode(c.watch([], { startAfter: first._id }).next(), 286);
     await expectCode(c.watch([], { startAtOperationTime: first.clusterTime }).next(), 286);
@@ -50,12 +56,7 @@ describe("change stream history lost", () => {
   });
 
   it.runIf(isSim)("the history-lost error is not resumable: the driver does not retry it (simulator oplogSize)", async () => {
-    const c = coll(h.client.db(uniqueDb()), "c");
-    const stream = await openStream(c);
-    await c.insertOne({ _id: 1 });
-    const [first] = await nextEvents(stream, 1);
-    await stream.close();
-    for (let i = 2; i <= OPLOG_SIZE + 2; i++) await c.insertOne({ _id: i });
+    const { c, first } = await fallenOff();
     const err = await expectCode(c.watch([], { resumeAfter: first._id }).next(), 286);
     expect(err.hasErrorLabel("ResumableChangeStreamError")).toBe(false);
   });

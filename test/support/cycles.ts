@@ -61,7 +61,7 @@ export async function cycleScenario(backend: TestBackend, cycles: number): Promi
     let cursor: string | undefined;
     const one = async (i: number) => {
       const c = new SseClient(subscribeUrl(fs, `cyc-${i % 7}`), { lastEventId: i % 5 === 0 ? cursor : undefined });
-      await c.until((x) => x.raw.includes(": flowsync"), 10_000, "stream open");
+      await c.opened();
       if (i % 7 === 0 && c.lastEventId) cursor = c.lastEventId;
       await c.close();
     };

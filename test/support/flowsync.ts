@@ -5,6 +5,7 @@ import { afterAll, beforeAll } from "vitest";
 import { loadConfig, type Env } from "../../src/config";
 import { startFlowsync, type Flowsync } from "../../src/flowsync";
 import { uniqueDb, useBackend, type Harness, type TestBackend } from "./backend";
+import { SseClient } from "./sse-client";
 
 export async function startTestFlowsync(mongoUrl: string, env: Partial<Record<keyof Env, string>> = {}, options: { logger?: Logger } = {}): Promise<Flowsync> {
   const config = loadConfig({ MONGO_URL: mongoUrl, PORT: "0", HOST: "127.0.0.1", FILTERS_DIR: "./filters", CHANGE_STREAM_AWAIT_MS: "100", ...env });
@@ -14,6 +15,13 @@ export async function startTestFlowsync(mongoUrl: string, env: Partial<Record<ke
 
 export function subscribeUrl(fs: Flowsync, flowId: string, query = ""): string {
   return `${fs.url}/api/creative-flowboard/subscribe/${encodeURIComponent(flowId)}${query}`;
+}
+
+/** A subscriber of `flowId` (from `lastEventId`, if given), once its subscription is in place. */
+export async function connected(fs: Flowsync, flowId: string, lastEventId?: string): Promise<SseClient> {
+  const c = new SseClient(subscribeUrl(fs, flowId), { lastEventId });
+  await c.opened();
+  return c;
 }
 
 export interface FlowsyncFixture {

@@ -49,7 +49,7 @@ export async function outageScenario(backend: TestBackend, mode: CutMode, outage
   const stay = FLOWS.map((flowId) => ({ flowId, c: new SseClient(subscribeUrl(fs, flowId)) }));
   let mover = new SseClient(subscribeUrl(fs, FLOWS[0]));
   try {
-    for (const c of [...stay.map((s) => s.c), mover]) await c.until((x) => x.raw.includes(": flowsync"), 5000, "stream open");
+    for (const c of [...stay.map((s) => s.c), mover]) await c.opened();
     await ledger.write(10);
     await mover.until((x) => Ledger.received(x).length === ledger.expected.get(FLOWS[0])!.length, 10_000, "first events");
     expect(await readyStatus(fs.url)).toBe(200);

@@ -95,6 +95,11 @@ export class SseClient {
     }
   }
 
+  /** Resolves once flowsync's opening comment has come: the subscription is in place. */
+  opened(timeoutMs = 10_000): Promise<void> {
+    return this.until((x) => x.raw.includes(": flowsync"), timeoutMs, "stream open");
+  }
+
   /** Events other than comments, parsed. */
   events(): Array<{ id?: string; type?: string; data: Record<string, unknown> }> {
     return this.messages.map((m) => ({ id: m.id, type: m.event, data: JSON.parse(m.data) }));
