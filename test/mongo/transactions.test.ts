@@ -125,6 +125,24 @@ describe("transactions", () => {
       expect(await a.findOne({ _id: 1 })).toEqual({ _id: 1, v: "outside" });
     });
 
+    it("a write outside any transaction to a document a transaction holds waits for it and then applies on top (no lost update)", async () => {
+      const { a } = await fresh();
+      await a.insertOne({ _id: 1, n: 0 });
+      await inSession(async (session) => {
+        session.startTransaction();
+        await a.updateOne({ _id: 1 }, { $set: { n: 10 } }, { session });
+        const outside = a.updateOne({ _id: 1 }, { $inc: { n: 1 } });
+        let settled = false;
+        void outside.finally(() => (settled = true));
+        // A full round trip to the server while the outside write is held.
+        expect(await a.findOne({ _id: 1 })).toEqual({ _id: 1, n: 0 });
+        expect(settled).toBe(false);
+        await session.commitTransaction();
+        expect((await outside).modifiedCount).toBe(1);
+      });
+      expect(await a.findOne({ _id: 1 })).toEqual({ _id: 1, n: 11 });
+    });
+
     it("withTransaction retries a transaction that hit a TransientTransactionError, and it then commits once", async () => {
       const { a } = await fresh();
       await a.insertOne({ _id: 1, n: 0 });

@@ -60,6 +60,8 @@ export interface Txn {
   /** Indexes created in the transaction on collections that exist. */
   indexes: Array<{ db: string; coll: string; spec: IndexSpec }>;
   locks: Set<string>;
+  /** Called once when the transaction ends (commit or abort): writers waiting for its locks go on. */
+  onEnd: Array<() => void>;
 }
 
 interface SessionRecord {
@@ -140,6 +142,7 @@ export class Sessions {
         created: new Map(),
         indexes: [],
         locks: new Set(),
+        onEnd: [],
       };
       return record.txn;
     }
@@ -250,6 +253,30 @@ export class Sessions {
     txn.locks.add(key);
   }
 
+  /**
+   * For a write outside any transaction: resolves once no open transaction holds any of these
+   * documents' locks (the holder ended, or it outlived transactionLifetimeLimitSeconds and was
+   * aborted); undefined if none is held now.
+   */
+  blocking(db: string, coll: string, ids: unknown[]): Promise<void> | undefined {
+    for (const id of ids) {
+      const holder = this.lockedBy(db, coll, id);
+      if (!holder) continue;
+      return new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          if (holder.state === "inProgress") this.abort(holder, "it exceeded transactionLifetimeLimitSeconds");
+          resolve();
+        }, Math.max(0, TRANSACTION_LIFETIME_MS - (this.now() - holder.startedAt)));
+        timer.unref();
+        holder.onEnd.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    return undefined;
+  }
+
   /** Whether a document is locked by an open transaction other than `txn` (non-transactional writers wait on it). */
   lockedBy(db: string, coll: string, id: unknown): Txn | undefined {
     const holder = this.locks.get(lockKey(db, coll, valueKey(id)));
@@ -282,6 +309,7 @@ export class Sessions {
   private release(txn: Txn): void {
     for (const key of txn.locks) if (this.locks.get(key) === txn) this.locks.delete(key);
     txn.locks.clear();
+    for (const wake of txn.onEnd.splice(0)) wake();
   }
 
   private record(lsid: Document): SessionRecord {

@@ -4,7 +4,7 @@ import { calculateObjectSize, ObjectId, type Document } from "bson";
 import { applyUpdate, updateKind, upsertDocument, withIdFirst } from "../apply-update";
 import { copyDeep } from "../immutable";
 import { clone, collectionName, type Ctx, type Handler } from "../context";
-import { Codes, engineError, fail } from "../errors";
+import { Codes, engineError, fail, type ServerError } from "../errors";
 import { valueKey, type Collection } from "../store";
 import type { Data } from "../transactions";
 import { describeOperatorUpdate, describeUpdate } from "../update-description";
@@ -12,21 +12,50 @@ import { checkIdField, checkValidator } from "../validation";
 import { letVariables } from "../variables";
 
 
+/**
+ * Thrown by a statement, before it changes anything, when a document it would write is held by
+ * an open transaction: mongod's writer retries its write conflict until that transaction ends.
+ */
+class Blocked {
+  constructor(readonly until: Promise<void>) {}
+}
+
+/** Outside a transaction, a write to documents a transaction holds waits for it (first writer wins). */
+function waitForLocks(ctx: Ctx, db: string, coll: string, ids: unknown[]): void {
+  if (ctx.txn) return; // a transaction's own writes take the locks instead (WriteConflict when held)
+  const until = ctx.server.sessions.blocking(db, coll, ids);
+  if (until) throw new Blocked(until);
+}
+
 /** Runs each statement, collecting write errors; ordered writes stop at the first. */
-function eachStatement<T>(statements: T[], ordered: boolean, run: (s: T, index: number) => void): Document[] {
+async function eachStatement<T>(statements: T[], ordered: boolean, run: (s: T, index: number) => void): Promise<Document[]> {
   const errors: Document[] = [];
   for (let index = 0; index < statements.length; index++) {
+    const failed = await attempt(() => run(statements[index], index));
+    if (!failed) continue;
+    errors.push(failed.toWriteError(index));
+    if (ordered) break;
+  }
+  return errors;
+}
+
+/** Runs one statement, again after any transaction it waited for; resolves to its write error, if any. */
+async function attempt(run: () => void): Promise<ServerError | undefined> {
+  for (;;) {
     try {
-      run(statements[index], index);
+      run();
+      return undefined;
     } catch (thrown) {
+      if (thrown instanceof Blocked) {
+        await thrown.until;
+        continue;
+      }
       const err = engineError(thrown);
       // A write conflict fails the whole command (and its transaction), not one statement.
       if (err.code === Codes.InternalError || err.code === Codes.WriteConflict) throw thrown;
-      errors.push(err.toWriteError(index));
-      if (ordered) break;
+      return err;
     }
   }
-  return errors;
 }
 
 /** Writes to a view fail whether or not anything matches (the store refuses them too). */
@@ -45,25 +74,28 @@ function matching(coll: Collection | undefined, filter: Document, sort?: Documen
   return (sort && Object.keys(sort).length > 0 ? cursor.sort(sort as never) : cursor).all() as Document[];
 }
 
-export const insert: Handler = (cmd, db, { data }) => {
+export const insert: Handler = async (cmd, db, ctx) => {
+  const { data } = ctx;
   const name = collectionName(cmd, "insert");
   const docs = cmd.documents as Document[];
   if (!Array.isArray(docs)) fail(Codes.TypeMismatch, "insert: 'documents' must be an array");
   let n = 0;
   const bypass = cmd.bypassDocumentValidation === true;
-  const errors = eachStatement(docs, cmd.ordered !== false, (doc) => {
+  const errors = await eachStatement(docs, cmd.ordered !== false, (doc) => {
     const coll = data.ensure(db, name);
     notAView(db, coll);
     const stored = withIdFirst(clone(doc._id === undefined ? { _id: new ObjectId(), ...doc } : doc));
     checkIdField(stored._id);
     checkValidator(coll, stored, undefined, bypass);
+    waitForLocks(ctx, db, name, [stored._id]);
     data.insert(db, coll, stored);
     n++;
   });
   return reply({ n }, errors);
 };
 
-export const update: Handler = (cmd, db, { data }) => {
+export const update: Handler = async (cmd, db, ctx) => {
+  const { data } = ctx;
   const name = collectionName(cmd, "update");
   const statements = cmd.updates as Document[];
   if (!Array.isArray(statements)) fail(Codes.TypeMismatch, "update: 'updates' must be an array");
@@ -72,7 +104,7 @@ export const update: Handler = (cmd, db, { data }) => {
   const upserted: Document[] = [];
   const bypass = cmd.bypassDocumentValidation === true;
   const commandVariables = letVariables(cmd);
-  const errors = eachStatement(statements, cmd.ordered !== false, (s, index) => {
+  const errors = await eachStatement(statements, cmd.ordered !== false, (s, index) => {
     if (s.collation) fail(Codes.NotImplemented, "collation is not implemented by the flowsync MongoDB simulator");
     // `c`: a statement's own constants for a pipeline update, next to the command's `let`.
     const variables = commandVariables || s.c ? { ...commandVariables, ...(s.c as Document | undefined) } : undefined;
@@ -85,12 +117,15 @@ export const update: Handler = (cmd, db, { data }) => {
       const target = data.ensure(db, name);
       checkIdField(doc._id);
       checkValidator(target, doc, undefined, bypass);
+      waitForLocks(ctx, db, name, [doc._id]);
       data.insert(db, target, doc);
       upserted.push({ index, _id: doc._id });
       n++;
       return;
     }
     if (s.multi && updateKind(s.u) === "replacement") fail(Codes.FailedToParse, "multi update is not supported for replacement-style update");
+    // All of them or none: a statement that waits must not have written part of its documents.
+    waitForLocks(ctx, db, name, chosen.map((d) => d._id));
     for (const before of chosen) {
       const after = applyUpdate(before, s.u, { arrayFilters: s.arrayFilters, query: s.q, variables });
       checkValidator(coll!, after, before, bypass);
@@ -101,18 +136,21 @@ export const update: Handler = (cmd, db, { data }) => {
   return reply(upserted.length > 0 ? { n, nModified, upserted } : { n, nModified }, errors);
 };
 
-export const remove: Handler = (cmd, db, { data }) => {
+export const remove: Handler = async (cmd, db, ctx) => {
+  const { data } = ctx;
   const name = collectionName(cmd, "delete");
   const statements = cmd.deletes as Document[];
   if (!Array.isArray(statements)) fail(Codes.TypeMismatch, "delete: 'deletes' must be an array");
   let n = 0;
   const variables = letVariables(cmd);
-  const errors = eachStatement(statements, cmd.ordered !== false, (s) => {
+  const errors = await eachStatement(statements, cmd.ordered !== false, (s) => {
     if (s.collation) fail(Codes.NotImplemented, "collation is not implemented by the flowsync MongoDB simulator");
     const coll = data.get(db, name);
     notAView(db, coll);
     const targets = matching(coll, s.q, undefined, variables);
-    for (const doc of s.limit === 1 ? targets.slice(0, 1) : targets) {
+    const chosen = s.limit === 1 ? targets.slice(0, 1) : targets;
+    waitForLocks(ctx, db, name, chosen.map((d) => d._id));
+    for (const doc of chosen) {
       data.remove(db, coll!, doc);
       n++;
     }
@@ -120,7 +158,19 @@ export const remove: Handler = (cmd, db, { data }) => {
   return reply({ n }, errors);
 };
 
-export const findAndModify: Handler = (cmd, db, { data }) => {
+export const findAndModify: Handler = async (cmd, db, ctx) => {
+  for (;;) {
+    try {
+      return findAndModifyOnce(cmd, db, ctx);
+    } catch (thrown) {
+      if (!(thrown instanceof Blocked)) throw thrown;
+      await thrown.until;
+    }
+  }
+};
+
+function findAndModifyOnce(cmd: Document, db: string, ctx: Ctx): Document {
+  const { data } = ctx;
   const name = collectionName(cmd, "findAndModify");
   if (cmd.collation) fail(Codes.NotImplemented, "collation is not implemented by the flowsync MongoDB simulator");
   if (cmd.remove && cmd.update !== undefined) fail(Codes.FailedToParse, "Cannot specify both an update and remove=true");
@@ -130,6 +180,7 @@ export const findAndModify: Handler = (cmd, db, { data }) => {
   const variables = letVariables(cmd);
   const bypass = cmd.bypassDocumentValidation === true;
   const [before] = matching(coll, cmd.query ?? {}, cmd.sort, variables);
+  if (before) waitForLocks(ctx, db, name, [before._id]);
   const project = (doc: Document | null) => (doc && cmd.fields ? (new Query({}).find([copyDeep(doc)], cmd.fields).all()[0] as Document) : doc);
 
   if (cmd.remove) {
@@ -142,6 +193,7 @@ export const findAndModify: Handler = (cmd, db, { data }) => {
     const target = data.ensure(db, name);
     checkIdField(doc._id);
     checkValidator(target, doc, undefined, bypass);
+    waitForLocks(ctx, db, name, [doc._id]);
     data.insert(db, target, doc);
     return { lastErrorObject: { n: 1, updatedExisting: false, upserted: doc._id }, value: project(cmd.new ? doc : null), ok: 1 };
   }
