@@ -6,8 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import type { ChangeStream, Document } from "mongodb";
-import { eventually } from "../support/eventually";
-import { coll, expectCode, failPoint, failPointOff, insertThroughFaults, isSim, nextEvents, openStream, recordCommands, startReading, uniqueDb, useBackend } from "./helpers";
+import { coll, expectCode, failPoint, failPointOff, getMoreWaiting, insertThroughFaults, isSim, nextEvents, openStream, recordCommands, startReading, uniqueDb, useBackend } from "./helpers";
 
 /**
  * Codes a 7.0 server labels ResumableChangeStreamError on a change-stream getMore
@@ -121,9 +120,7 @@ describe("resuming after faults", () => {
       received.push((await first).documentKey._id as number, ...(await nextEvents(stream, 2)).map((e) => e.documentKey._id));
       const pending = stream.next();
       // Cut once its getMore waits at the server, not after a guessed pause.
-      const ns = `${c.dbName}.c`;
-      const observer = await h.newClient(); // not h.client: its commands are the ones counted below
-      await eventually("the getMore waiting on the server", async () => (await observer.db("admin").aggregate([{ $currentOp: { allUsers: true } }, { $match: { ns, "command.getMore": { $exists: true } } }]).toArray()).length === 1);
+      await getMoreWaiting(await h.newClient(), `${c.dbName}.c`); // not h.client: its commands are the ones counted below
       h.backend.sim!.dropConnections();
       await insertThroughFaults(c, [{ _id: 4 }, { _id: 5 }, { _id: 6 }]);
       received.push(((await pending) as Document).documentKey._id, ...(await nextEvents(stream, 2)).map((e) => e.documentKey._id));

@@ -18,6 +18,8 @@ import {
   type MongoClientOptions,
   type TopologyDescription,
 } from "mongodb";
+import { eventually } from "../support/eventually";
+
 export { uniqueDb, useBackend, type Harness } from "../support/backend";
 
 /** The backend this run uses, known at collection time (for `it.runIf` on simulator-only knobs). */
@@ -141,3 +143,9 @@ export async function insertThroughFaults(c: Collection<AnyDoc>, docs: AnyDoc[],
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Resolves once a getMore on `ns` is waiting at the server, as `observer` sees it in $currentOp. */
+export async function getMoreWaiting(observer: MongoClient, ns: string): Promise<void> {
+  const waiting = async () => (await observer.db("admin").aggregate([{ $currentOp: { allUsers: true } }, { $match: { ns, "command.getMore": { $exists: true } } }]).toArray()).length > 0;
+  await eventually(`a getMore waiting on ${ns}`, waiting);
+}

@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import { MongoClient, type Document } from "mongodb";
 import { startTestBackend } from "../support/backend";
 import { eventually } from "../support/eventually";
-import { coll, failPoint, failPointOff, insertThroughFaults, isSim, nextEvents, openStream, startReading, uniqueDb, useBackend } from "./helpers";
+import { coll, failPoint, failPointOff, getMoreWaiting, insertThroughFaults, isSim, nextEvents, openStream, startReading, uniqueDb, useBackend } from "./helpers";
 
 describe("server resources", () => {
   const h = useBackend();
@@ -124,7 +124,7 @@ describe("server resources", () => {
     const stream = c.watch([], { maxAwaitTimeMS: 5_000 });
     const { first: pending } = await startReading(stream);
     // Cut once the getMore is at the server, not after a guessed pause.
-    await eventually("the getMore waiting on the server", async () => (await currentOp({}, { ns: `${c.dbName}.c`, "command.getMore": { $exists: true } })).length === 1);
+    await getMoreWaiting(h.client, `${c.dbName}.c`);
     h.backend.sim!.dropConnections();
     await insertThroughFaults(c, [{ _id: 1 }]);
     await pending;
