@@ -23,7 +23,7 @@ interface PageElement {
   getAttribute(name: string): string | null;
   textContent: string | null;
 }
-declare const document: { querySelector(selector: string): PageElement | null; querySelectorAll(selector: string): { length: number } };
+declare const document: { querySelector(selector: string): PageElement | null; querySelectorAll(selector: string): { length: number }; getAnimations(): unknown[] };
 declare const CSS: { escape(text: string): string };
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -174,8 +174,10 @@ describe("inspector page in Chromium", () => {
     expect(await stat("reconnects")).toBe(before + 2);
 
     // The log holds every write exactly once, in order; nothing was dropped as a duplicate or reset.
+    // A sentinel last, not a pause: the flow's events arrive in order, so a lost or repeated one shows before it.
+    await execs.updateOne({ _id: "run-1" }, { $set: { sentinel: true } });
+    writes.push({ type: "EXECUTION_UPDATE", op: "update", id: "run-1" });
     await page.waitForFunction((n) => document.querySelectorAll("#log tbody tr.event").length >= n, writes.length);
-    await new Promise((r) => setTimeout(r, 300));
     const log = await eventLog();
     expect(log.map(({ type, op, id }) => ({ type, op, id }))).toEqual(writes);
     expect(new Set(log.map((r) => r.cursor)).size).toBe(log.length);
@@ -187,8 +189,8 @@ describe("inspector page in Chromium", () => {
     expect(pageErrors).toEqual([]);
 
     await mkdir(ARTIFACTS, { recursive: true });
-    // Let the CSS transitions finish before the picture.
-    await new Promise((r) => setTimeout(r, 500));
+    // The CSS transitions over before the picture.
+    await page.waitForFunction(() => document.getAnimations().length === 0);
     await page.screenshot({ path: path.join(ARTIFACTS, "inspector.png") });
   }, 90_000);
 });
