@@ -71,7 +71,11 @@ interface SessionRecord {
   txn?: Txn;
   /** Reply of the retryable write with `txnNumber`, for its retries. */
   retryReply?: Document;
+  lastUse: number;
 }
+
+/** logicalSessionTimeoutMinutes (30, as the hello reply says): a session unused this long is gone. */
+export const SESSION_TIMEOUT_MS = 30 * 60_000;
 
 const nsKey = (db: string, coll: string) => `${db}\0${coll}`;
 const lockKey = (db: string, coll: string, key: string) => `${db}\0${coll}\0${key}`;
@@ -315,8 +319,26 @@ export class Sessions {
   private record(lsid: Document): SessionRecord {
     const key = sessionKey(lsid);
     let record = this.records.get(key);
-    if (!record) this.records.set(key, (record = { lsid, txnNumber: -1 }));
+    if (!record) {
+      this.expireIdle();
+      this.records.set(key, (record = { lsid, txnNumber: -1, lastUse: this.now() }));
+    }
+    record.lastUse = this.now();
     return record;
+  }
+
+  /**
+   * Sessions a client never ended (it crashed, or dropped a session after a network error)
+   * expire as on mongod, with their open transactions: checked whenever a new session appears,
+   * so the table stays bounded by the sessions in use without a timer.
+   */
+  private expireIdle(): void {
+    const cutoff = this.now() - SESSION_TIMEOUT_MS;
+    for (const [key, record] of this.records) {
+      if (record.lastUse >= cutoff) continue;
+      this.abortOpen(record, "the session expired");
+      this.records.delete(key);
+    }
   }
 }
 
