@@ -1,6 +1,6 @@
 // Canvas edges → SYNC_CANVAS events with entity "edge".
 import { z } from "zod";
-import { defineFilter } from "../src/filters/define";
+import { defineFilter } from "flowsync/filters";
 
 export default defineFilter({
   collection: "edges",

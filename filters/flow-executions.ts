@@ -1,6 +1,6 @@
 // Execution state of a run (per-node job status, progress, results) → EXECUTION_UPDATE.
 import { z } from "zod";
-import { defineFilter } from "../src/filters/define";
+import { defineFilter } from "flowsync/filters";
 
 export default defineFilter({
   collection: "flow_executions",

@@ -1,6 +1,6 @@
 // Partial output chunks of a running node (e.g. LLM tokens) → LOG_STREAM.
 import { z } from "zod";
-import { defineFilter } from "../src/filters/define";
+import { defineFilter } from "flowsync/filters";
 
 export default defineFilter({
   collection: "flow_logs",

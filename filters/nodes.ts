@@ -1,7 +1,7 @@
 // Canvas nodes → SYNC_CANVAS events with entity "node".
 // The schema names the fields the canvas relies on; other fields pass through.
 import { z } from "zod";
-import { defineFilter } from "../src/filters/define";
+import { defineFilter } from "flowsync/filters";
 
 export default defineFilter({
   collection: "nodes",

@@ -8,6 +8,7 @@
  * Files are read in name order so that messages are reproducible.
  */
 import { readdir, readFile } from "node:fs/promises";
+import { register } from "node:module";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { FlowsyncError } from "../errors";
@@ -25,6 +26,34 @@ export function isFilterFileName(name: string): boolean {
 
 function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * A filter file can live anywhere (a FILTERS_DIR outside the repository, a folder
+ * mounted into the image), where `flowsync/filters` and `zod` do not resolve from
+ * its own folder. This Node resolve hook (https://nodejs.org/api/module.html#customization-hooks)
+ * answers `flowsync/filters` with the service's `defineFilter` (an identity function:
+ * its value is its type) and, when a filter's own folder has no zod, resolves `zod`
+ * as the service itself does. Registered once per process: hooks are process-wide.
+ */
+const FILTER_HOOK = `
+let service;
+export function initialize(data) { service = data.parentURL; }
+export async function resolve(specifier, context, next) {
+  if (specifier === "flowsync/filters") return { url: "data:text/javascript,export function defineFilter(filter) { return filter; }", shortCircuit: true };
+  try {
+    return await next(specifier, context);
+  } catch (err) {
+    if (specifier !== "zod" || context.parentURL === service) throw err;
+    return next(specifier, { ...context, parentURL: service });
+  }
+}`;
+let filterHookRegistered = false;
+
+function registerFilterHook(): void {
+  if (filterHookRegistered) return;
+  filterHookRegistered = true;
+  register(`data:text/javascript,${encodeURIComponent(FILTER_HOOK)}`, import.meta.url, { data: { parentURL: import.meta.url } });
 }
 
 async function readDefinition(file: string, source: string): Promise<unknown> {
@@ -45,6 +74,7 @@ async function readDefinition(file: string, source: string): Promise<unknown> {
   }
   let mod: { default?: unknown };
   try {
+    registerFilterHook();
     mod = (await import(pathToFileURL(file).href)) as { default?: unknown };
   } catch (err) {
     throw new FlowsyncError("E_FILTER_INVALID", `cannot load filter ${source}: ${errorMessage(err)}`, { cause: err });
