@@ -24,7 +24,7 @@ function setup() {
     view.insert("db", view.get("db", "c")!, { _id: id });
     return { lsid, txn };
   };
-  return { sessions, store, open, advance: (ms: number) => (now += ms) };
+  return { sessions, store, oplog, open, advance: (ms: number) => (now += ms) };
 }
 
 describe("session table", () => {
@@ -58,5 +58,29 @@ describe("session table", () => {
     await waiting;
     expect(sessions.blocking("db", "c", [1])).toBeUndefined();
     expect([...store.get("db", "c")!.docs.values()]).toEqual([{ _id: 1 }]);
+  });
+
+  it("a commit is one applyOps oplog entry with every write, the session and the transaction number; an abort logs nothing", () => {
+    const { sessions, oplog, open } = setup();
+    const before = oplog.size;
+    const { lsid, txn } = open(1);
+    const view = sessions.view(txn);
+    const coll = view.get("db", "c")!;
+    view.write("db", coll, { _id: 1 }, { _id: 1, v: 2 }, { op: "replace" });
+    view.insert("db", view.get("db", "c")!, { _id: 2 });
+    expect(oplog.size).toBe(before); // nothing until the commit
+    sessions.commit(txn);
+    expect(oplog.size).toBe(before + 1);
+    const [entry] = [...oplog.newerThan(oplog.truncatedThrough)];
+    expect(entry).toMatchObject({ op: "applyOps", txnNumber: 1, lsid: { id: lsid.id } });
+    expect(entry.lsid!.uid).toBeDefined();
+    expect(entry.ops!.map((o) => [o.op, o.db, o.coll, o.id])).toEqual([
+      ["insert", "db", "c", 1],
+      ["replace", "db", "c", 1],
+      ["insert", "db", "c", 2],
+    ]);
+    const aborted = open(3);
+    sessions.abortCommand(aborted.txn);
+    expect(oplog.size).toBe(before + 1);
   });
 });
