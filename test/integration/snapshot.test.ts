@@ -3,11 +3,12 @@
  * and the events after it, stitched with no gap and no duplicate, while other
  * clients keep writing.
  */
-import { MongoClient } from "mongodb";
+import type { MongoClient } from "mongodb";
 import { describe, expect, it } from "vitest";
 import { snapshotDataSchema } from "../../src/events/schemas";
 import { subscribeUrl, useFlowsync } from "../support/flowsync";
 import { seededRandom, testSeed } from "../support/random";
+import { snapshotMidWrites } from "../support/seam";
 import { SseClient } from "../support/sse-client";
 
 const t = useFlowsync("snap");
@@ -108,13 +109,11 @@ describe("snapshot", () => {
     for (let trial = 0; trial < trials; trial++) {
       const rand = seededRandom(seed + trial);
       const flowId = `seam-${trial}`;
-      const writers = await Promise.all([0, 1, 2].map(async () => new MongoClient(t.backend.url).connect()));
-      let stop = false;
       let n = 0;
-      const write = async (client: MongoClient, w: number) => {
+      const write = async (client: MongoClient, w: number, stopped: () => boolean) => {
         const nodes = client.db(t.db.databaseName).collection<Doc>("nodes");
         const mine: string[] = [];
-        while (!stop) {
+        while (!stopped()) {
           const r = rand();
           if (mine.length === 0 || r < 0.4) {
             const id = `${flowId}-w${w}-${n++}`;
@@ -127,19 +126,9 @@ describe("snapshot", () => {
           }
         }
       };
-      const running = writers.map((c, w) => write(c, w));
-      await new Promise((r) => setTimeout(r, 20 + rand() * 60));
-      const c = new SseClient(subscribeUrl(t.fs, flowId, "?snapshot=1"));
-      await c.until((x) => x.messages.length >= 1, 10_000, "SNAPSHOT");
-      await new Promise((r) => setTimeout(r, 20 + rand() * 60));
-      stop = true;
-      await Promise.all(running);
-      await writers[0].db(t.db.databaseName).collection<Doc>("nodes").insertOne({ _id: `${flowId}-end`, flowId });
-      await c.until((x) => x.events().some((e) => e.data.id === `${flowId}-end`), 20_000, "sentinel");
-      await c.close();
-      await Promise.all(writers.map((w) => w.close()));
+      const events = await snapshotMidWrites(t, flowId, rand, 3, write);
 
-      const [snap, ...rest] = c.events();
+      const [snap, ...rest] = events;
       const state = new Map<string, Doc>(((snap.data.canvas as Record<string, Doc[]>).node ?? []).map((d) => [d._id, d]));
       for (const e of rest) apply(state, e);
       const truth = await t.db.collection<Doc>("nodes").find({ flowId }).toArray();

@@ -7,23 +7,18 @@
  * across the seam of a snapshot taken while transactions commit; an aborted
  * transaction must leave nothing.
  */
-import { MongoClient, type ClientSession, type Db } from "mongodb";
+import type { ClientSession, Db, MongoClient } from "mongodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Flowsync } from "../../src/flowsync";
-import { startTestFlowsync, subscribeUrl, useFlowsync } from "../support/flowsync";
+import { connected, startTestFlowsync, useFlowsync } from "../support/flowsync";
 import { seededRandom, testSeed } from "../support/random";
-import { SseClient } from "../support/sse-client";
+import { snapshotMidWrites } from "../support/seam";
+import type { SseClient } from "../support/sse-client";
 
 const t = useFlowsync("txn");
 
 type Doc = Record<string, unknown> & { _id: string };
 type Event = ReturnType<SseClient["events"]>[number];
-
-async function connected(fs: Flowsync, flowId: string, lastEventId?: string, query = ""): Promise<SseClient> {
-  const c = new SseClient(subscribeUrl(fs, flowId, query), { lastEventId });
-  await c.until((x) => x.raw.includes(": flowsync"), 5000, "stream open");
-  return c;
-}
 
 async function transaction(client: MongoClient, work: (db: Db, session: ClientSession) => Promise<void>): Promise<void> {
   const session = client.startSession();
@@ -146,13 +141,11 @@ describe("transactions", () => {
     for (let trial = 0; trial < 5; trial++) {
       const rand = seededRandom(seed + trial);
       const flowId = `tx-seam-${trial}`;
-      const writers = await Promise.all([0, 1].map(async () => new MongoClient(t.backend.url).connect()));
-      let stop = false;
       let n = 0;
       // Each writer commits transactions of a few inserts, updates and deletes of its own nodes.
-      const write = async (client: MongoClient, w: number) => {
+      const write = async (client: MongoClient, w: number, stopped: () => boolean) => {
         const mine = new Set<string>();
-        while (!stop) {
+        while (!stopped()) {
           let created: string[] = [];
           let deleted: string[] = [];
           await transaction(client, async (db, session) => {
@@ -181,19 +174,9 @@ describe("transactions", () => {
           for (const id of deleted) mine.delete(id);
         }
       };
-      const running = writers.map((c, w) => write(c, w));
-      await new Promise((r) => setTimeout(r, 20 + rand() * 60));
-      const c = new SseClient(subscribeUrl(t.fs, flowId, "?snapshot=1"));
-      await c.until((x) => x.messages.length >= 1, 10_000, "SNAPSHOT");
-      await new Promise((r) => setTimeout(r, 20 + rand() * 60));
-      stop = true;
-      await Promise.all(running);
-      const end = await sentinel(flowId);
-      await untilId(c, end);
-      await c.close();
-      await Promise.all(writers.map((w) => w.close()));
+      const events = await snapshotMidWrites(t, flowId, rand, 2, write);
 
-      const [snap, ...rest] = c.events();
+      const [snap, ...rest] = events;
       expect(snap.type).toBe("SNAPSHOT");
       const state = new Map<string, Doc>(((snap.data.canvas as Record<string, Doc[]>).node ?? []).map((d) => [d._id, d]));
       for (const e of rest) {
