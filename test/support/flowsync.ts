@@ -1,5 +1,5 @@
 /** Starts flowsync instances in-process against the test backend. */
-import { MongoClient, type Db } from "mongodb";
+import type { Db, MongoClient } from "mongodb";
 import pino, { type Logger } from "pino";
 import { afterAll, beforeAll } from "vitest";
 import { loadConfig, type Env } from "../../src/config";
