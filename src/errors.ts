@@ -86,3 +86,24 @@ export function isFlowsyncError(err: unknown, code?: FlowsyncErrorCode): err is 
 export function squashError(_err: unknown): void {
   return;
 }
+
+/** Why a change stream had to start again from somewhere other than right after its last change. */
+export type RestartReason = "history-lost" | "stream-invalidated" | "cursor-unknown";
+
+/**
+ * Server errors after which resuming from a token is pointless: 286
+ * ChangeStreamHistoryLost (the token fell off the oplog) and 280
+ * ChangeStreamFatalError (the token is unknown to this deployment); see
+ * docs/mongodb.md#change-stream-error-codes.
+ */
+const HISTORY_LOST = 286;
+const TOKEN_NOT_FOUND = 280;
+
+/**
+ * Why a stream cannot go on from its position (history lost, token unknown), or
+ * undefined for any other error. Shared by the watcher and the catch-up streams.
+ */
+export function restartReason(err: unknown): RestartReason | undefined {
+  const code = (err as { code?: number }).code;
+  return code === HISTORY_LOST ? "history-lost" : code === TOKEN_NOT_FOUND ? "cursor-unknown" : undefined;
+}

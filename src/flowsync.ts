@@ -31,6 +31,7 @@ import { Subscriptions } from "./hub/subscriptions";
 import { openBackend, type Backend } from "./mongo/backend";
 import { catchUpChanges } from "./watch/catch-up";
 import { ChangeWatcher } from "./watch/change-watcher";
+import { squashError } from "./errors";
 
 export interface Flowsync {
   /** Base URL of the HTTP server, e.g. http://127.0.0.1:3000 */
@@ -183,7 +184,7 @@ export async function startFlowsync(config: Readonly<Config>, logger: Logger): P
     health?.close();
     server?.close();
     await watcher?.close();
-    await client.close().catch(() => {});
+    await client.close().catch(squashError);
     await backend.stop();
     throw err;
   }

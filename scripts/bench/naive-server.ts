@@ -12,6 +12,7 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { MongoClient, type ChangeStreamDocument, type Document } from "mongodb";
+import { squashError } from "../../src/errors";
 
 const url = process.env.MONGO_URL;
 if (!url) throw new Error("MONGO_URL is required");
@@ -32,7 +33,7 @@ const server = http.createServer(async (req, res) => {
   req.on("close", () => {
     closed = true;
     open--;
-    void stream.close().catch(() => {});
+    void stream.close().catch(squashError);
   });
   open++;
   const send = (change: ChangeStreamDocument<Document>) => {
@@ -61,7 +62,7 @@ server.listen(Number(process.env.PORT ?? 0), "127.0.0.1", () => {
 const stop = async () => {
   server.closeAllConnections();
   server.close();
-  await client.close(true).catch(() => {});
+  await client.close(true).catch(squashError);
   process.exit(0);
 };
 process.once("SIGTERM", stop);

@@ -12,6 +12,7 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { MongoClient, type Document } from "mongodb";
+import { squashError } from "../../src/errors";
 
 const url = process.env.MONGO_URL;
 if (!url) throw new Error("MONGO_URL is required");
@@ -30,7 +31,7 @@ void (async () => {
     const frame = `id: ${change._id._data}\nevent: SYNC_CANVAS\ndata: ${JSON.stringify({ flowId: doc.flowId, op: change.operationType, id: String(doc._id), doc })}\n\n`;
     for (const res of set) res.write(frame);
   }
-})().catch(() => {});
+})().catch(squashError);
 
 const server = http.createServer((req, res) => {
   const match = /^\/subscribe\/([^/?]+)/.exec(req.url ?? "");
@@ -56,8 +57,8 @@ server.listen(Number(process.env.PORT ?? 0), "127.0.0.1", () => {
 const stop = async () => {
   server.closeAllConnections();
   server.close();
-  await stream.close().catch(() => {});
-  await client.close(true).catch(() => {});
+  await stream.close().catch(squashError);
+  await client.close(true).catch(squashError);
   process.exit(0);
 };
 process.once("SIGTERM", stop);

@@ -23,6 +23,7 @@ import { initDatabase, targetsFromFilters } from "../../mongo-init/init";
 import { fdLimit, freePort, machineBusy, percentile, root, startNode, usage, Worker, type Child } from "./procs";
 import { summarizeProfile } from "./profile";
 import { renderReport, type Results, type Run } from "./report";
+import { squashError } from "../../src/errors";
 
 const { values: opts } = parseArgs({
   options: {
@@ -94,7 +95,7 @@ async function startBackend(label: string): Promise<Backend> {
     baseline,
     stream,
     stop: async () => {
-      await stream.close().catch(() => {});
+      await stream.close().catch(squashError);
       await client.close();
       await child?.stop();
     },

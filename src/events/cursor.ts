@@ -16,6 +16,7 @@
  * position. It is untrusted input, so decoding is strict and bounded.
  */
 import { FlowsyncError } from "../errors";
+import type { ClusterTime, ResumeToken } from "../token";
 
 export const CURSOR_VERSION = "1";
 /**
@@ -27,17 +28,6 @@ export const CURSOR_MAX_LENGTH = 512;
 
 const SCOPE_PATTERN = /^[a-z0-9]{1,32}$/;
 const HEX_PATTERN = /^(?:[0-9A-F]{2})+$/;
-
-/** The resume token as the driver hands it to us and accepts it back. */
-export interface ResumeToken {
-  _data: string;
-}
-
-/** A cluster time `{t: seconds, i: increment}`: where a snapshot was read. */
-export interface ClusterTime {
-  t: number;
-  i: number;
-}
 
 export type DecodedCursor = { ok: ResumeToken } | { time: ClusterTime } | { error: "malformed" | "foreign" };
 

@@ -16,11 +16,11 @@
  * A routing value that is not a valid flowId (schemas.ts) → skip "flowId-invalid".
  */
 import { z } from "zod";
-import type { Rule } from "../filters/compile";
 import { idToString, timestampToString, toPlainJson } from "./plain-json";
 import { redactChanges, redactDoc } from "./redact";
 import { isValidFlowId, OPERATIONS, type Changes, type DocEvent, type Operation } from "./schemas";
 import { isTokenHex } from "./cursor";
+import type { Rule } from "./rule";
 
 export type FlowIdLookup = (id: string, collection: string) => string | undefined;
 

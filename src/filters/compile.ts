@@ -26,27 +26,13 @@
  * rejects events without it, and it is our cursor.
  */
 import type { Document } from "bson";
-import type { ZodType } from "zod";
 import { FlowsyncError } from "../errors";
-import { OPERATIONS, type DocEventType, type Operation } from "../events/schemas";
+import type { Rule } from "../events/rule";
+import { OPERATIONS } from "../events/schemas";
 import type { FilterSpec } from "./schema";
 
 /** Non-document events let through for the watcher. */
 export const LIFECYCLE_OPERATIONS = ["invalidate", "drop", "dropDatabase", "rename"] as const;
-
-/** Everything the mapper needs to know about one watched collection. */
-export interface Rule {
-  readonly collection: string;
-  readonly event: DocEventType;
-  readonly entity: string | undefined;
-  readonly routeBy: string;
-  readonly routePath: readonly string[];
-  readonly operations: ReadonlySet<Operation>;
-  readonly privateFields: ReadonlySet<string>;
-  readonly schema: ZodType | undefined;
-  /** The filter file, for log messages. */
-  readonly source: string;
-}
 
 export interface CompiledFilters {
   readonly pipeline: readonly Document[];

@@ -12,7 +12,7 @@ import type { Authenticator, Grant } from "./auth";
 import { cors } from "./cors";
 import { mountInspector } from "./inspector";
 import type { StreamLimits } from "./limits";
-import { formatEvent } from "./sse-frame";
+import { formatEvent } from "../events/sse-frame";
 import { streamSubscription, type SseOptions } from "./sse-stream";
 
 export interface AppOptions extends SseOptions {

@@ -35,7 +35,7 @@ import type { Logger } from "pino";
 import type { CloseReason } from "../hub/subscriber-queue";
 import type { Subscription } from "../hub/subscriptions";
 import { squashError } from "../errors";
-import { comment, retry } from "./sse-frame";
+import { comment, retry } from "../events/sse-frame";
 
 export interface SseOptions {
   retryMs: number;

@@ -6,11 +6,12 @@
  */
 import type { ChangeStreamDocument } from "mongodb";
 import type { Logger } from "pino";
-import type { Rule } from "../filters/compile";
-import { encodeCursor, type ResumeToken } from "../events/cursor";
+import { encodeCursor } from "../events/cursor";
 import { mapChange, type SkippedChange, type SkipReason } from "../events/map-change";
+import type { Rule } from "../events/rule";
 import type { ResetReason } from "../events/schemas";
-import { formatEvent } from "../http/sse-frame";
+import { formatEvent } from "../events/sse-frame";
+import type { ResumeToken } from "../token";
 import type { FlowHub } from "./flow-hub";
 import type { FlowIdCache } from "./flow-id-cache";
 

@@ -11,12 +11,13 @@
  * at that moment; `release(until)` then drops any live frame at or before it.
  */
 import type { ChangeStreamDocument } from "mongodb";
-import type { CatchUpStart } from "../watch/catch-up";
-import { restartReason } from "../watch/change-watcher";
 import type { Logger } from "pino";
-import { decodeCursor, encodeCursor, type ResumeToken } from "../events/cursor";
-import { idOnly } from "../http/sse-frame";
+import { restartReason, squashError } from "../errors";
+import { decodeCursor, encodeCursor } from "../events/cursor";
 import type { ResetReason } from "../events/schemas";
+import { idOnly } from "../events/sse-frame";
+import { laterToken, type ResumeToken } from "../token";
+import type { CatchUpStart } from "../watch/catch-up";
 import type { ChangeFeed } from "./change-feed";
 import type { FlowHub } from "./flow-hub";
 import type { Limiter } from "./limiter";
@@ -138,7 +139,7 @@ export class Subscriptions {
     // A client may be ahead of this instance's live position (it came from a faster one):
     // then nothing up to its own cursor may be sent again.
     const from = backlog.kind === "memory" ? backlog.from._data : backlog.kind === "mongo" && "token" in backlog.from ? backlog.from.token._data : undefined;
-    let release = maxToken(from, until);
+    let release = laterToken(from, until);
     if (first !== undefined) yield first;
     if (backlog.kind === "none") {
       if (until !== undefined) yield idOnly(encodeCursor(until, this.#o.scope));
@@ -161,7 +162,7 @@ export class Subscriptions {
       const outcome = yield* this.#catchUp(flowId, backlog.from, until, types, signal);
       if (typeof outcome === "object") {
         // The catch-up may have ended past `until` (a snapshot newer than the live position).
-        release = maxToken(release, outcome.position);
+        release = laterToken(release, outcome.position);
       } else {
         // The reset's id is the live position now, so release past it.
         release = this.#o.position()?._data ?? until;
@@ -202,7 +203,7 @@ export class Subscriptions {
       throw err;
     } finally {
       // Closes the catch-up cursor also when our consumer stopped early (client gone mid catch-up).
-      await changes.return(undefined).catch(() => {});
+      await changes.return(undefined).catch(squashError);
       releaseSlot();
     }
   }
@@ -212,10 +213,4 @@ export class Subscriptions {
     this.#o.logger.info({ flowId, reason, cursor: at }, "sending RESET");
     return this.#o.feed.resetFrame(flowId, reason, at === undefined ? undefined : { _data: at });
   }
-}
-
-function maxToken(a: string | undefined, b: string | undefined): string | undefined {
-  if (a === undefined) return b;
-  if (b === undefined) return a;
-  return a > b ? a : b;
 }

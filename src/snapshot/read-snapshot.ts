@@ -10,7 +10,7 @@
  */
 import type { Db, Document, Timestamp } from "mongodb";
 import type { Logger } from "pino";
-import type { Rule } from "../filters/compile";
+import type { Rule } from "../events/rule";
 import { encodeTimeCursor } from "../events/cursor";
 import { idToString, toPlainJson } from "../events/plain-json";
 import { redactDoc } from "../events/redact";

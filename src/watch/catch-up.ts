@@ -8,7 +8,7 @@
  * closes its cursor when done, on error, and when `signal` aborts.
  */
 import { Timestamp, type ChangeStreamDocument, type Db, type Document } from "mongodb";
-import type { ClusterTime, ResumeToken } from "../events/cursor";
+import type { ClusterTime, ResumeToken } from "../token";
 import { ClosableChangeStream } from "./closable-stream";
 
 /** Where a catch-up starts: after a resume token, or after a cluster time (a snapshot's). */

@@ -16,12 +16,12 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ChangeStreamDocument, Db, Document } from "mongodb";
-import type { ResumeToken } from "../events/cursor";
 import type { Logger } from "pino";
+import { squashError, restartReason, type RestartReason } from "../errors";
+import type { ResumeToken } from "../token";
 import { ClosableChangeStream } from "./closable-stream";
 
 export type WatcherState = "idle" | "starting" | "running" | "backoff" | "closed";
-export type RestartReason = "history-lost" | "stream-invalidated" | "cursor-unknown";
 
 export interface ChangeWatcherOptions {
   db: Db;
@@ -38,19 +38,6 @@ export interface ChangeWatcherOptions {
   backoff?: { initialMs: number; maxMs: number };
   /** Test seam for the jitter of the backoff (0 ≤ value < 1). */
   random?: () => number;
-}
-
-/** Server errors after which resuming from our token is pointless (docs/mongodb.md#change-stream-error-codes). */
-const HISTORY_LOST = 286;
-const TOKEN_NOT_FOUND = 280;
-
-/**
- * Why a stream cannot go on from its position (history lost, token unknown), or
- * undefined for any other error. Shared by the watcher and the catch-up streams.
- */
-export function restartReason(err: unknown): RestartReason | undefined {
-  const code = (err as { code?: number }).code;
-  return code === HISTORY_LOST ? "history-lost" : code === TOKEN_NOT_FOUND ? "cursor-unknown" : undefined;
 }
 
 export class ChangeWatcher {
@@ -111,7 +98,7 @@ export class ChangeWatcher {
     if (!this.#isClosed()) {
       this.#state = "closed";
       this.#closing.abort();
-      await this.#stream?.close().catch(() => {});
+      await this.#stream?.close().catch(squashError);
     }
     await this.#starting;
     await this.#loop;
@@ -157,7 +144,7 @@ export class ChangeWatcher {
 
   /** Cleans up a start() that will reject; returns the error to reject with. */
   async #startFailed(err: unknown): Promise<unknown> {
-    await this.#stream?.close().catch(() => {});
+    await this.#stream?.close().catch(squashError);
     this.#stream = undefined;
     if (this.#isClosed()) return new Error("ChangeWatcher was closed while starting", { cause: err });
     this.#state = "idle";
@@ -206,13 +193,13 @@ export class ChangeWatcher {
         this.#state = "backoff";
         const delay = this.#backoff(failures);
         logger.warn({ err, attempt: failures, delayMs: delay, cursor: this.#position?._data }, "change stream failed: reopening from its last position");
-        await stream.close().catch(() => {});
-        await sleep(delay, undefined, { signal: this.#closing.signal }).catch(() => {});
+        await stream.close().catch(squashError);
+        await sleep(delay, undefined, { signal: this.#closing.signal }).catch(squashError);
         if (this.#isClosed()) break;
         this.#stream = this.#open();
       }
     }
-    await this.#stream?.close().catch(() => {});
+    await this.#stream?.close().catch(squashError);
   }
 
   // A method, not an inline comparison: close() changes the state while the loop awaits.
@@ -228,12 +215,12 @@ export class ChangeWatcher {
   /** Reopens the stream after history loss (from now) or an invalidate (right after it). */
   async #restart(reason: RestartReason): Promise<void> {
     this.#restarts++;
-    await this.#stream?.close().catch(() => {});
+    await this.#stream?.close().catch(squashError);
     if (this.#isClosed()) return;
     const stream = (this.#stream = this.#open());
     // The loop takes this first result: its changes reach subscribers only after the RESET below.
     this.#next = stream.tryNext();
-    this.#next.catch(() => {}); // the loop's error path handles a failure (backoff, then reopen)
+    this.#next.catch(squashError); // the loop's error path handles a failure (backoff, then reopen)
     const opened = await stream.opened();
     if (opened === "empty") this.#position = stream.resumeToken ?? this.#position;
     else if (opened === "failed") this.#opts.logger.warn("change stream restart failed: reopening after a backoff");

@@ -12,7 +12,8 @@
  * closes. A getMore in flight needs no such care: `killCursors` interrupts it.
  */
 import type { ChangeStream, ChangeStreamDocument } from "mongodb";
-import type { ResumeToken } from "../events/cursor";
+import type { ResumeToken } from "../token";
+import { squashError } from "../errors";
 
 /** How the opening aggregate answered: with an empty first batch, with changes, or not at all. */
 export type Opened = "empty" | "changes" | "failed";
@@ -72,7 +73,7 @@ export class ClosableChangeStream {
   close(): Promise<void> {
     this.#closed ??= (async () => {
       await this.#opening;
-      await this.#stream.close().catch(() => {});
+      await this.#stream.close().catch(squashError);
     })();
     return this.#closed;
   }

@@ -25,7 +25,7 @@ interface Call {
 /** A fetch whose snapshot answers come from `snapshots` and whose streams the test writes into. */
 function fakeFetch(snapshots: Array<SnapshotData | number>) {
   const calls: Call[] = [];
-  let waiters: Array<() => void> = [];
+  const waiters: Array<() => void> = [];
   const fetch: FetchLike = async (url, init) => {
     const call: Call = { url, headers: init.headers };
     calls.push(call);
@@ -56,7 +56,7 @@ function fakeFetch(snapshots: Array<SnapshotData | number>) {
 const tick = () => new Promise((r) => setTimeout(r, 5));
 const write = (c: Call, text: string) => c.stream!.enqueue(enc.encode(text));
 
-let cleanup: Array<() => void> = [];
+const cleanup: Array<() => void> = [];
 afterEach(() => {
   for (const f of cleanup.splice(0)) f();
 });

@@ -20,7 +20,7 @@ import { toPlainJson } from "../../src/events/plain-json";
 import { flowEventSchema, isValidFlowId } from "../../src/events/schemas";
 import type { CompiledFilters } from "../../src/filters/compile";
 import { loadFilters } from "../../src/filters/load";
-import { formatEvent } from "../../src/http/sse-frame";
+import { formatEvent } from "../../src/events/sse-frame";
 
 const SECRET = "PRIVATE-d9c1";
 const RUNS = Number(process.env.FUZZ_RUNS ?? 1500);

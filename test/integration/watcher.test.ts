@@ -7,8 +7,9 @@ import type { ChangeStreamDocument, Document } from "mongodb";
 import { MongoClient } from "mongodb";
 import pino from "pino";
 import { describe, expect, inject, it } from "vitest";
-import type { ResumeToken } from "../../src/events/cursor";
-import { ChangeWatcher, type ChangeWatcherOptions, type RestartReason } from "../../src/watch/change-watcher";
+import { squashError, type RestartReason } from "../../src/errors";
+import type { ResumeToken } from "../../src/token";
+import { ChangeWatcher, type ChangeWatcherOptions } from "../../src/watch/change-watcher";
 import { startTestBackend, uniqueDb, useBackend } from "../support/backend";
 import { eventually } from "../support/eventually";
 import { changeStreamCursors, withAppName } from "../support/server-view";
@@ -231,7 +232,7 @@ describe("ChangeWatcher", () => {
       expect(await changeStreamCursors(client, dbName)).toBe(1);
     } finally {
       // Only if it never fired: on a shared mongod another file may have a fail point of its own set.
-      if (!logs.some((l) => l.msg.startsWith("change stream failed"))) await client.db("admin").command({ configureFailPoint: "failCommand", mode: "off" }).catch(() => {});
+      if (!logs.some((l) => l.msg.startsWith("change stream failed"))) await client.db("admin").command({ configureFailPoint: "failCommand", mode: "off" }).catch(squashError);
       await watcher.close();
       await client.close();
     }

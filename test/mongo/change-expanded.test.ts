@@ -4,7 +4,7 @@
  * document them. Without the option none of these DDL events appear.
  */
 import { describe, expect, it } from "vitest";
-import { Timestamp, UUID, type Document } from "mongodb";
+import { Timestamp, type UUID, type Document } from "mongodb";
 import { coll, nextEvents, openStream, uniqueDb, useBackend } from "./helpers";
 
 const common = () => ({ _id: { _data: expect.any(String) }, clusterTime: expect.any(Timestamp), wallTime: expect.any(Date) });

@@ -7,6 +7,7 @@
 import { describe, expect, it } from "vitest";
 import { MongoServerError } from "mongodb";
 import { coll, expectCode, uniqueDb, useBackend } from "./helpers";
+import { squashError } from "../../src/errors";
 
 /** The result of `p`, or its NotImplemented (238) error; any other error fails the test. */
 async function rightOrNotImplemented<T>(p: Promise<T>): Promise<{ value: T } | { notImplemented: MongoServerError }> {
@@ -63,7 +64,7 @@ describe("errors for unknown and out-of-scope requests", () => {
       r = await rightOrNotImplemented(c.insertOne({ _id: 1 }, { session }));
       if ("value" in r) await session.commitTransaction();
     } finally {
-      if (session.inTransaction()) await session.abortTransaction().catch(() => {});
+      if (session.inTransaction()) await session.abortTransaction().catch(squashError);
       await session.endSession();
     }
     expect(await c.countDocuments()).toBe("value" in r ? 2 : 1);

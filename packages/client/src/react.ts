@@ -93,7 +93,7 @@ export function useFlow(flowId: string, options: FlowOptions): FlowState {
         release();
       };
     },
-    // eslint-disable-next-line react-hooks/exhaustive-deps -- the key stands for the options
+    // The key stands for the options (a hooks linter would ask for them as dependencies).
     [registry, flowId, key],
   );
   const getSnapshot = () => registry.store(flowId, latest.current).getState();

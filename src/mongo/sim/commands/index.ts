@@ -4,7 +4,7 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { Binary, Long, type Document } from "bson";
-import { notImplemented, type Ctx, type Handler } from "../context";
+import type { Ctx, Handler } from "../context";
 import { Codes, engineError, RETRYABLE_WRITE_CODES, ServerError } from "../errors";
 import * as admin from "./admin";
 import * as ddl from "./ddl";

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { isFlowsyncError } from "../../src/errors";
-import { comment, formatEvent, retry } from "../../src/http/sse-frame";
+import { comment, formatEvent, retry } from "../../src/events/sse-frame";
 
 // A minimal WHATWG event-stream parser (fields per line, dispatch on blank line),
 // to check what a browser would actually see.
