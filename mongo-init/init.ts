@@ -62,7 +62,10 @@ export async function initDatabase(db: Db, targets: readonly InitTarget[], { dem
       report.imagesEnabled.push(collection);
     }
     const name = `${routeBy}_1`;
-    const before = await db.collection(collection).indexExists(name).catch(() => false);
+    const before = await db
+      .collection(collection)
+      .indexExists(name)
+      .catch(() => false);
     await db.collection(collection).createIndex({ [routeBy]: 1 }, { name });
     if (!before) report.indexesCreated.push(`${collection}.${name}`);
   }

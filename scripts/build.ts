@@ -29,7 +29,11 @@ await rm(out, { recursive: true, force: true });
 await mkdir(out, { recursive: true });
 
 await build({
-  entryPoints: { main: path.join(ROOT, "src/main.ts"), "mongo-init": path.join(ROOT, "mongo-init/init.ts"), "demo-writer": path.join(ROOT, "scripts/demo-writer.ts") },
+  entryPoints: {
+    main: path.join(ROOT, "src/main.ts"),
+    "mongo-init": path.join(ROOT, "mongo-init/init.ts"),
+    "demo-writer": path.join(ROOT, "scripts/demo-writer.ts"),
+  },
   outdir: out,
   bundle: true,
   platform: "node",
@@ -56,4 +60,6 @@ await build({
 });
 
 execFileSync("npm", ["run", "-s", "build", "-w", "flowsync-client"], { cwd: ROOT, stdio: "inherit" });
-console.log(`built ${path.relative(ROOT, out) || "."}/: main.js, mongo-init.js, demo-writer.js, inspector/, filters/ (${filters.length}); packages/client/dist`);
+console.log(
+  `built ${path.relative(ROOT, out) || "."}/: main.js, mongo-init.js, demo-writer.js, inspector/, filters/ (${filters.length}); packages/client/dist`,
+);

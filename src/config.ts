@@ -14,7 +14,11 @@ const schema = z.object({
     .string()
     .regex(/^mongodb(\+srv)?:\/\//, "must start with mongodb:// or mongodb+srv://")
     .optional(),
-  MONGO_DB: z.string().min(1).regex(/^[^/\\. "$]+$/, "not a valid database name").default("flowboard"),
+  MONGO_DB: z
+    .string()
+    .min(1)
+    .regex(/^[^/\\. "$]+$/, "not a valid database name")
+    .default("flowboard"),
   FLOWSYNC_MONGO: z.enum(["auto", "mongod", "sim"]).default("auto"),
   PORT: int(0, 65535).default(3000),
   HOST: z.string().min(1).default("127.0.0.1"),
@@ -47,12 +51,20 @@ const schema = z.object({
   AUTH_ISSUER: z.string().min(1).optional(),
   AUTH_AUDIENCE: z.string().min(1).optional(),
   AUTH_FLOWS_CLAIM: z.string().min(1).default("flows"),
-  AUTH_COOKIE: z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, "not a valid cookie name").default("flowsync_token"),
+  AUTH_COOKIE: z
+    .string()
+    .regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, "not a valid cookie name")
+    .default("flowsync_token"),
   AUTH_QUERY_TOKEN: bool.default(true),
   AUTH_CLOCK_TOLERANCE_S: int(0, 300).default(5),
   CORS_ORIGINS: z
     .string()
-    .transform((v) => v.split(",").map((o) => o.trim()).filter((o) => o !== ""))
+    .transform((v) =>
+      v
+        .split(",")
+        .map((o) => o.trim())
+        .filter((o) => o !== ""),
+    )
     .pipe(z.array(z.string().regex(/^(\*|https?:\/\/[^/\s,]+)$/, "each origin must be '*' or like https://app.example.com")))
     .default([]),
 });

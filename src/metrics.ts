@@ -42,7 +42,12 @@ export function createMetrics(s: MetricSources, { processMetrics = true } = {}):
   const now = s.now ?? Date.now;
 
   /** A counter whose value is read from elsewhere at scrape time. */
-  const counterFrom = <L extends string>(name: string, help: string, labelNames: readonly L[], read: (set: (value: number, labels?: Partial<Record<L, string>>) => void) => void) =>
+  const counterFrom = <L extends string>(
+    name: string,
+    help: string,
+    labelNames: readonly L[],
+    read: (set: (value: number, labels?: Partial<Record<L, string>>) => void) => void,
+  ) =>
     new Counter<L>({
       name,
       help,
@@ -69,9 +74,14 @@ export function createMetrics(s: MetricSources, { processMetrics = true } = {}):
   counterFrom("flowsync_events_published_total", "Changes turned into events (serialized once each), by event type.", ["type"], (set) => {
     for (const [type, c] of s.hub.typeCounts()) if (type !== "RESET") set(c.published, { type });
   });
-  counterFrom("flowsync_events_delivered_total", "Live frames handed to subscriber queues, by event type (RESET: broadcast after a stream restart).", ["type"], (set) => {
-    for (const [type, c] of s.hub.typeCounts()) set(c.delivered, { type });
-  });
+  counterFrom(
+    "flowsync_events_delivered_total",
+    "Live frames handed to subscriber queues, by event type (RESET: broadcast after a stream restart).",
+    ["type"],
+    (set) => {
+      for (const [type, c] of s.hub.typeCounts()) set(c.delivered, { type });
+    },
+  );
   counterFrom("flowsync_changes_skipped_total", "Changes that became no event (logged), by reason.", ["reason"], (set) => {
     for (const [reason, n] of Object.entries(s.feed.counters.skipped)) set(n ?? 0, { reason });
   });
@@ -79,11 +89,18 @@ export function createMetrics(s: MetricSources, { processMetrics = true } = {}):
     set(s.subscriptions.counters.replayedFromMemory, { source: "memory" });
     set(s.subscriptions.counters.replayedFromMongo, { source: "mongodb" });
   });
-  counterFrom("flowsync_resets_sent_total", "RESET events sent: to one subscriber for its cursor, or to every subscriber after a stream restart.", ["cause"], (set) => {
-    set(s.subscriptions.counters.resets, { cause: "cursor" });
-    set(s.hub.typeCounts().get("RESET")?.delivered ?? 0, { cause: "stream-restart" });
-  });
-  counterFrom("flowsync_slow_clients_dropped_total", "Subscribers disconnected because their unsent bytes exceeded CLIENT_BUFFER_BYTES.", [], (set) => set(s.hub.stats.dropped));
+  counterFrom(
+    "flowsync_resets_sent_total",
+    "RESET events sent: to one subscriber for its cursor, or to every subscriber after a stream restart.",
+    ["cause"],
+    (set) => {
+      set(s.subscriptions.counters.resets, { cause: "cursor" });
+      set(s.hub.typeCounts().get("RESET")?.delivered ?? 0, { cause: "stream-restart" });
+    },
+  );
+  counterFrom("flowsync_slow_clients_dropped_total", "Subscribers disconnected because their unsent bytes exceeded CLIENT_BUFFER_BYTES.", [], (set) =>
+    set(s.hub.stats.dropped),
+  );
   counterFrom("flowsync_subscriptions_opened_total", "Subscribe requests accepted.", [], (set) => set(s.subscriptions.counters.opened));
   gaugeFrom("flowsync_catchup_streams_open", "Catch-up change streams running now.", () => s.catchUps.active);
   gaugeFrom("flowsync_catchup_streams_waiting", "Subscribers waiting for a catch-up slot (CATCHUP_CONCURRENCY).", () => s.catchUps.queued);
@@ -96,8 +113,11 @@ export function createMetrics(s: MetricSources, { processMetrics = true } = {}):
       return seconds === undefined ? Number.NaN : Math.max(0, now() / 1000 - seconds);
     },
   );
-  counterFrom("flowsync_change_stream_restarts_total", "Times the change stream restarted elsewhere than after its last event (history lost, invalidate, unknown token).", [], (set) =>
-    set(s.watcher.restarts),
+  counterFrom(
+    "flowsync_change_stream_restarts_total",
+    "Times the change stream restarted elsewhere than after its last event (history lost, invalidate, unknown token).",
+    [],
+    (set) => set(s.watcher.restarts),
   );
 
   let closedBytes = 0;

@@ -131,7 +131,16 @@ async function open(req: Extract<WorkerRequest, { cmd: "open" }>): Promise<{ ope
           else launch();
         };
         const probe = req.probeEvery > 0 && index % req.probeEvery === 0;
-        conns.push(new Conn(target, probe, samples, req.localAddress, () => done(true), () => done(false)));
+        conns.push(
+          new Conn(
+            target,
+            probe,
+            samples,
+            req.localAddress,
+            () => done(true),
+            () => done(false),
+          ),
+        );
       }
     };
     if (req.flowIds.length === 0) resolve();

@@ -55,7 +55,10 @@ export interface Child {
 }
 
 /** Starts `node --import tsx <script>`; resolves with the first stdout line matching `ready`. */
-export async function startNode(script: string, opts: { args?: string[]; env?: NodeJS.ProcessEnv; nodeArgs?: string[]; log: string; ready: RegExp; timeoutMs?: number }): Promise<Child & { line: string }> {
+export async function startNode(
+  script: string,
+  opts: { args?: string[]; env?: NodeJS.ProcessEnv; nodeArgs?: string[]; log: string; ready: RegExp; timeoutMs?: number },
+): Promise<Child & { line: string }> {
   const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), "--import", "tsx", script, ...(opts.args ?? [])], {
     cwd: root,
     env: { ...process.env, ...opts.env },

@@ -66,7 +66,10 @@ export function summarizeProfile(dir: string, files: string[], top = 25): Profil
   }
   const busy = total - idle;
   const pc = (us: number) => `${((100 * us) / busy).toFixed(1)} %`;
-  const rows = [...self].filter(([n]) => !n.startsWith("(idle)")).sort((a, b) => b[1] - a[1]).slice(0, top);
+  const rows = [...self]
+    .filter(([n]) => !n.startsWith("(idle)"))
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, top);
   const text = [
     `${files.length} profile(s), ${(total / 1e6).toFixed(1)} s sampled, ${(busy / 1e6).toFixed(1)} s busy (percentages are of busy time).`,
     "",
@@ -89,5 +92,10 @@ if (process.argv[1] && import.meta.url.endsWith(path.basename(process.argv[1])))
     console.error("usage: node --import tsx scripts/bench/profile.ts <file.cpuprofile>…");
     process.exit(2);
   }
-  console.log(summarizeProfile("", files.map((f) => path.resolve(f))).text);
+  console.log(
+    summarizeProfile(
+      "",
+      files.map((f) => path.resolve(f)),
+    ).text,
+  );
 }

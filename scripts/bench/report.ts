@@ -70,7 +70,8 @@ function fanOutTable(runs: Run[]): string {
     "| design | subscribers | flows | written | delivered | deliveries/s | write→client p50 / p99 / max (ms) | added by the server p50 / p99 (ms) | server CPU | server CPU per delivery (µs) | server RSS (MB) | backend CPU | load CPU | other processes' CPU | connect (s) |\n" +
     "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |";
   const rows = runs.map((r) => {
-    if (r.stopped && r.delivered === undefined) return `| ${r.design} | ${int(r.subscribers)} | ${int(r.flows)} | | | | **stopped**: ${r.stopped} | | | | ${r.idleRssKB ? mb(r.idleRssKB) : "–"} | | | | ${r.connectMs ? (r.connectMs / 1000).toFixed(1) : "–"} |`;
+    if (r.stopped && r.delivered === undefined)
+      return `| ${r.design} | ${int(r.subscribers)} | ${int(r.flows)} | | | | **stopped**: ${r.stopped} | | | | ${r.idleRssKB ? mb(r.idleRssKB) : "–"} | | | | ${r.connectMs ? (r.connectMs / 1000).toFixed(1) : "–"} |`;
     const lat = `${ms(r.e2e?.p50)} / ${ms(r.e2e?.p99)} / ${ms(r.e2e?.max)}`;
     const stop = r.stopped ? ` **${r.stopped}**` : "";
     return `| ${r.design} | ${int(r.subscribers)} | ${int(r.flows)} | ${int(r.written)} | ${int(r.delivered)} | ${int(r.deliveriesPerSec)} | ${lat}${stop} | ${ms(r.added?.p50)} / ${ms(r.added?.p99)} | ${pct(r.serverCpuPct)} | ${ms(r.serverCpuUsPerDelivery)} | ${mb(r.rssKB)} | ${pct(r.backendCpuPct)} | ${pct(r.loadCpuPct)} | ${pct(r.otherCpuPct)} | ${(r.connectMs / 1000).toFixed(1)} |`;
@@ -92,7 +93,9 @@ function ratios(results: Results, kind: Run["kind"]): string[] {
     if (!naive) continue;
     const what = `${int(fs.subscribers)} subscriber(s) on ${fs.flows === 1 ? "one flow" : `${int(fs.flows)} flows`}`;
     if (naive.stopped && naive.delivered === undefined) {
-      out.push(`- ${what}: naive **stopped** (${naive.stopped}); flowsync delivered ${int(fs.delivered)} of ${int(fs.expected)} with p99 ${ms(fs.e2e?.p99)} ms.`);
+      out.push(
+        `- ${what}: naive **stopped** (${naive.stopped}); flowsync delivered ${int(fs.delivered)} of ${int(fs.expected)} with p99 ${ms(fs.e2e?.p99)} ms.`,
+      );
       continue;
     }
     const p99 = (naive.e2e?.p99 ?? Number.NaN) / (fs.e2e?.p99 ?? Number.NaN);
@@ -119,14 +122,43 @@ export function renderReport(r: Results, previous: string): string {
   const c = r.constants;
   const m = r.machine;
   const targets: Array<[string, string, string, boolean | undefined]> = [
-    ["concurrent subscribers in one process", "19,000", idle ? `${int(idle.opened)} connected, ${int(idle.delivered)} of ${int(idle.expected)} got the event (p99 ${ms(idle.e2e?.p99)} ms)` : "–", idle ? idle.opened >= 19_000 && idle.delivered === idle.expected : undefined],
-    ["deliveries/s, events one at a time", "≥ 200,000", trickle ? `${int(trickle.deliveriesPerSec)} (offered ${int(trickle.rate * trickle.subscribers)}/s; at ${c.HOT_RATE}/s × 10,000: ${int(hot10k?.deliveriesPerSec)})` : "–", trickle ? (trickle.deliveriesPerSec ?? 0) >= 200_000 : undefined],
-    ["deliveries/s, bursts (coalesced)", "≥ 800,000", burst ? `${int(burst.deliveriesPerSec)} (${burst.batch}-document batches)` : "–", burst ? (burst.deliveriesPerSec ?? 0) >= 800_000 : undefined],
-    ["p99 latency added by the service, 10,000 subscribers", "≤ 50 ms", hot10k ? `${ms(hot10k.added?.p99)} ms (write→client p99 ${ms(hot10k.e2e?.p99)} ms)` : "–", hot10k ? (hot10k.added?.p99 ?? Infinity) <= 50 : undefined],
-    ["RSS per idle subscriber", "≤ 16 KB", Number.isFinite(perIdleKB) ? `${perIdleKB.toFixed(1)} KB` : "–", Number.isFinite(perIdleKB) ? perIdleKB <= 16 : undefined],
+    [
+      "concurrent subscribers in one process",
+      "19,000",
+      idle ? `${int(idle.opened)} connected, ${int(idle.delivered)} of ${int(idle.expected)} got the event (p99 ${ms(idle.e2e?.p99)} ms)` : "–",
+      idle ? idle.opened >= 19_000 && idle.delivered === idle.expected : undefined,
+    ],
+    [
+      "deliveries/s, events one at a time",
+      "≥ 200,000",
+      trickle
+        ? `${int(trickle.deliveriesPerSec)} (offered ${int(trickle.rate * trickle.subscribers)}/s; at ${c.HOT_RATE}/s × 10,000: ${int(hot10k?.deliveriesPerSec)})`
+        : "–",
+      trickle ? (trickle.deliveriesPerSec ?? 0) >= 200_000 : undefined,
+    ],
+    [
+      "deliveries/s, bursts (coalesced)",
+      "≥ 800,000",
+      burst ? `${int(burst.deliveriesPerSec)} (${burst.batch}-document batches)` : "–",
+      burst ? (burst.deliveriesPerSec ?? 0) >= 800_000 : undefined,
+    ],
+    [
+      "p99 latency added by the service, 10,000 subscribers",
+      "≤ 50 ms",
+      hot10k ? `${ms(hot10k.added?.p99)} ms (write→client p99 ${ms(hot10k.e2e?.p99)} ms)` : "–",
+      hot10k ? (hot10k.added?.p99 ?? Infinity) <= 50 : undefined,
+    ],
+    [
+      "RSS per idle subscriber",
+      "≤ 16 KB",
+      Number.isFinite(perIdleKB) ? `${perIdleKB.toFixed(1)} KB` : "–",
+      Number.isFinite(perIdleKB) ? perIdleKB <= 16 : undefined,
+    ],
   ];
   const cu = r.catchUp;
-  const notes = previous.includes(NOTES_MARKER) ? previous.slice(previous.indexOf(NOTES_MARKER) + NOTES_MARKER.length).replace(/^\n+/, "") : "## Notes\n\n(none yet)\n";
+  const notes = previous.includes(NOTES_MARKER)
+    ? previous.slice(previous.indexOf(NOTES_MARKER) + NOTES_MARKER.length).replace(/^\n+/, "")
+    : "## Notes\n\n(none yet)\n";
   return `# Benchmarks
 
 Generated by \`npm run bench\` (scripts/bench/); the tables above the notes marker are rewritten by every run.

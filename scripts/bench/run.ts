@@ -70,7 +70,11 @@ async function startBackend(label: string): Promise<Backend> {
   if (opts["mongo-url"]) {
     url = opts["mongo-url"];
   } else {
-    const sim = await startNode("scripts/mongo-sim.ts", { args: ["--port", "0", "--oplog-size", "2000000"], log: `${ART}${label}.log`, ready: /^mongodb:\/\// });
+    const sim = await startNode("scripts/mongo-sim.ts", {
+      args: ["--port", "0", "--oplog-size", "2000000"],
+      log: `${ART}${label}.log`,
+      ready: /^mongodb:\/\//,
+    });
     child = sim;
     url = sim.line.trim();
   }
@@ -244,7 +248,14 @@ function doc(flowId: string) {
   const s = ++seq;
   const t0 = now();
   t0BySeq.set(s, t0);
-  return { flowId, seq: s, t0, type: "llm", position: { x: s % 800, y: 40 }, data: { model: "small", prompt: "Summarize the previous node's output in one line." } };
+  return {
+    flowId,
+    seq: s,
+    t0,
+    type: "llm",
+    position: { x: s % 800, y: 40 },
+    data: { model: "small", prompt: "Summarize the previous node's output in one line." },
+  };
 }
 
 async function write(backend: Backend, load: Load, flowIds: string[]): Promise<{ written: number; expected: number; writeMs: number }> {
@@ -347,7 +358,14 @@ async function fanOut(backend: Backend, server: Server, load: Load): Promise<Run
     serverCpuUsPerDelivery: delivered > 0 ? ((u1.cpu - u0.cpu) * 1e6) / delivered : undefined,
     // Everything else the machine ran meanwhile (other sessions' tests share these cores).
     otherCpuPct:
-      ((busy1 - busy0 - (u1.cpu - u0.cpu) - (b0 && b1 ? b1.cpu - b0.cpu : 0) - (l1.reduce((n, u) => n + u.cpu, 0) - l0.reduce((n, u) => n + u.cpu, 0)) - (self1.user + self1.system) / 1e6) / seconds) * 100,
+      ((busy1 -
+        busy0 -
+        (u1.cpu - u0.cpu) -
+        (b0 && b1 ? b1.cpu - b0.cpu : 0) -
+        (l1.reduce((n, u) => n + u.cpu, 0) - l0.reduce((n, u) => n + u.cpu, 0)) -
+        (self1.user + self1.system) / 1e6) /
+        seconds) *
+      100,
     rssKB: u1.rssKB,
     peakRssKB: u1.peakRssKB,
     dropped: (m1.get("flowsync_slow_clients_dropped_total") ?? 0) - (m0.get("flowsync_slow_clients_dropped_total") ?? 0),
@@ -362,7 +380,12 @@ async function fanOut(backend: Backend, server: Server, load: Load): Promise<Run
 // ---- catch-up ------------------------------------------------------------------------------------
 
 /** Reads one SSE stream until `expect` events arrived; resolves with the time from request to the last one. */
-async function readBacklog(url: string, lastEventId: string | undefined, expect: number, timeoutMs = 60_000): Promise<{ events: number; ms: number; lastId?: string }> {
+async function readBacklog(
+  url: string,
+  lastEventId: string | undefined,
+  expect: number,
+  timeoutMs = 60_000,
+): Promise<{ events: number; ms: number; lastId?: string }> {
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(), timeoutMs);
   const start = now();
@@ -405,7 +428,12 @@ async function catchUp(backend: Backend, server: Server, behind: number): Promis
   // `behind` more events for the flow, then wait until flowsync has read them all.
   const m0 = await scrape(server);
   for (let i = 0; i < behind; i += 1000) await nodes.insertMany(Array.from({ length: Math.min(1000, behind - i) }, () => doc("catchup")));
-  for (let i = 0; i < 600 && ((await scrape(server)).get("flowsync_changes_received_total") ?? 0) < (m0.get("flowsync_changes_received_total") ?? 0) + behind; i++) await sleep(100);
+  for (
+    let i = 0;
+    i < 600 && ((await scrape(server)).get("flowsync_changes_received_total") ?? 0) < (m0.get("flowsync_changes_received_total") ?? 0) + behind;
+    i++
+  )
+    await sleep(100);
   const u0 = usage(server.child.pid);
   const memory = await readBacklog(url, cursor, behind);
   const m1 = await scrape(server);
@@ -426,8 +454,24 @@ async function catchUp(backend: Backend, server: Server, behind: number): Promis
 
 // ---- the run ------------------------------------------------------------------------------------
 
-const HOT: Load[] = [1, 100, 1_000, 10_000].map((s) => ({ name: `hot-${s}`, kind: "hot", subscribers: s, flows: 1, rate: HOT_RATE, batch: 1, seconds: WRITE_SECONDS }));
-const SPREAD: Load[] = [1_000, 10_000].map((s) => ({ name: `spread-${s}`, kind: "spread", subscribers: s, flows: 1_000, rate: SPREAD_RATE, batch: 1, seconds: WRITE_SECONDS }));
+const HOT: Load[] = [1, 100, 1_000, 10_000].map((s) => ({
+  name: `hot-${s}`,
+  kind: "hot",
+  subscribers: s,
+  flows: 1,
+  rate: HOT_RATE,
+  batch: 1,
+  seconds: WRITE_SECONDS,
+}));
+const SPREAD: Load[] = [1_000, 10_000].map((s) => ({
+  name: `spread-${s}`,
+  kind: "spread",
+  subscribers: s,
+  flows: 1_000,
+  rate: SPREAD_RATE,
+  batch: 1,
+  seconds: WRITE_SECONDS,
+}));
 const TRICKLE: Load = { name: "trickle-max", kind: "trickle-max", subscribers: 10_000, flows: 1, rate: 60, batch: 1, seconds: 4, drainMs: 10_000 };
 const BURST: Load = { name: "burst", kind: "burst", subscribers: 10_000, flows: 1, rate: 5, batch: 100, seconds: 1, drainMs: 20_000 };
 
@@ -472,7 +516,11 @@ async function main(): Promise<void> {
     await fs.child.stop();
     await backend.stop();
   }
-  if (opts["cpu-prof"]) results.profile = summarizeProfile(`${ART}prof`, readdirSync(`${ART}prof`).filter((f) => f.endsWith(".cpuprofile")));
+  if (opts["cpu-prof"])
+    results.profile = summarizeProfile(
+      `${ART}prof`,
+      readdirSync(`${ART}prof`).filter((f) => f.endsWith(".cpuprofile")),
+    );
 
   // The floor: one change stream + bare res.write fan-out, on a fresh backend, for the hot flow.
   for (const load of [...HOT]) {
@@ -494,7 +542,20 @@ async function main(): Promise<void> {
   for (const load of [...HOT, ...SPREAD]) {
     if (!wanted(`naive-${load.name}`) && !wanted("naive")) continue;
     if (hopeless.has(load.kind)) {
-      results.runs.push({ name: load.name, kind: load.kind, design: "naive", subscribers: load.subscribers, flows: load.flows, rate: load.rate, batch: load.batch, opened: 0, connectMs: 0, idleRssKB: 0, rssBeforeKB: 0, stopped: "not run: already hopelessly behind with fewer subscribers" });
+      results.runs.push({
+        name: load.name,
+        kind: load.kind,
+        design: "naive",
+        subscribers: load.subscribers,
+        flows: load.flows,
+        rate: load.rate,
+        batch: load.batch,
+        opened: 0,
+        connectMs: 0,
+        idleRssKB: 0,
+        rssBeforeKB: 0,
+        stopped: "not run: already hopelessly behind with fewer subscribers",
+      });
       continue;
     }
     log(`naive ${load.name}`);
@@ -532,7 +593,15 @@ function machine(): Results["machine"] {
   } catch {
     // not a git checkout
   }
-  return { cpu: cpus[0]?.model ?? "?", cores: cpus.length, memGB: Math.round(os.totalmem() / 2 ** 30), node: process.version, kernel: os.release(), fdLimit: fdLimit(), commit };
+  return {
+    cpu: cpus[0]?.model ?? "?",
+    cores: cpus.length,
+    memGB: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+    kernel: os.release(),
+    fdLimit: fdLimit(),
+    commit,
+  };
 }
 
 main().then(

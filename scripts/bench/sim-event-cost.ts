@@ -19,7 +19,15 @@ await db.createCollection("nodes", { changeStreamPreAndPostImages: { enabled: tr
 const filters = compileFilters(await readFilterSpecs("./filters"));
 const stream = db.watch([...filters.pipeline], { fullDocument: "updateLookup", fullDocumentBeforeChange: "whenAvailable", maxAwaitTimeMS: 10 });
 await stream.tryNext();
-const doc = (i: number): Document => ({ _id: i, flowId: `f${i % 10}`, type: "llm", position: { x: i, y: i }, data: { label: `node ${i}`, tags: ["a", "b"] }, secrets: { apiKey: `K${i}` }, _internal: { v: i } });
+const doc = (i: number): Document => ({
+  _id: i,
+  flowId: `f${i % 10}`,
+  type: "llm",
+  position: { x: i, y: i },
+  data: { label: `node ${i}`, tags: ["a", "b"] },
+  secrets: { apiKey: `K${i}` },
+  _internal: { v: i },
+});
 const w0 = process.cpuUsage();
 for (let i = 0; i < n; i += 500) await db.collection<Document>("nodes").insertMany(Array.from({ length: Math.min(500, n - i) }, (_, k) => doc(i + k)));
 for (let i = 0; i < n; i++) await db.collection<{ _id: number }>("nodes").updateOne({ _id: i }, { $set: { "position.x": -i, "secrets.apiKey": "changed" } });
@@ -30,7 +38,14 @@ let seen = 0;
 while (seen < 2 * n) if (await stream.tryNext()) seen++;
 const cpu = process.cpuUsage(start);
 const ms = performance.now() - t0;
-console.log(JSON.stringify({ events: seen, cpuUsPerEvent: +((cpu.user + cpu.system) / seen).toFixed(2), cpuUsPerWrite: +((w.user + w.system) / (2 * n)).toFixed(2), wallMs: Math.round(ms) }));
+console.log(
+  JSON.stringify({
+    events: seen,
+    cpuUsPerEvent: +((cpu.user + cpu.system) / seen).toFixed(2),
+    cpuUsPerWrite: +((w.user + w.system) / (2 * n)).toFixed(2),
+    wallMs: Math.round(ms),
+  }),
+);
 await stream.close();
 await client.close();
 await sim.close();

@@ -118,7 +118,15 @@ const SENSITIVE = new Set(["authenticate", "saslstart", "saslcontinue", "getnonc
 const HELLO = new Set(["hello", "ismaster"]);
 
 async function createClient(spec: Record<string, unknown>, ctx: EntityContext): Promise<ClientEntity> {
-  checkKeys("client", spec, ["id", "uriOptions", "useMultipleMongoses", "observeEvents", "ignoreCommandMonitoringEvents", "observeSensitiveCommands", "serverApi"]);
+  checkKeys("client", spec, [
+    "id",
+    "uriOptions",
+    "useMultipleMongoses",
+    "observeEvents",
+    "ignoreCommandMonitoringEvents",
+    "observeSensitiveCommands",
+    "serverApi",
+  ]);
   if (spec.useMultipleMongoses !== undefined && (ctx.topology === "sharded" || ctx.topology === "load-balanced")) {
     // Only meaningful with several mongoses / load balancers; our backends are single-node.
     throw new UnimplementedError(`client.useMultipleMongoses on a ${ctx.topology} topology`);

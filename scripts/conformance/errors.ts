@@ -54,9 +54,10 @@ export async function withTimeout<T>(what: string, ms: number, work: () => Promi
 export function describeError(err: unknown): string {
   if (err instanceof Error) {
     const code = (err as { code?: unknown }).code;
-    const prefix = err instanceof AssertionFailure || err instanceof UnimplementedError || err instanceof TestFileError
-      ? ""
-      : `${err.name}${code !== undefined ? ` (code ${String(code)})` : ""}: `;
+    const prefix =
+      err instanceof AssertionFailure || err instanceof UnimplementedError || err instanceof TestFileError
+        ? ""
+        : `${err.name}${code !== undefined ? ` (code ${String(code)})` : ""}: `;
     return `${prefix}${err.message}`;
   }
   return String(err);

@@ -18,11 +18,13 @@ function summary(events: RecordedEvent[]): string {
 }
 
 function expectedSummary(events: Doc[]): string {
-  return `[${events.map((e) => {
-    const type = Object.keys(e)[0];
-    const name = (e[type] as Doc | undefined)?.commandName ?? Object.keys(((e[type] as Doc | undefined)?.command as Doc | undefined) ?? {})[0] ?? "?";
-    return `${type.replace("Event", "")}:${String(name)}`;
-  }).join(", ")}]`;
+  return `[${events
+    .map((e) => {
+      const type = Object.keys(e)[0];
+      const name = (e[type] as Doc | undefined)?.commandName ?? Object.keys(((e[type] as Doc | undefined)?.command as Doc | undefined) ?? {})[0] ?? "?";
+      return `${type.replace("Event", "")}:${String(name)}`;
+    })
+    .join(", ")}]`;
 }
 
 function matchEvent(expected: Doc, actual: RecordedEvent, index: number, lsidOf?: (sessionId: string) => unknown): string | null {

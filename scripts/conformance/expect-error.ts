@@ -8,8 +8,16 @@ import { match } from "./matcher.js";
 type Expected = Record<string, unknown>;
 
 const KNOWN_KEYS = new Set([
-  "isError", "isClientError", "isTimeoutError", "errorContains", "errorCode", "errorCodeName",
-  "errorLabelsContain", "errorLabelsOmit", "errorResponse", "expectResult",
+  "isError",
+  "isClientError",
+  "isTimeoutError",
+  "errorContains",
+  "errorCode",
+  "errorCodeName",
+  "errorLabelsContain",
+  "errorLabelsOmit",
+  "errorResponse",
+  "expectResult",
 ]);
 
 /** For a bulk write error the spec says errorContains/errorCodeName may match
@@ -60,7 +68,8 @@ export function checkExpectedError(expected: Expected, error: unknown): void {
   }
   if (expected.errorCodeName !== undefined) {
     const want = String(expected.errorCodeName).toLowerCase();
-    if (!errors.some((e) => typeof e.codeName === "string" && e.codeName.toLowerCase() === want)) throw fail(`errorCodeName ${String(expected.errorCodeName)} expected`);
+    if (!errors.some((e) => typeof e.codeName === "string" && e.codeName.toLowerCase() === want))
+      throw fail(`errorCodeName ${String(expected.errorCodeName)} expected`);
   }
 
   const labels = labelsOf(error);

@@ -86,7 +86,9 @@ function matchAt(expected: unknown, present: boolean, actual: unknown, root: boo
       if (failure) return failure;
     }
     if (!root) {
-      const extra = documentEntries(actual).map(([k]) => k).filter((k) => !expectedKeys.has(k));
+      const extra = documentEntries(actual)
+        .map(([k]) => k)
+        .filter((k) => !expectedKeys.has(k));
       if (extra.length > 0) return `${where(path)}unexpected field(s) ${extra.join(", ")} in nested document ${show(actual)}`;
     }
     return null;
@@ -172,7 +174,9 @@ export function matchExact(expected: unknown, actual: unknown, path = ""): strin
       if (failure) return failure;
     }
     const keys = new Set(expectedEntries.map(([k]) => k));
-    const extra = documentEntries(actual).map(([k]) => k).filter((k) => !keys.has(k));
+    const extra = documentEntries(actual)
+      .map(([k]) => k)
+      .filter((k) => !keys.has(k));
     return extra.length > 0 ? `${where(path)}unexpected field(s) ${extra.join(", ")} in ${show(actual)}` : null;
   }
   if (isDocument(actual) || Array.isArray(actual)) return `${where(path)}expected ${show(expected)}, got ${show(actual)}`;

@@ -31,8 +31,17 @@ function doc(value: unknown): Document {
 // --- change streams -------------------------------------------------------
 
 const CHANGE_STREAM_ARGS = [
-  "pipeline", "fullDocument", "fullDocumentBeforeChange", "resumeAfter", "startAfter", "startAtOperationTime",
-  "batchSize", "collation", "maxAwaitTimeMS", "comment", "showExpandedEvents",
+  "pipeline",
+  "fullDocument",
+  "fullDocumentBeforeChange",
+  "resumeAfter",
+  "startAfter",
+  "startAtOperationTime",
+  "batchSize",
+  "collation",
+  "maxAwaitTimeMS",
+  "comment",
+  "showExpandedEvents",
 ];
 
 /** The spec wants the server-side cursor (the `aggregate`) to exist before
@@ -160,7 +169,24 @@ export const collectionOperations: Record<string, OperationDef<Collection>> = {
     },
   },
   find: {
-    args: ["filter", "sort", "projection", "skip", "limit", "batchSize", "comment", "hint", "collation", "maxTimeMS", "allowDiskUse", "let", "min", "max", "returnKey", "showRecordId"],
+    args: [
+      "filter",
+      "sort",
+      "projection",
+      "skip",
+      "limit",
+      "batchSize",
+      "comment",
+      "hint",
+      "collation",
+      "maxTimeMS",
+      "allowDiskUse",
+      "let",
+      "min",
+      "max",
+      "returnKey",
+      "showRecordId",
+    ],
     returnsList: true,
     // Fully iterated, so every getMore the driver needs is part of the operation.
     run: (c, a) => c.find(doc(a.filter), optionsOf(a, "filter")).toArray(),
@@ -180,16 +206,37 @@ export const collectionOperations: Record<string, OperationDef<Collection>> = {
     args: ["filter", "replacement", "projection", "sort", "upsert", "returnDocument", "maxTimeMS", ...WRITE_COMMON],
     required: ["filter", "replacement"],
     run: (c, a) =>
-      c.findOneAndReplace(doc(a.filter), doc(a.replacement), { ...optionsOf(a, "filter", "replacement", "returnDocument"), returnDocument: returnDocument(a.returnDocument) }),
+      c.findOneAndReplace(doc(a.filter), doc(a.replacement), {
+        ...optionsOf(a, "filter", "replacement", "returnDocument"),
+        returnDocument: returnDocument(a.returnDocument),
+      }),
   },
   findOneAndUpdate: {
     args: ["filter", "update", "projection", "sort", "upsert", "returnDocument", "arrayFilters", "maxTimeMS", ...WRITE_COMMON],
     required: ["filter", "update"],
     run: (c, a) =>
-      c.findOneAndUpdate(doc(a.filter), a.update as Document, { ...optionsOf(a, "filter", "update", "returnDocument"), returnDocument: returnDocument(a.returnDocument) }),
+      c.findOneAndUpdate(doc(a.filter), a.update as Document, {
+        ...optionsOf(a, "filter", "update", "returnDocument"),
+        returnDocument: returnDocument(a.returnDocument),
+      }),
   },
   findOne: {
-    args: ["filter", "sort", "projection", "skip", "comment", "hint", "collation", "maxTimeMS", "allowDiskUse", "let", "min", "max", "returnKey", "showRecordId"],
+    args: [
+      "filter",
+      "sort",
+      "projection",
+      "skip",
+      "comment",
+      "hint",
+      "collation",
+      "maxTimeMS",
+      "allowDiskUse",
+      "let",
+      "min",
+      "max",
+      "returnKey",
+      "showRecordId",
+    ],
     run: (c, a) => c.findOne(doc(a.filter), optionsOf(a, "filter")),
   },
   distinct: {
@@ -263,7 +310,24 @@ export const databaseOperations: Record<string, OperationDef<Db>> = {
     run: (db, a) => db.aggregate(a.pipeline as Document[], optionsOf(a, "pipeline")).toArray(),
   },
   createCollection: {
-    args: ["collection", "viewOn", "pipeline", "validator", "validationLevel", "validationAction", "changeStreamPreAndPostImages", "capped", "size", "max", "collation", "expireAfterSeconds", "timeseries", "clusteredIndex", "encryptedFields", "comment"],
+    args: [
+      "collection",
+      "viewOn",
+      "pipeline",
+      "validator",
+      "validationLevel",
+      "validationAction",
+      "changeStreamPreAndPostImages",
+      "capped",
+      "size",
+      "max",
+      "collation",
+      "expireAfterSeconds",
+      "timeseries",
+      "clusteredIndex",
+      "encryptedFields",
+      "comment",
+    ],
     required: ["collection"],
     // The driver returns the new Collection object, which is no BSON value: report nothing.
     run: async (db, a) => {

@@ -26,7 +26,10 @@ export type Verdict = { ok: true } | { ok: false; reason: string };
 /** "4.2" means 4.2.0; anything past major.minor.patch (e.g. "-rc1") is dropped
  *  (spec "Version String"). */
 export function parseVersion(text: string): Version {
-  const parts = text.split(/[.-]/).slice(0, 3).map((p) => Number.parseInt(p, 10));
+  const parts = text
+    .split(/[.-]/)
+    .slice(0, 3)
+    .map((p) => Number.parseInt(p, 10));
   if (parts.length === 0 || parts.some((p) => Number.isNaN(p))) throw new Error(`bad version string ${JSON.stringify(text)}`);
   return [parts[0] ?? 0, parts[1] ?? 0, parts[2] ?? 0];
 }

@@ -42,6 +42,10 @@ export async function readServerInfo(internal: MongoClient, url: string): Promis
     auth: urlHasAuth(url),
     secondaries: Math.max(0, (Array.isArray(hello.hosts) ? hello.hosts.length : 1) + (Array.isArray(hello.passives) ? hello.passives.length : 0) - 1),
     // Fetched at most once, and only when some requirement asks for it.
-    serverParameters: () => (params ??= admin.command({ getParameter: "*" }).then((r) => r as Record<string, unknown>, () => undefined)),
+    serverParameters: () =>
+      (params ??= admin.command({ getParameter: "*" }).then(
+        (r) => r as Record<string, unknown>,
+        () => undefined,
+      )),
   };
 }

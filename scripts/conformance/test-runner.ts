@@ -183,7 +183,11 @@ async function runOperation(op: Operation, state: TestState): Promise<void> {
   }
   if (op.saveResultAsEntity !== undefined) {
     if (result === undefined) throw new TestFileError(`saveResultAsEntity ${op.saveResultAsEntity}: the operation returned nothing`);
-    addEntity(state.entities, op.saveResultAsEntity, result instanceof ChangeStream ? { kind: "changeStream", stream: result } : { kind: "value", value: result });
+    addEntity(
+      state.entities,
+      op.saveResultAsEntity,
+      result instanceof ChangeStream ? { kind: "changeStream", stream: result } : { kind: "value", value: result },
+    );
   }
 }
 
@@ -229,7 +233,8 @@ async function runSpecialOperation(op: Operation, state: TestState): Promise<voi
       allow("session", "failPoint");
       const session = getEntity(state.entities, args.session, "session");
       if (pinnedServer(session) !== undefined) throw new UnimplementedError("targetedFailPoint on a pinned (sharded) session");
-      if (state.env.topology !== "replicaset" && state.env.topology !== "single") throw new UnimplementedError(`targetedFailPoint on a ${state.env.topology} topology`);
+      if (state.env.topology !== "replicaset" && state.env.topology !== "single")
+        throw new UnimplementedError(`targetedFailPoint on a ${state.env.topology} topology`);
       return configureFailPoint(session.client, args.failPoint as Document, state);
     }
     case "createEntities":
@@ -250,7 +255,10 @@ async function runSpecialOperation(op: Operation, state: TestState): Promise<voi
     case "assertCollectionNotExists": {
       allow("databaseName", "collectionName");
       const names = await withTimeout("listCollections", SETUP_TIMEOUT_MS, () =>
-        state.env.internal.db(String(args.databaseName)).listCollections({ name: String(args.collectionName) }, { nameOnly: true }).toArray(),
+        state.env.internal
+          .db(String(args.databaseName))
+          .listCollections({ name: String(args.collectionName) }, { nameOnly: true })
+          .toArray(),
       );
       const exists = names.length > 0;
       if (exists !== (op.name === "assertCollectionExists")) {
@@ -270,7 +278,9 @@ async function runSpecialOperation(op: Operation, state: TestState): Promise<voi
       });
       const exists = indexes.some((i) => i.name === args.indexName);
       if (exists !== (op.name === "assertIndexExists")) {
-        throw new AssertionFailure(`index ${String(args.indexName)} on ${String(args.databaseName)}.${String(args.collectionName)} ${exists ? "exists" : "does not exist"}`);
+        throw new AssertionFailure(
+          `index ${String(args.indexName)} on ${String(args.databaseName)}.${String(args.collectionName)} ${exists ? "exists" : "does not exist"}`,
+        );
       }
       return;
     }

@@ -11,7 +11,13 @@ function encodeOption(key: string, value: unknown): string[] {
       throw new UnimplementedError(`uriOptions.${key} $$placeholder`);
     }
     // authMechanismProperties-style: "K1:V1,K2:V2".
-    return [enc(Object.entries(value).map(([k, v]) => `${k}:${String(v)}`).join(","))];
+    return [
+      enc(
+        Object.entries(value)
+          .map(([k, v]) => `${k}:${String(v)}`)
+          .join(","),
+      ),
+    ];
   }
   if (Array.isArray(value)) {
     // readPreferenceTags: one key per tag set; each tag set is a "k:v,k:v" string.

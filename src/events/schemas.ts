@@ -23,16 +23,7 @@ import {
   type EventType,
 } from "flowsync-client/wire";
 
-export {
-  DOC_EVENT_TYPES,
-  EVENT_TYPES,
-  FLOW_ID_MAX_LENGTH,
-  isValidFlowId,
-  OPERATIONS,
-  RESET,
-  RESET_REASONS,
-  SNAPSHOT,
-} from "flowsync-client/wire";
+export { DOC_EVENT_TYPES, EVENT_TYPES, FLOW_ID_MAX_LENGTH, isValidFlowId, OPERATIONS, RESET, RESET_REASONS, SNAPSHOT } from "flowsync-client/wire";
 export type {
   Changes,
   DocEvent,

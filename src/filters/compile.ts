@@ -82,10 +82,7 @@ function matchStage(specs: readonly FilterSpec[], collections: string[]): Docume
 // $substrCP rather than $indexOfCP: same meaning, and the simulator's engine (mingo) has it.
 function isPrivateKeyExpr(key: string, fields: readonly string[]): Document {
   return {
-    $or: fields.flatMap((field) => [
-      { $eq: [key, field] },
-      { $eq: [{ $substrCP: [key, 0, [...field].length + 1] }, `${field}.`] },
-    ]),
+    $or: fields.flatMap((field) => [{ $eq: [key, field] }, { $eq: [{ $substrCP: [key, 0, [...field].length + 1] }, `${field}.`] }]),
   };
 }
 
@@ -143,10 +140,7 @@ export function compileFilters(specs: readonly FilterSpec[]): CompiledFilters {
   for (const spec of specs) {
     const previous = byCollection.get(spec.collection);
     if (previous) {
-      throw new FlowsyncError(
-        "E_FILTER_INVALID",
-        `invalid filter ${spec.source}: collection '${spec.collection}' is already watched by ${previous.source}`,
-      );
+      throw new FlowsyncError("E_FILTER_INVALID", `invalid filter ${spec.source}: collection '${spec.collection}' is already watched by ${previous.source}`);
     }
     byCollection.set(spec.collection, toRule(spec));
   }

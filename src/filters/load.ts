@@ -80,10 +80,7 @@ async function readDefinition(file: string, source: string): Promise<unknown> {
     throw new FlowsyncError("E_FILTER_INVALID", `cannot load filter ${source}: ${errorMessage(err)}`, { cause: err });
   }
   if (mod.default === undefined) {
-    throw new FlowsyncError(
-      "E_FILTER_INVALID",
-      `invalid filter ${source}: no default export (write \`export default defineFilter({ … })\`)`,
-    );
+    throw new FlowsyncError("E_FILTER_INVALID", `invalid filter ${source}: no default export (write \`export default defineFilter({ … })\`)`);
   }
   return mod.default;
 }
@@ -100,10 +97,7 @@ export async function readFilterSpecs(dir: string): Promise<FilterSpec[]> {
   }
   const files = names.filter(isFilterFileName).sort();
   if (files.length === 0) {
-    throw new FlowsyncError(
-      "E_FILTER_INVALID",
-      `no filter files in ${dir} (expected *.ts, *.js, *.mjs or *.json, one per watched collection)`,
-    );
+    throw new FlowsyncError("E_FILTER_INVALID", `no filter files in ${dir} (expected *.ts, *.js, *.mjs or *.json, one per watched collection)`);
   }
   const specs: FilterSpec[] = [];
   for (const name of files) {

@@ -37,10 +37,9 @@ const fieldPath = z
   );
 
 // Duck-typed rather than `instanceof`, so a schema built with another copy of zod still works.
-const zodSchema = z.custom<ZodType>(
-  (v) => typeof v === "object" && v !== null && "_zod" in v && typeof (v as ZodType).safeParse === "function",
-  { message: "must be a zod schema, e.g. z.looseObject({ flowId: z.string() })" },
-);
+const zodSchema = z.custom<ZodType>((v) => typeof v === "object" && v !== null && "_zod" in v && typeof (v as ZodType).safeParse === "function", {
+  message: "must be a zod schema, e.g. z.looseObject({ flowId: z.string() })",
+});
 
 const plainObject = z.custom<Record<string, unknown>>(
   (v) => typeof v === "object" && v !== null && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype,

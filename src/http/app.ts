@@ -69,7 +69,11 @@ export function createApp(o: AppOptions): Koa {
     // Admission and registration in one synchronous step (limits.ts).
     const release = o.limits?.admit(ctx.ip, flowId);
     o.logger.debug({ flowId, cursor: lastEventId }, "subscriber connected");
-    streamSubscription(ctx, (onClose) => o.subscriptions.open(flowId, { lastEventId, types, first, onClose }), { ...o, expiresAt: grant?.expiresAt, onEnd: release });
+    streamSubscription(ctx, (onClose) => o.subscriptions.open(flowId, { lastEventId, types, first, onClose }), {
+      ...o,
+      expiresAt: grant?.expiresAt,
+      onEnd: release,
+    });
   });
 
   router.get(`${o.basePath}/flows/:flowId/snapshot`, async (ctx) => {
@@ -141,7 +145,8 @@ function eventTypes(value: unknown): ReadonlySet<string> | undefined {
   if (value === undefined) return undefined;
   if (typeof value !== "string" || value === "") throw new FlowsyncError("E_BAD_REQUEST", "types must be a comma-separated list of event types");
   const types = new Set(value.split(","));
-  for (const t of types) if (!KNOWN_TYPES.has(t)) throw new FlowsyncError("E_BAD_REQUEST", `unknown event type '${t}' in types (known: ${[...KNOWN_TYPES].join(", ")})`);
+  for (const t of types)
+    if (!KNOWN_TYPES.has(t)) throw new FlowsyncError("E_BAD_REQUEST", `unknown event type '${t}' in types (known: ${[...KNOWN_TYPES].join(", ")})`);
   return types;
 }
 
@@ -153,7 +158,11 @@ function errorsAsJson(logger: Logger): Koa.Middleware {
     } catch (err) {
       const known = isFlowsyncError(err)
         ? err
-        : new FlowsyncError(statusOf(err) < 500 ? "E_BAD_REQUEST" : "E_INTERNAL", (err as Error).message, { status: statusOf(err), expose: statusOf(err) < 500, cause: err });
+        : new FlowsyncError(statusOf(err) < 500 ? "E_BAD_REQUEST" : "E_INTERNAL", (err as Error).message, {
+            status: statusOf(err),
+            expose: statusOf(err) < 500,
+            cause: err,
+          });
       if (known.status >= 500) logger.error({ err, path: ctx.path }, "request failed");
       ctx.status = known.status;
       ctx.set(known.headers);

@@ -73,10 +73,7 @@ export interface Subscription {
 }
 
 type Backlog =
-  | { kind: "none" }
-  | { kind: "reset"; reason: ResetReason }
-  | { kind: "memory"; from: ResumeToken; frames: string[] }
-  | { kind: "mongo"; from: CatchUpStart };
+  { kind: "none" } | { kind: "reset"; reason: ResetReason } | { kind: "memory"; from: ResumeToken; frames: string[] } | { kind: "mongo"; from: CatchUpStart };
 
 export class Subscriptions {
   readonly counters: SubscriptionCounters = { opened: 0, replayedFromMemory: 0, replayedFromMongo: 0, resets: 0 };

@@ -23,7 +23,11 @@ interface PageElement {
   getAttribute(name: string): string | null;
   textContent: string | null;
 }
-declare const document: { querySelector(selector: string): PageElement | null; querySelectorAll(selector: string): { length: number }; getAnimations(): unknown[] };
+declare const document: {
+  querySelector(selector: string): PageElement | null;
+  querySelectorAll(selector: string): { length: number };
+  getAnimations(): unknown[];
+};
 declare const CSS: { escape(text: string): string };
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -39,7 +43,9 @@ let profile: string;
 /** Launched inside the test, so that a missing Chromium fails the test (a failing hook would only skip it). */
 async function launch(): Promise<Page> {
   if (!existsSync(CHROMIUM)) {
-    throw new Error(`Chromium not found at ${CHROMIUM}. Install Debian's package: apt-get update && apt-get install -y chromium (.ci/run does this), or set CHROMIUM_PATH.`);
+    throw new Error(
+      `Chromium not found at ${CHROMIUM}. Install Debian's package: apt-get update && apt-get install -y chromium (.ci/run does this), or set CHROMIUM_PATH.`,
+    );
   }
   profile = await mkdtemp(path.join(tmpdir(), "flowsync-chromium-"));
   context = await chromium.launchPersistentContext(profile, {

@@ -17,7 +17,10 @@ describe("backoffDelay", () => {
     expect(backoffDelay(3, opts(equalJitter(() => 0)))).toBe(400);
     expect(backoffDelay(3, opts(equalJitter(() => 0.5)))).toBe(600);
     const seen: number[] = [];
-    backoffDelay(2, opts((cap, attempt) => (seen.push(cap, attempt), 0)));
+    backoffDelay(
+      2,
+      opts((cap, attempt) => (seen.push(cap, attempt), 0)),
+    );
     expect(seen).toEqual([400, 2]);
   });
 });

@@ -80,7 +80,10 @@ describe("connection state machine", () => {
       { type: "fetchSnapshot", reason: "initial" },
     ]);
     const fatal = http(404, "rejected");
-    const closed = run([{ type: "start", fetchSnapshot: true }, { type: "fetchFailed", error: fatal }]);
+    const closed = run([
+      { type: "start", fetchSnapshot: true },
+      { type: "fetchFailed", error: fatal },
+    ]);
     expect(closed.effects.slice(1)).toEqual([{ type: "stop" }, { type: "state", state: "closed", error: fatal }, { type: "report", error: fatal }]);
     expect(closed.m.phase.kind).toBe("closed");
   });
@@ -99,13 +102,23 @@ describe("connection state machine", () => {
   it("closed absorbs everything; close is idempotent", () => {
     const closed = run([{ type: "start", fetchSnapshot: false }, { type: "close" }]);
     expect(closed.effects.slice(1)).toEqual([{ type: "stop" }, { type: "state", state: "closed", error: undefined }]);
-    const events: ConnectionEvent[] = [{ type: "close" }, { type: "opened" }, { type: "timer" }, { type: "reconnect", delayMs: 0 }, { type: "reset" }, { type: "fetched", cursor: "x" }];
+    const events: ConnectionEvent[] = [
+      { type: "close" },
+      { type: "opened" },
+      { type: "timer" },
+      { type: "reconnect", delayMs: 0 },
+      { type: "reset" },
+      { type: "fetched", cursor: "x" },
+    ];
     for (const e of events) expect(transition(closed.m, e)).toEqual({ machine: closed.m, effects: [] });
     expect(Object.keys(TABLE.closed)).toEqual([]);
   });
 
   it("events a phase does not list leave it unchanged (stale callbacks cannot move it)", () => {
-    const waiting = run([{ type: "start", fetchSnapshot: false }, { type: "ended", error: undefined }]).m;
+    const waiting = run([
+      { type: "start", fetchSnapshot: false },
+      { type: "ended", error: undefined },
+    ]).m;
     for (const e of [{ type: "opened" }, { type: "cursor", id: "late" }, { type: "fetched", cursor: "late" }] as ConnectionEvent[]) {
       expect(transition(waiting, e).machine).toBe(waiting);
     }

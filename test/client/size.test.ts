@@ -26,7 +26,15 @@ describe("flowsync-client bundle size", () => {
       [clientEntries.react, ["react"]],
       [clientEntries.rxjs, ["rxjs"]],
     ] as const) {
-      const result = await build({ stdin: { contents: entry, resolveDir: process.cwd(), loader: "ts" }, bundle: true, format: "esm", write: false, metafile: true, external: [...external], logLevel: "silent" });
+      const result = await build({
+        stdin: { contents: entry, resolveDir: process.cwd(), loader: "ts" },
+        bundle: true,
+        format: "esm",
+        write: false,
+        metafile: true,
+        external: [...external],
+        logLevel: "silent",
+      });
       const inputs = Object.keys(result.metafile.inputs);
       expect(inputs.filter((i) => i.includes("node_modules"))).toEqual([]);
     }

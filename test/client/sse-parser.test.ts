@@ -13,7 +13,7 @@ function parse(chunks: Array<string | Uint8Array>, lastEventId?: string) {
 
 describe("SseParser", () => {
   it("parses id, event, multi-line data, comments and retry", () => {
-    const { messages, retries } = parse(["retry: 2000\n: hello\n\nid: a\nevent: X\ndata: {\"a\":\ndata: 1}\n\n"]);
+    const { messages, retries } = parse(['retry: 2000\n: hello\n\nid: a\nevent: X\ndata: {"a":\ndata: 1}\n\n']);
     expect(retries).toEqual([2000]);
     expect(messages).toEqual([{ event: "X", data: '{"a":\n1}', id: "a" }]);
   });

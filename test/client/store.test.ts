@@ -17,7 +17,10 @@ const canvas = (op: "insert" | "update" | "replace" | "delete", id: string, doc:
     data: { flowId: "f", op, id, entity, clusterTime: T, doc, ...(op === "update" ? { changes: { set: {}, unset: [] } } : {}) },
   }) as DocEvent;
 const exec = (op: "insert" | "update", id: string, doc: Record<string, unknown> | null): DocEvent =>
-  ({ type: "EXECUTION_UPDATE", data: { flowId: "f", op, id, clusterTime: T, doc, ...(op === "update" ? { changes: { set: {}, unset: [] } } : {}) } }) as DocEvent;
+  ({
+    type: "EXECUTION_UPDATE",
+    data: { flowId: "f", op, id, clusterTime: T, doc, ...(op === "update" ? { changes: { set: {}, unset: [] } } : {}) },
+  }) as DocEvent;
 
 describe("createFlowStore", () => {
   it("loads a snapshot keyed by id, with the newest execution", () => {
@@ -191,4 +194,3 @@ describe("createFlowStore: status", () => {
     expect(store.getState()).toMatchObject({ status: "open", error: undefined });
   });
 });
-

@@ -3,7 +3,15 @@
  * subscribe and resume; dedup; RESET; fatal errors; transport choice.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { createFlowStore, FlowsyncClientError, subscribeFlow, type ConnectionState, type EventSourceLike, type FetchLike, type SnapshotData } from "flowsync-client";
+import {
+  createFlowStore,
+  FlowsyncClientError,
+  subscribeFlow,
+  type ConnectionState,
+  type EventSourceLike,
+  type FetchLike,
+  type SnapshotData,
+} from "flowsync-client";
 
 const enc = new TextEncoder();
 const snapshot = (cursor: string, nodes: Array<Record<string, unknown>> = []): SnapshotData => ({
@@ -68,12 +76,17 @@ describe("subscribeFlow (fetch reader)", () => {
     const seen: string[] = [];
     const states: ConnectionState[] = [];
     const errors: string[] = [];
-    const sub = subscribeFlow("http://x/", "f", {
-      onSnapshot: (s, m) => seen.push(`snapshot ${s.cursor} ${m.reason}`),
-      onCanvas: (d, m) => seen.push(`${d.op} ${d.id} ${d.entity} ${m.cursor}`),
-      onState: (s) => states.push(s),
-      onError: (e) => errors.push(e.message),
-    }, { fetch: f.fetch, store, headers: { "X-A": "1" } });
+    const sub = subscribeFlow(
+      "http://x/",
+      "f",
+      {
+        onSnapshot: (s, m) => seen.push(`snapshot ${s.cursor} ${m.reason}`),
+        onCanvas: (d, m) => seen.push(`${d.op} ${d.id} ${d.entity} ${m.cursor}`),
+        onState: (s) => states.push(s),
+        onError: (e) => errors.push(e.message),
+      },
+      { fetch: f.fetch, store, headers: { "X-A": "1" } },
+    );
     cleanup.push(() => sub.close());
     expect(sub.transport).toBe("fetch");
     const snap = await f.next(1);
@@ -97,7 +110,12 @@ describe("subscribeFlow (fetch reader)", () => {
     const f = fakeFetch([]);
     let token = 0;
     const states: ConnectionState[] = [];
-    const sub = subscribeFlow("http://x", "f/1", { onState: (s) => states.push(s) }, { fetch: f.fetch, lastEventId: "L0", getToken: async () => `t${++token}`, types: ["SYNC_CANVAS", "LOG_STREAM"] });
+    const sub = subscribeFlow(
+      "http://x",
+      "f/1",
+      { onState: (s) => states.push(s) },
+      { fetch: f.fetch, lastEventId: "L0", getToken: async () => `t${++token}`, types: ["SYNC_CANVAS", "LOG_STREAM"] },
+    );
     cleanup.push(() => sub.close());
     const first = await f.next(1);
     expect(first.url).toBe("http://x/api/creative-flowboard/subscribe/f%2F1?types=SYNC_CANVAS,LOG_STREAM");
@@ -119,20 +137,31 @@ describe("subscribeFlow (fetch reader)", () => {
     const f = fakeFetch([snapshot("S1", [{ _id: "a" }]), 503, snapshot("S2", [{ _id: "z" }])]);
     const store = createFlowStore();
     const log: string[] = [];
-    const sub = subscribeFlow("http://x", "f", {
-      onReset: (d) => log.push(`reset ${d.reason}`),
-      onSnapshot: (s, m) => log.push(`snapshot ${s.cursor} ${m.reason}`),
-      onCanvas: (d) => log.push(`canvas ${d.id}`),
-      onState: (s) => log.push(s),
-      onError: (e) => log.push(`error ${e.message}`),
-    }, { fetch: f.fetch, store, retry: { initialMs: 5 } });
+    const sub = subscribeFlow(
+      "http://x",
+      "f",
+      {
+        onReset: (d) => log.push(`reset ${d.reason}`),
+        onSnapshot: (s, m) => log.push(`snapshot ${s.cursor} ${m.reason}`),
+        onCanvas: (d) => log.push(`canvas ${d.id}`),
+        onState: (s) => log.push(s),
+        onError: (e) => log.push(`error ${e.message}`),
+      },
+      { fetch: f.fetch, store, retry: { initialMs: 5 } },
+    );
     cleanup.push(() => sub.close());
     const stream = await f.next(2);
     write(stream, frame("r1", "RESET", { flowId: "f", reason: "history-lost" }) + frame("c9", "SYNC_CANVAS", nodeInsert("late")));
     const after = await f.next(5);
     write(after, ": hi\n\n");
     await tick();
-    expect(f.calls.map((c) => c.url.replace("http://x/api/creative-flowboard", ""))).toEqual(["/flows/f/snapshot", "/subscribe/f", "/flows/f/snapshot", "/flows/f/snapshot", "/subscribe/f"]);
+    expect(f.calls.map((c) => c.url.replace("http://x/api/creative-flowboard", ""))).toEqual([
+      "/flows/f/snapshot",
+      "/subscribe/f",
+      "/flows/f/snapshot",
+      "/flows/f/snapshot",
+      "/subscribe/f",
+    ]);
     expect(after.headers["Last-Event-ID"]).toBe("S2");
     expect(log).toEqual([
       "snapshot S1 initial",
@@ -167,7 +196,18 @@ describe("subscribeFlow (fetch reader)", () => {
     const f = fakeFetch([]);
     const errors: string[] = [];
     let n = 0;
-    const sub = subscribeFlow("http://x", "f", { onCanvas: () => { n++; throw new Error("app bug"); }, onError: (e) => errors.push(e.message) }, { fetch: f.fetch, snapshot: false });
+    const sub = subscribeFlow(
+      "http://x",
+      "f",
+      {
+        onCanvas: () => {
+          n++;
+          throw new Error("app bug");
+        },
+        onError: (e) => errors.push(e.message),
+      },
+      { fetch: f.fetch, snapshot: false },
+    );
     const s = await f.next(1);
     write(s, frame("c1", "SYNC_CANVAS", nodeInsert("a")) + frame("c2", "SYNC_CANVAS", nodeInsert("b")));
     await tick();
@@ -213,7 +253,12 @@ describe("subscribeFlow (EventSource)", () => {
     FakeES.all = [];
     const f = fakeFetch([snapshot("S1")]);
     const states: ConnectionState[] = [];
-    const sub = subscribeFlow("", "f", { onState: (s) => states.push(s) }, { fetch: f.fetch, EventSource: FakeES, retry: { initialMs: 5 }, types: ["SYNC_CANVAS"] });
+    const sub = subscribeFlow(
+      "",
+      "f",
+      { onState: (s) => states.push(s) },
+      { fetch: f.fetch, EventSource: FakeES, retry: { initialMs: 5 }, types: ["SYNC_CANVAS"] },
+    );
     cleanup.push(() => sub.close());
     expect(sub.transport).toBe("eventsource");
     while (FakeES.all.length < 1) await tick();

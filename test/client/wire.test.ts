@@ -11,7 +11,18 @@ import { EVENT_DATA_SCHEMAS } from "../../src/events/schemas";
 const T = "1700000000.3";
 const valid: Array<[string, Record<string, unknown>]> = [
   ["SYNC_CANVAS", { flowId: "f", op: "insert", id: "a", entity: "node", clusterTime: T, doc: { _id: "a", x: 1 } }],
-  ["SYNC_CANVAS", { flowId: "f", op: "update", id: "a", entity: "edge", clusterTime: T, doc: null, changes: { set: { "p.x": 2 }, unset: ["q"], truncated: [{ field: "arr", newSize: 1 }] } }],
+  [
+    "SYNC_CANVAS",
+    {
+      flowId: "f",
+      op: "update",
+      id: "a",
+      entity: "edge",
+      clusterTime: T,
+      doc: null,
+      changes: { set: { "p.x": 2 }, unset: ["q"], truncated: [{ field: "arr", newSize: 1 }] },
+    },
+  ],
   ["EXECUTION_UPDATE", { flowId: "f", op: "replace", id: "x", clusterTime: T, doc: { _id: "x" } }],
   ["LOG_STREAM", { flowId: "f", op: "delete", id: "l", clusterTime: T, doc: null }],
   ["RESET", { flowId: "f", reason: "history-lost" }],
@@ -20,10 +31,41 @@ const valid: Array<[string, Record<string, unknown>]> = [
 
 // Values that break one rule or another: wrong types, empty, control characters, arrays for objects, …
 const oddValue = fc.constantFrom<unknown>(
-  undefined, null, "", "f\u0001", "x".repeat(257), "1.2", "1.", "a.b", 0, -1, 1.5, Number.NaN, true, [], [{}], [1], ["s"], {}, { a: 1 },
-  "insert", "update", "replace", "delete", "upsert", "node", "history-lost", "nope",
-  { set: {}, unset: [] }, { set: [], unset: [] }, { set: {}, unset: [1] }, { set: {}, unset: [], truncated: [{ field: "a", newSize: -1 }] },
-  { set: {}, unset: [], truncated: [{ field: "a", newSize: 2 }] }, { node: [{}] }, { node: [1] }, { node: {} },
+  undefined,
+  null,
+  "",
+  "f\u0001",
+  "x".repeat(257),
+  "1.2",
+  "1.",
+  "a.b",
+  0,
+  -1,
+  1.5,
+  Number.NaN,
+  true,
+  [],
+  [{}],
+  [1],
+  ["s"],
+  {},
+  { a: 1 },
+  "insert",
+  "update",
+  "replace",
+  "delete",
+  "upsert",
+  "node",
+  "history-lost",
+  "nope",
+  { set: {}, unset: [] },
+  { set: [], unset: [] },
+  { set: {}, unset: [1] },
+  { set: {}, unset: [], truncated: [{ field: "a", newSize: -1 }] },
+  { set: {}, unset: [], truncated: [{ field: "a", newSize: 2 }] },
+  { node: [{}] },
+  { node: [1] },
+  { node: {} },
 );
 const keys = ["flowId", "op", "id", "entity", "clusterTime", "doc", "changes", "reason", "cursor", "canvas", "executions", "logs", "extra"];
 
@@ -59,7 +101,10 @@ describe("wire guards agree with the zod schemas", () => {
     expect(parseFlowEvent("message", JSON.stringify(valid[0]![1]))).toBeUndefined();
     expect(parseFlowEvent("SYNC_CANVAS", "{")).toBeUndefined();
     expect(parseFlowEvent("RESET", "[]")).toBeUndefined();
-    expect(parseFlowEvent("RESET", JSON.stringify({ flowId: "f", reason: "history-lost" }))).toEqual({ type: "RESET", data: { flowId: "f", reason: "history-lost" } });
+    expect(parseFlowEvent("RESET", JSON.stringify({ flowId: "f", reason: "history-lost" }))).toEqual({
+      type: "RESET",
+      data: { flowId: "f", reason: "history-lost" },
+    });
     expect(EVENT_TYPES).toEqual(Object.keys(EVENT_DATA_SCHEMAS));
   });
 });

@@ -55,11 +55,20 @@ describe("expectEvents", () => {
 });
 
 describe("expectError", () => {
-  const serverError = new MongoServerError({ ok: 0, code: 280, codeName: "ChangeStreamFatalError", errmsg: "cannot resume stream", errorLabels: ["NonResumableChangeStreamError"] });
+  const serverError = new MongoServerError({
+    ok: 0,
+    code: 280,
+    codeName: "ChangeStreamFatalError",
+    errmsg: "cannot resume stream",
+    errorLabels: ["NonResumableChangeStreamError"],
+  });
 
   it("checks code, code name (case-insensitively), message and labels", () => {
     expect(() =>
-      checkExpectedError({ errorCode: 280, errorCodeName: "changestreamfatalerror", errorContains: "CANNOT RESUME", errorLabelsContain: ["NonResumableChangeStreamError"] }, serverError),
+      checkExpectedError(
+        { errorCode: 280, errorCodeName: "changestreamfatalerror", errorContains: "CANNOT RESUME", errorLabelsContain: ["NonResumableChangeStreamError"] },
+        serverError,
+      ),
     ).not.toThrow();
     expect(() => checkExpectedError({ errorCode: 6 }, serverError)).toThrow(AssertionFailure);
     expect(() => checkExpectedError({ errorLabelsContain: ["ResumableChangeStreamError"] }, serverError)).toThrow(/label ResumableChangeStreamError missing/);

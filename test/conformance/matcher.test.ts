@@ -27,7 +27,18 @@ describe("matching: documents", () => {
 
   it("treats a driver Map (e.g. a command's sort) as a document", () => {
     expect(match({ sort: { _id: 1 } }, { sort: new Map([["_id", 1]]) }, root)).toBeNull();
-    expect(match({ sort: { _id: 1 } }, { sort: new Map([["_id", 1], ["x", 1]]) }, root)).toMatch(/unexpected field/);
+    expect(
+      match(
+        { sort: { _id: 1 } },
+        {
+          sort: new Map([
+            ["_id", 1],
+            ["x", 1],
+          ]),
+        },
+        root,
+      ),
+    ).toMatch(/unexpected field/);
   });
 
   it("does not take a scalar or array for a document", () => {
@@ -48,7 +59,15 @@ describe("matching: arrays", () => {
   });
 
   it("treats iterable results (find, aggregate) as lists of root documents", () => {
-    expect(matchRootList([{ x: 1 }, { x: 2 }], [{ x: 1, y: 1 }, { x: 2, y: 2 }])).toBeNull();
+    expect(
+      matchRootList(
+        [{ x: 1 }, { x: 2 }],
+        [
+          { x: 1, y: 1 },
+          { x: 2, y: 2 },
+        ],
+      ),
+    ).toBeNull();
     expect(matchRootList([{ x: 1 }], [{ x: 1 }, { x: 2 }])).toMatch(/expected 1 document\(s\), got 2/);
     // The same value returned by e.g. distinct is a plain array: nested rules.
     expect(match([{ x: 1 }], [{ x: 1, y: 1 }], root)).toMatch(/unexpected field/);

@@ -81,7 +81,9 @@ const doc = fc
     {
       fields: fc.dictionary(key, value, { maxKeys: 6 }),
       flowId,
-      secrets: fc.option(fc.oneof(fc.constant(SECRET), fc.dictionary(key, fc.constant(SECRET), { maxKeys: 3 }), fc.array(fc.constant({ k: SECRET }), { maxLength: 2 }))),
+      secrets: fc.option(
+        fc.oneof(fc.constant(SECRET), fc.dictionary(key, fc.constant(SECRET), { maxKeys: 3 }), fc.array(fc.constant({ k: SECRET }), { maxLength: 2 })),
+      ),
       internal: fc.option(fc.constant(`${SECRET}-i`)),
     },
     { requiredKeys: ["fields", "flowId"] },
@@ -90,28 +92,46 @@ const doc = fc
     // Random fields must not carry the marker by chance, nor shadow the fields under test.
     const d: Record<string, unknown> = {};
     // defineProperty: a "__proto__" key is an own field, as BSON.deserialize makes it, not a prototype.
-    for (const [k, v] of Object.entries(fields)) if (k !== "flowId" && k !== "secrets" && k !== "_internal") Object.defineProperty(d, k, { value: v, enumerable: true, writable: true, configurable: true });
+    for (const [k, v] of Object.entries(fields))
+      if (k !== "flowId" && k !== "secrets" && k !== "_internal")
+        Object.defineProperty(d, k, { value: v, enumerable: true, writable: true, configurable: true });
     if (route !== undefined) d.flowId = route;
     if (secrets !== null && secrets !== undefined) d.secrets = secrets;
     if (internal !== null && internal !== undefined) d._internal = internal;
     return d;
   });
 const updateDescription = fc.record({
-  updatedFields: fc.tuple(fc.dictionary(key, value, { maxKeys: 4 }), fc.subarray(["secrets", "secrets.apiKey", "_internal", "_internal.x.y", "secrets.0.k"])).map(([fields, priv]) => {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(fields)) if (!k.startsWith("secrets") && !k.startsWith("_internal")) Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
-    for (const p of priv) out[p] = SECRET;
-    return out;
-  }),
+  updatedFields: fc
+    .tuple(fc.dictionary(key, value, { maxKeys: 4 }), fc.subarray(["secrets", "secrets.apiKey", "_internal", "_internal.x.y", "secrets.0.k"]))
+    .map(([fields, priv]) => {
+      const out: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(fields))
+        if (!k.startsWith("secrets") && !k.startsWith("_internal"))
+          Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
+      for (const p of priv) out[p] = SECRET;
+      return out;
+    }),
   removedFields: fc.array(fc.oneof(fc.string(), fc.constant("secrets.apiKey"), fc.integer()), { maxLength: 3 }),
-  truncatedArrays: fc.option(fc.array(fc.record({ field: fc.oneof(fc.string(), fc.constant("secrets.list")), newSize: fc.oneof(fc.nat(), fc.string()) }), { maxLength: 2 })),
+  truncatedArrays: fc.option(
+    fc.array(fc.record({ field: fc.oneof(fc.string(), fc.constant("secrets.list")), newSize: fc.oneof(fc.nat(), fc.string()) }), { maxLength: 2 }),
+  ),
 });
 const change = fc.record(
   {
     _id: fc.oneof({ weight: 8, arbitrary: tokenHex.map((_data) => ({ _data })) }, { weight: 1, arbitrary: value }),
-    operationType: fc.oneof({ weight: 8, arbitrary: fc.constantFrom("insert", "update", "replace", "delete") }, { weight: 1, arbitrary: fc.constantFrom("drop", "rename", "dropDatabase", "invalidate", "bogus") }, { weight: 1, arbitrary: value }),
-    ns: fc.oneof({ weight: 8, arbitrary: fc.record({ db: fc.constant("flowboard"), coll: fc.constantFrom("nodes", "edges", "flow_executions", "flow_logs", "other") }) }, { weight: 1, arbitrary: value }),
-    documentKey: fc.oneof({ weight: 8, arbitrary: fc.record({ _id: fc.oneof(fc.string(), fc.integer(), fc.constant(new ObjectId()), value) }) }, { weight: 1, arbitrary: value }),
+    operationType: fc.oneof(
+      { weight: 8, arbitrary: fc.constantFrom("insert", "update", "replace", "delete") },
+      { weight: 1, arbitrary: fc.constantFrom("drop", "rename", "dropDatabase", "invalidate", "bogus") },
+      { weight: 1, arbitrary: value },
+    ),
+    ns: fc.oneof(
+      { weight: 8, arbitrary: fc.record({ db: fc.constant("flowboard"), coll: fc.constantFrom("nodes", "edges", "flow_executions", "flow_logs", "other") }) },
+      { weight: 1, arbitrary: value },
+    ),
+    documentKey: fc.oneof(
+      { weight: 8, arbitrary: fc.record({ _id: fc.oneof(fc.string(), fc.integer(), fc.constant(new ObjectId()), value) }) },
+      { weight: 1, arbitrary: value },
+    ),
     clusterTime: fc.oneof({ weight: 8, arbitrary: fc.constant(new Timestamp({ t: 1700000000, i: 1 })) }, { weight: 1, arbitrary: value }),
     fullDocument: fc.oneof({ weight: 6, arbitrary: doc }, { weight: 1, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: value }),
     fullDocumentBeforeChange: fc.oneof(doc, fc.constant(null)),
@@ -143,7 +163,10 @@ function checkOne(input: unknown, byCollection = filters.byCollection): void {
 
 describe("mapChange under fuzzing", () => {
   it(`never throws and always answers as documented (${RUNS} generated change documents)`, () => {
-    fc.assert(fc.property(change, (c) => checkOne(c)), params);
+    fc.assert(
+      fc.property(change, (c) => checkOne(c)),
+      params,
+    );
   });
 
   it(`the same after a BSON round trip, as the driver delivers them (${RUNS} documents)`, () => {
@@ -165,7 +188,17 @@ describe("mapChange under fuzzing", () => {
     fc.assert(
       fc.property(tokenHex, fc.constantFrom("nodes", "edges", "flow_executions", "flow_logs"), doc, (hex, coll, d) => {
         fuzzCases.mapper++;
-        const result = mapChange({ _id: { _data: hex }, operationType: "insert", ns: { db: "flowboard", coll }, documentKey: { _id: "d1" }, clusterTime: new Timestamp({ t: 5, i: 1 }), fullDocument: d }, filters.byCollection);
+        const result = mapChange(
+          {
+            _id: { _data: hex },
+            operationType: "insert",
+            ns: { db: "flowboard", coll },
+            documentKey: { _id: "d1" },
+            clusterTime: new Timestamp({ t: 5, i: 1 }),
+            fullDocument: d,
+          },
+          filters.byCollection,
+        );
         const route = d.flowId;
         if (route === undefined) expect(result).toMatchObject({ skip: "unroutable" });
         else if (!isValidFlowId(route)) expect(result).toMatchObject({ skip: "flowId-invalid" });
@@ -186,7 +219,17 @@ describe("mapChange under fuzzing", () => {
     // streams and snapshots (string equality inside MongoDB) never saw them: lost on resume.
     for (const route of [new ObjectId(), new Timestamp({ t: 1, i: 2 }), new Date(0), Decimal128.fromString("7"), Long.fromString("9007199254740993")]) {
       for (const image of ["fullDocument", "fullDocumentBeforeChange"]) {
-        const result = mapChange({ _id: { _data: "82AB" }, operationType: image === "fullDocument" ? "insert" : "delete", ns: { db: "flowboard", coll: "nodes" }, documentKey: { _id: "n" }, clusterTime: new Timestamp({ t: 5, i: 1 }), [image]: { flowId: route } }, filters.byCollection);
+        const result = mapChange(
+          {
+            _id: { _data: "82AB" },
+            operationType: image === "fullDocument" ? "insert" : "delete",
+            ns: { db: "flowboard", coll: "nodes" },
+            documentKey: { _id: "n" },
+            clusterTime: new Timestamp({ t: 5, i: 1 }),
+            [image]: { flowId: route },
+          },
+          filters.byCollection,
+        );
         expect(result, `${image} ${String(route)}`).toMatchObject({ skip: "flowId-invalid" });
       }
     }
@@ -199,22 +242,56 @@ describe("mapChange under fuzzing", () => {
       return inner;
     };
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 5000 }), fc.integer({ min: 0, max: 4 * 2 ** 20 }), fc.string({ unit: "grapheme", minLength: 1, maxLength: 4 }), (depth, size, unit) => {
-        const big = unit.repeat(Math.ceil(size / unit.length));
-        checkOne({ _id: { _data: "82AB" }, operationType: "insert", ns: { db: "flowboard", coll: "nodes" }, documentKey: { _id: "n" }, clusterTime: new Timestamp({ t: 5, i: 1 }), fullDocument: { flowId: "deep", tree: nested(depth), big, secrets: SECRET } });
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 5000 }),
+        fc.integer({ min: 0, max: 4 * 2 ** 20 }),
+        fc.string({ unit: "grapheme", minLength: 1, maxLength: 4 }),
+        (depth, size, unit) => {
+          const big = unit.repeat(Math.ceil(size / unit.length));
+          checkOne({
+            _id: { _data: "82AB" },
+            operationType: "insert",
+            ns: { db: "flowboard", coll: "nodes" },
+            documentKey: { _id: "n" },
+            clusterTime: new Timestamp({ t: 5, i: 1 }),
+            fullDocument: { flowId: "deep", tree: nested(depth), big, secrets: SECRET },
+          });
+        },
+      ),
       { ...params, numRuns: Math.min(RUNS, 60) },
     );
   });
 
   it("hostile objects (throwing getters, proxies) become a skip, never an exception", () => {
     fc.assert(
-      fc.property(fc.constantFrom("fullDocument", "documentKey", "ns", "_id", "updateDescription"), fc.constantFrom("insert", "update", "delete"), (field, op) => {
-        const boom = new Proxy({}, { get: () => { throw new Error("boom"); }, ownKeys: () => { throw new Error("boom"); } });
-        const c: Record<string, unknown> = { _id: { _data: "82AB" }, operationType: op, ns: { db: "flowboard", coll: "nodes" }, documentKey: { _id: "n" }, clusterTime: new Timestamp({ t: 5, i: 1 }), fullDocument: { flowId: "f" }, updateDescription: { updatedFields: {}, removedFields: [] } };
-        c[field] = boom;
-        checkOne(c);
-      }),
+      fc.property(
+        fc.constantFrom("fullDocument", "documentKey", "ns", "_id", "updateDescription"),
+        fc.constantFrom("insert", "update", "delete"),
+        (field, op) => {
+          const boom = new Proxy(
+            {},
+            {
+              get: () => {
+                throw new Error("boom");
+              },
+              ownKeys: () => {
+                throw new Error("boom");
+              },
+            },
+          );
+          const c: Record<string, unknown> = {
+            _id: { _data: "82AB" },
+            operationType: op,
+            ns: { db: "flowboard", coll: "nodes" },
+            documentKey: { _id: "n" },
+            clusterTime: new Timestamp({ t: 5, i: 1 }),
+            fullDocument: { flowId: "f" },
+            updateDescription: { updatedFields: {}, removedFields: [] },
+          };
+          c[field] = boom;
+          checkOne(c);
+        },
+      ),
       { ...params, numRuns: 50 },
     );
     console.log(`fuzz: ${fuzzCases.mapper} mapper cases`);

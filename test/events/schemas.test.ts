@@ -1,13 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import {
-  EVENT_DATA_SCHEMAS,
-  EVENT_TYPES,
-  flowEventSchema,
-  isValidFlowId,
-  parseFlowEvent,
-  resetDataSchema,
-} from "../../src/events/schemas";
+import { EVENT_DATA_SCHEMAS, EVENT_TYPES, flowEventSchema, isValidFlowId, parseFlowEvent, resetDataSchema } from "../../src/events/schemas";
 
 const base = { flowId: "flow-a", id: "n1", clusterTime: "1700848049.1" };
 

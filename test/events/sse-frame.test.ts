@@ -27,9 +27,7 @@ function parse(stream: string): { id?: string; event?: string; data: string }[] 
 describe("formatEvent", () => {
   it("writes id, event and data lines and ends with a blank line", () => {
     const data = JSON.stringify({ flowId: "f", op: "insert" });
-    expect(formatEvent({ id: "1.abc.82AA", event: "SYNC_CANVAS", data })).toBe(
-      `id: 1.abc.82AA\nevent: SYNC_CANVAS\ndata: ${data}\n\n`,
-    );
+    expect(formatEvent({ id: "1.abc.82AA", event: "SYNC_CANVAS", data })).toBe(`id: 1.abc.82AA\nevent: SYNC_CANVAS\ndata: ${data}\n\n`);
   });
 
   it("omits id and event when not given", () => {

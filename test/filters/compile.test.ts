@@ -62,7 +62,12 @@ describe("compileFilters: the $match stage", () => {
   });
 
   it("passes every recorded fixture (they are all on watched collections)", () => {
-    expect(run(DEFAULT, CHANGE_FIXTURES.map((name) => loadChange(name)))).toHaveLength(CHANGE_FIXTURES.length);
+    expect(
+      run(
+        DEFAULT,
+        CHANGE_FIXTURES.map((name) => loadChange(name)),
+      ),
+    ).toHaveLength(CHANGE_FIXTURES.length);
   });
 });
 

@@ -104,7 +104,9 @@ describe("JWT access control (HS256)", () => {
     expect((await status(subscribeUrl(t.fs, "a", `?access_token=${good}`))).status).toBe(200);
     expect((await status(snapshotUrl(t.fs, "a", `?access_token=${good}`))).status).toBe(200);
     // Header first: a token for another flow in the header is not rescued by a good one in the query or cookie.
-    expect((await status(subscribeUrl(t.fs, "a", `?access_token=${good}`), { Authorization: `Bearer ${other}`, Cookie: `flowsync_token=${good}` })).status).toBe(403);
+    expect(
+      (await status(subscribeUrl(t.fs, "a", `?access_token=${good}`), { Authorization: `Bearer ${other}`, Cookie: `flowsync_token=${good}` })).status,
+    ).toBe(403);
     expect((await status(subscribeUrl(t.fs, "a", `?access_token=${good}&access_token=${good}`))).status).toBe(401);
   });
 
@@ -120,7 +122,10 @@ describe("JWT access control (HS256)", () => {
     expect(c.raw).toContain(": token expired");
     await nodes.insertOne({ flowId: "exp", n: 2 });
 
-    const again = new SseClient(subscribeUrl(t.fs, "exp"), { lastEventId: c.lastEventId, headers: { Authorization: `Bearer ${await hsToken({ flows: ["exp"] }, 300)}` } });
+    const again = new SseClient(subscribeUrl(t.fs, "exp"), {
+      lastEventId: c.lastEventId,
+      headers: { Authorization: `Bearer ${await hsToken({ flows: ["exp"] }, 300)}` },
+    });
     await again.until((x) => x.messages.length === 1, 10_000, "the missed event");
     expect([...c.events(), ...again.events()].map((e) => (e.data.doc as { n: number }).n)).toEqual([1, 2]);
     await again.close();
@@ -133,7 +138,12 @@ describe("JWT access control with a JWKS (RS256 from a file, ES256 from a URL)",
     const jwk = { ...(await exportJWK(publicKey)), kid: "rs-1", alg: "RS256", use: "sig" };
     const file = path.join(tmp, "jwks.json");
     await writeFile(file, JSON.stringify({ keys: [jwk] }));
-    const fs = await startTestFlowsync(h.backend.url, { MONGO_DB: uniqueDb("auth"), AUTH_JWKS_FILE: file, AUTH_ISSUER: "https://issuer.test", AUTH_AUDIENCE: "flowsync" });
+    const fs = await startTestFlowsync(h.backend.url, {
+      MONGO_DB: uniqueDb("auth"),
+      AUTH_JWKS_FILE: file,
+      AUTH_ISSUER: "https://issuer.test",
+      AUTH_AUDIENCE: "flowsync",
+    });
     try {
       const sign = (claims: JWTPayload, iss = "https://issuer.test", aud = "flowsync") =>
         new SignJWT(claims).setProtectedHeader({ alg: "RS256", kid: "rs-1" }).setIssuer(iss).setAudience(aud).setExpirationTime("5m").sign(privateKey);
@@ -142,7 +152,10 @@ describe("JWT access control with a JWKS (RS256 from a file, ES256 from a URL)",
       expect((await status(subscribeUrl(fs, "r"), { Authorization: `Bearer ${await sign({ flows: ["r"] }, "https://evil.test")}` })).status).toBe(401);
       expect((await status(subscribeUrl(fs, "r"), { Authorization: `Bearer ${await sign({ flows: ["r"] }, undefined, "other")}` })).status).toBe(401);
       // HS256 is not accepted when only a JWKS is configured (no algorithm confusion with the public key).
-      const confused = await new SignJWT({ flows: ["r"] }).setProtectedHeader({ alg: "HS256" }).setExpirationTime("5m").sign(new TextEncoder().encode(JSON.stringify(jwk)));
+      const confused = await new SignJWT({ flows: ["r"] })
+        .setProtectedHeader({ alg: "HS256" })
+        .setExpirationTime("5m")
+        .sign(new TextEncoder().encode(JSON.stringify(jwk)));
       expect((await status(subscribeUrl(fs, "r"), { Authorization: `Bearer ${confused}` })).status).toBe(401);
     } finally {
       await fs.stop();
@@ -194,7 +207,10 @@ describe("auth disabled (the default) and CORS", () => {
     const fs = await startTestFlowsync(h.backend.url, { MONGO_DB: uniqueDb("auth"), CORS_ORIGINS: "https://app.example, http://localhost:4200" });
     try {
       const url = subscribeUrl(fs, "c");
-      const pre = await fetch(url, { method: "OPTIONS", headers: { Origin: "https://app.example", "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "authorization,last-event-id" } });
+      const pre = await fetch(url, {
+        method: "OPTIONS",
+        headers: { Origin: "https://app.example", "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "authorization,last-event-id" },
+      });
       expect(pre.status).toBe(204);
       expect(pre.headers.get("access-control-allow-origin")).toBe("https://app.example");
       expect(pre.headers.get("access-control-allow-credentials")).toBe("true");

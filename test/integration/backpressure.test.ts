@@ -45,7 +45,9 @@ describe("backpressure", () => {
   it("drops a subscriber that does not read once its unsent bytes exceed CLIENT_BUFFER_BYTES; the others of its flow get every event", async () => {
     const { fast, slow, written, droppedBefore } = await overflow("bp");
     try {
-      console.log(`backpressure: the non-reading subscriber was dropped after ${written} events of ${CHUNK.length} bytes (~${Math.round((written * CHUNK.length) / 1024)} KB written)`);
+      console.log(
+        `backpressure: the non-reading subscriber was dropped after ${written} events of ${CHUNK.length} bytes (~${Math.round((written * CHUNK.length) / 1024)} KB written)`,
+      );
       expect(t.fs.hub.stats.dropped).toBe(droppedBefore + 1);
       expect(t.fs.hub.subscriberCount("bp")).toBe(1);
       // More than one event got through before the drop: the limit counts what is queued, not what was sent.

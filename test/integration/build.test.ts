@@ -75,7 +75,15 @@ describe("npm run build → node dist/main.js", () => {
     const dbName = uniqueDb("build");
     child = spawn(process.execPath, [path.join(work, "dist/main.js")], {
       cwd: work,
-      env: { PATH: process.env.PATH, MONGO_URL: backend.url, MONGO_DB: dbName, PORT: String(port), HOST: "127.0.0.1", FILTERS_DIR: filtersDir, LOG_FORMAT: "json" },
+      env: {
+        PATH: process.env.PATH,
+        MONGO_URL: backend.url,
+        MONGO_DB: dbName,
+        PORT: String(port),
+        HOST: "127.0.0.1",
+        FILTERS_DIR: filtersDir,
+        LOG_FORMAT: "json",
+      },
       stdio: ["ignore", "pipe", "pipe"],
     });
     child.stdout!.on("data", (d: Buffer) => (output += d));
@@ -91,7 +99,10 @@ describe("npm run build → node dist/main.js", () => {
     );
     const writer = await new MongoClient(backend.url).connect();
     try {
-      await writer.db(dbName).collection<{ _id: string }>("nodes").insertOne({ _id: "b1", flowId: "built", secret: "s", label: "x" } as never);
+      await writer
+        .db(dbName)
+        .collection<{ _id: string }>("nodes")
+        .insertOne({ _id: "b1", flowId: "built", secret: "s", label: "x" } as never);
       const snapshot = await eventually("the snapshot", async () => {
         const body = (await (await fetch(`${base}/api/creative-flowboard/flows/built/snapshot`)).json()) as { canvas: { node?: unknown[] } };
         return body.canvas.node?.length === 1 ? body : false;

@@ -138,7 +138,12 @@ describe("snapshot + client store", () => {
       for (const o of observers) o.sub.close();
 
       const truth = {
-        nodes: sortedById(await t.db.collection<Doc>("nodes").find({ flowId }, { projection: { secrets: 0 } }).toArray()),
+        nodes: sortedById(
+          await t.db
+            .collection<Doc>("nodes")
+            .find({ flowId }, { projection: { secrets: 0 } })
+            .toArray(),
+        ),
         edges: sortedById(await t.db.collection<Doc>("edges").find({ flowId }).toArray()),
         execution: (await t.db.collection<Doc>("flow_executions").find({ flowId }).sort({ _id: -1 }).limit(1).toArray())[0] ?? null,
       };
@@ -146,7 +151,10 @@ describe("snapshot + client store", () => {
         const state = o.store.getState();
         const who = `${label}, client ${i}`;
         expect(o.problems, who).toEqual([]);
-        expect(o.errors.map((e) => e.message), who).toEqual([]);
+        expect(
+          o.errors.map((e) => e.message),
+          who,
+        ).toEqual([]);
         expect(o.sub.stats, who).toMatchObject({ duplicates: 0, invalid: 0, resets: 0 });
         expect(sortedById(Object.values(state.nodes)), `${who}: nodes`).toEqual(truth.nodes);
         expect(sortedById(Object.values(state.edges)), `${who}: edges`).toEqual(truth.edges);

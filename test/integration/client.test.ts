@@ -15,13 +15,21 @@ type Doc = { _id: string; flowId: string; [k: string]: unknown };
 describe("flowsync-client against flowsync", () => {
   it("on RESET refetches the snapshot, hands it over, and continues live from its cursor", async () => {
     const nodes = t.db.collection<Doc>("nodes");
-    await nodes.insertMany([{ _id: "r1", flowId: "cl-reset", v: 1 }, { _id: "r2", flowId: "cl-reset", v: 2 }]);
+    await nodes.insertMany([
+      { _id: "r1", flowId: "cl-reset", v: 1 },
+      { _id: "r2", flowId: "cl-reset", v: 2 },
+    ]);
     const store = createFlowStore();
     const log: string[] = [];
-    const sub = subscribeFlow(t.fs.url, "cl-reset", {
-      onReset: (d) => log.push(`reset ${d.reason}`),
-      onSnapshot: (s, m) => log.push(`snapshot ${m.reason} ${s.canvas.node?.length ?? 0}`),
-    }, { lastEventId: "1.zzzzzz.ABCD", store, transport: "fetch" });
+    const sub = subscribeFlow(
+      t.fs.url,
+      "cl-reset",
+      {
+        onReset: (d) => log.push(`reset ${d.reason}`),
+        onSnapshot: (s, m) => log.push(`snapshot ${m.reason} ${s.canvas.node?.length ?? 0}`),
+      },
+      { lastEventId: "1.zzzzzz.ABCD", store, transport: "fetch" },
+    );
     await eventually("the snapshot after RESET", () => log.length >= 2 && sub.state === "open");
     expect(log).toEqual(["reset cursor-foreign", "snapshot reset 2"]);
     expect(sub.lastEventId).toMatch(/^1\.[a-z0-9]+\.T\d+_\d+$/);
@@ -62,14 +70,19 @@ describe("flowsync-client against flowsync", () => {
 
   it("sends headers and getToken's token on every request", async () => {
     const seen: Array<Record<string, string>> = [];
-    const sub = subscribeFlow(t.fs.url, "cl-auth", {}, {
-      getToken: () => "tok",
-      headers: { "X-Trace": "t1" },
-      fetch: (url, init) => {
-        seen.push(init.headers);
-        return fetch(url, init);
+    const sub = subscribeFlow(
+      t.fs.url,
+      "cl-auth",
+      {},
+      {
+        getToken: () => "tok",
+        headers: { "X-Trace": "t1" },
+        fetch: (url, init) => {
+          seen.push(init.headers);
+          return fetch(url, init);
+        },
       },
-    });
+    );
     await eventually("open", () => sub.state === "open");
     sub.close();
     expect(sub.transport).toBe("fetch");

@@ -41,31 +41,37 @@ describe("one change stream per instance", () => {
     await t.db.collection("nodes").insertOne({ flowId: "warm-up" });
   });
 
-  it.each([1, 10, 500])("with %i subscribers the server sees exactly one change-stream cursor and no extra connections", async (count) => {
-    const connectionsBefore = await serverConnections(h.backend, h.client, appName);
-    expect(await changeStreamCursors(h.client, t.db.databaseName)).toBe(1);
+  it.each([1, 10, 500])(
+    "with %i subscribers the server sees exactly one change-stream cursor and no extra connections",
+    async (count) => {
+      const connectionsBefore = await serverConnections(h.backend, h.client, appName);
+      expect(await changeStreamCursors(h.client, t.db.databaseName)).toBe(1);
 
-    const clients = await openAll(t.fs, count);
-    try {
-      expect(t.fs.hub.subscriberCount()).toBe(count);
-      // Every subscriber is live: one event per flow reaches each of them.
-      const flows = [...new Set(clients.map((_, i) => flowOf(i)))];
-      const marker = `n${count}`;
-      for (const flowId of flows) await t.db.collection("nodes").insertOne({ flowId, marker });
-      await Promise.all(clients.map((c) => c.until((x) => x.events().some((e) => (e.data.doc as { marker?: string } | null)?.marker === marker), 20_000, `event ${marker}`)));
+      const clients = await openAll(t.fs, count);
+      try {
+        expect(t.fs.hub.subscriberCount()).toBe(count);
+        // Every subscriber is live: one event per flow reaches each of them.
+        const flows = [...new Set(clients.map((_, i) => flowOf(i)))];
+        const marker = `n${count}`;
+        for (const flowId of flows) await t.db.collection("nodes").insertOne({ flowId, marker });
+        await Promise.all(
+          clients.map((c) => c.until((x) => x.events().some((e) => (e.data.doc as { marker?: string } | null)?.marker === marker), 20_000, `event ${marker}`)),
+        );
 
-      const cursors = await changeStreamCursors(h.client, t.db.databaseName);
-      const connectionsAfter = await serverConnections(h.backend, h.client, appName);
-      console.log(`cursors: ${count} subscribers → ${cursors} change-stream cursor(s); connections ${connectionsBefore} → ${connectionsAfter}`);
-      expect(cursors).toBe(1);
-      // Generous: pools may open a connection or two on their own; per-subscriber growth would be ≥ count.
-      expect(connectionsAfter - connectionsBefore).toBeLessThanOrEqual(4);
-    } finally {
-      await Promise.all(clients.map((c) => c.close()));
-    }
-    await eventually("every subscriber gone", () => expect(t.fs.hub.subscriberCount()).toBe(0));
-    expect(await changeStreamCursors(h.client, t.db.databaseName)).toBe(1);
-  }, 120_000);
+        const cursors = await changeStreamCursors(h.client, t.db.databaseName);
+        const connectionsAfter = await serverConnections(h.backend, h.client, appName);
+        console.log(`cursors: ${count} subscribers → ${cursors} change-stream cursor(s); connections ${connectionsBefore} → ${connectionsAfter}`);
+        expect(cursors).toBe(1);
+        // Generous: pools may open a connection or two on their own; per-subscriber growth would be ≥ count.
+        expect(connectionsAfter - connectionsBefore).toBeLessThanOrEqual(4);
+      } finally {
+        await Promise.all(clients.map((c) => c.close()));
+      }
+      await eventually("every subscriber gone", () => expect(t.fs.hub.subscriberCount()).toBe(0));
+      expect(await changeStreamCursors(h.client, t.db.databaseName)).toBe(1);
+    },
+    120_000,
+  );
 });
 
 describe("catch-up cursors", () => {
@@ -76,7 +82,10 @@ describe("catch-up cursors", () => {
 
   /** flowsync's aggregates the server is running now (a fail point holds them). */
   async function heldAggregates(): Promise<number> {
-    const ops = await h.client.db("admin").aggregate([{ $currentOp: { allUsers: true } }, { $match: { appName, "command.aggregate": { $exists: true } } }]).toArray();
+    const ops = await h.client
+      .db("admin")
+      .aggregate([{ $currentOp: { allUsers: true } }, { $match: { appName, "command.aggregate": { $exists: true } } }])
+      .toArray();
     return ops.length;
   }
 
@@ -125,7 +134,11 @@ describe("catch-up cursors", () => {
   it("a client that leaves while its catch-up stream is still opening leaves no cursor behind", async () => {
     const cursor = await missedEvents("cu-open", 3);
     // Holds flowsync's next aggregate (the catch-up's) at the server, so the client leaves before its reply.
-    await h.client.db("admin").command({ configureFailPoint: "failCommand", mode: { times: 1 }, data: { failCommands: ["aggregate"], blockConnection: true, blockTimeMS: 1000, appName } });
+    await h.client.db("admin").command({
+      configureFailPoint: "failCommand",
+      mode: { times: 1 },
+      data: { failCommands: ["aggregate"], blockConnection: true, blockTimeMS: 1000, appName },
+    });
     const leaving = new SseClient(subscribeUrl(t.fs, "cu-open"), { lastEventId: cursor });
     await leaving.opened();
     // Leaves once the server holds the aggregate (not after a guessed pause): nothing of the catch-up can have come yet.

@@ -5,19 +5,23 @@ import { connected, subscribeUrl, useFlowsync } from "../support/flowsync";
 
 const t = useFlowsync("t");
 
-
 describe("delivery", () => {
   it("an edit by an independent MongoClient reaches its flow's subscribers only, typed, without private fields", async () => {
     const a1 = await connected(t.fs, "flow-a");
     const a2 = await connected(t.fs, "flow-a");
     const b = await connected(t.fs, "flow-b");
 
-    await t.db.collection("nodes").insertOne({ _id: "n1" as never, flowId: "flow-a", type: "llm", position: { x: 1, y: 2 }, secrets: { apiKey: "TOPSECRET-1" }, _internal: "TOPSECRET-2" });
-    await t.db.collection("nodes").updateOne({ _id: "n1" as never }, { $set: { "position.x": 9, "secrets.other": "TOPSECRET-3", "_internal": "TOPSECRET-4" } });
+    await t.db
+      .collection("nodes")
+      .insertOne({ _id: "n1" as never, flowId: "flow-a", type: "llm", position: { x: 1, y: 2 }, secrets: { apiKey: "TOPSECRET-1" }, _internal: "TOPSECRET-2" });
+    await t.db.collection("nodes").updateOne({ _id: "n1" as never }, { $set: { "position.x": 9, "secrets.other": "TOPSECRET-3", _internal: "TOPSECRET-4" } });
     // Removed by the pipeline, not from the database: once flowsync has read both changes, the
     // stored document still has its private fields.
     await a1.until((x) => x.messages.length >= 2, 10_000, "2 events");
-    expect(await t.db.collection("nodes").findOne({ _id: "n1" as never })).toMatchObject({ secrets: { apiKey: "TOPSECRET-1", other: "TOPSECRET-3" }, _internal: "TOPSECRET-4" });
+    expect(await t.db.collection("nodes").findOne({ _id: "n1" as never })).toMatchObject({
+      secrets: { apiKey: "TOPSECRET-1", other: "TOPSECRET-3" },
+      _internal: "TOPSECRET-4",
+    });
     await t.db.collection("edges").insertOne({ flowId: "flow-a", source: "n1", target: "n2" });
     await t.db.collection("flow_executions").insertOne({ flowId: "flow-a", status: "running", progress: 10 });
     await t.db.collection("flow_logs").insertOne({ flowId: "flow-a", chunk: "tok" });

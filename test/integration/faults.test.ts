@@ -94,7 +94,9 @@ describe("faults between flowsync and MongoDB: every subscriber gets every event
   });
 
   it("a getMore error carrying the label explicitly (failCommand 50 + errorLabels): the driver resumes", async () => {
-    await scenario("getMore 50 + label", (ctx) => holdFailPoint(ctx, "failCommand", { failCommands: ["getMore"], errorCode: 50, errorLabels: ["ResumableChangeStreamError"] }));
+    await scenario("getMore 50 + label", (ctx) =>
+      holdFailPoint(ctx, "failCommand", { failCommands: ["getMore"], errorCode: 50, errorLabels: ["ResumableChangeStreamError"] }),
+    );
   });
 
   it("a getMore error without the label (failCommand 6 HostUnreachable): the watcher reopens from its token", async () => {
@@ -102,11 +104,15 @@ describe("faults between flowsync and MongoDB: every subscriber gets every event
   });
 
   it("NotWritablePrimary (10107) on getMore: the driver marks the server unknown, the watcher reopens", async () => {
-    await scenario("getMore 10107 NotWritablePrimary", (ctx) => holdFailPoint(ctx, "failCommand", { failCommands: ["getMore"], errorCode: 10107, errorLabels: [] }));
+    await scenario("getMore 10107 NotWritablePrimary", (ctx) =>
+      holdFailPoint(ctx, "failCommand", { failCommands: ["getMore"], errorCode: 10107, errorLabels: [] }),
+    );
   });
 
   it("a step-down: PrimarySteppedDown (189) on getMore and on every reopening aggregate until the election is over", async () => {
-    await scenario("step-down 189 on getMore + aggregate", (ctx) => holdFailPoint(ctx, "failCommand", { failCommands: ["getMore", "aggregate"], errorCode: 189, errorLabels: [] }));
+    await scenario("step-down 189 on getMore + aggregate", (ctx) =>
+      holdFailPoint(ctx, "failCommand", { failCommands: ["getMore", "aggregate"], errorCode: 189, errorLabels: [] }),
+    );
   });
 
   it("the server closes the connection on every getMore (closeConnection)", async () => {
@@ -114,7 +120,9 @@ describe("faults between flowsync and MongoDB: every subscriber gets every event
   });
 
   it("a blocked connection: each getMore held 400 ms at the server (blockConnection)", async () => {
-    await scenario("getMore blockConnection 400 ms", (ctx) => holdFailPoint(ctx, "failCommand", { failCommands: ["getMore"], blockConnection: true, blockTimeMS: 400 }));
+    await scenario("getMore blockConnection 400 ms", (ctx) =>
+      holdFailPoint(ctx, "failCommand", { failCommands: ["getMore"], blockConnection: true, blockTimeMS: 400 }),
+    );
   });
 
   it("every connection of flowsync reset at once, three times during a burst of writes (closed mid-batch)", async () => {
@@ -137,7 +145,11 @@ describe("faults between flowsync and MongoDB: every subscriber gets every event
     // closing and wait for it forever (reproduced here every time): without the guard in
     // src/mongo/client-health.ts the stream would never come back. MONGO_MONITOR_STUCK_MS shortens the wait.
     const dbName = uniqueDb("flt");
-    const fs = await startTestFlowsync(proxy.url("connectTimeoutMS=1000"), { MONGO_DB: dbName, CHANGE_STREAM_AWAIT_MS: "1000", MONGO_MONITOR_STUCK_MS: "3000" });
+    const fs = await startTestFlowsync(proxy.url("connectTimeoutMS=1000"), {
+      MONGO_DB: dbName,
+      CHANGE_STREAM_AWAIT_MS: "1000",
+      MONGO_MONITOR_STUCK_MS: "3000",
+    });
     const ledger = new Ledger(h.client.db(dbName).collection("nodes"), FLOWS);
     const clients = FLOWS.map((flowId) => ({ flowId, c: new SseClient(subscribeUrl(fs, flowId)) }));
     try {

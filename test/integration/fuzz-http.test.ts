@@ -82,7 +82,9 @@ function send(request: string | Uint8Array, { streamUntil = ": flowsync\n", wait
 }
 
 const get = (target: string, headers: Record<string, string> = {}) =>
-  `GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("")}\r\n`;
+  `GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\n${Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join("")}\r\n`;
 
 /** Every error answer: JSON {error: {code, message}}. */
 function expectJsonError(a: Answer, code?: string): void {
@@ -97,7 +99,28 @@ const DOCUMENTED = new Set([200, 204, 304, 400, 401, 403, 404, 405, 429, 431, 50
 describe("the HTTP surface under fuzzing", () => {
   it(`methods × paths (segments, dot segments, percent-encodings): a documented status, JSON errors, never 5xx (${RUNS} cases)`, async () => {
     const segment = fc.oneof(
-      fc.constantFrom("api", "creative-flowboard", "subscribe", "flows", "snapshot", "healthz", "readyz", "metrics", "", ".", "..", "%2e%2e", "%", "%ZZ", "%E0%A4%A", "%00", "a%2Fb", "?", "#", "*"),
+      fc.constantFrom(
+        "api",
+        "creative-flowboard",
+        "subscribe",
+        "flows",
+        "snapshot",
+        "healthz",
+        "readyz",
+        "metrics",
+        "",
+        ".",
+        "..",
+        "%2e%2e",
+        "%",
+        "%ZZ",
+        "%E0%A4%A",
+        "%00",
+        "a%2Fb",
+        "?",
+        "#",
+        "*",
+      ),
       fc.string({ unit: "grapheme", maxLength: 20 }).map(encodeURIComponent),
       fc.string({ unit: "binary-ascii", maxLength: 10 }).map((s) => s.replace(/[\s\x00-\x1f\x7f]/g, "")),
     );
@@ -116,7 +139,11 @@ describe("the HTTP surface under fuzzing", () => {
   }, 120_000);
 
   it(`flowIds of any characters and length: 200 stream exactly when the flowId is valid, else 400 E_FLOW_ID_INVALID — subscribe and snapshot (${RUNS} cases)`, async () => {
-    const flowId = fc.oneof(fc.string({ unit: "grapheme", minLength: 1, maxLength: 300 }), fc.string({ unit: "binary", minLength: 1, maxLength: 40 }), fc.constantFrom("x".repeat(256), "x".repeat(257), "a\u0000", "a\u007fb", "tab\tbed", "../etc", "%"));
+    const flowId = fc.oneof(
+      fc.string({ unit: "grapheme", minLength: 1, maxLength: 300 }),
+      fc.string({ unit: "binary", minLength: 1, maxLength: 40 }),
+      fc.constantFrom("x".repeat(256), "x".repeat(257), "a\u0000", "a\u007fb", "tab\tbed", "../etc", "%"),
+    );
     await fc.assert(
       fc.asyncProperty(flowId, fc.boolean(), async (id, snapshot) => {
         cases++;
@@ -175,7 +202,11 @@ describe("the HTTP surface under fuzzing", () => {
     const known = ["SYNC_CANVAS", "EXECUTION_UPDATE", "LOG_STREAM"];
     const pair = fc.tuple(
       fc.constantFrom("types", "snapshot", "logs", "lastEventId", "access_token", "x", "types[]", "__proto__"),
-      fc.oneof(fc.subarray(known, { minLength: 1 }).map((t) => t.join(",")), fc.string({ unit: "grapheme", maxLength: 30 }).map(encodeURIComponent), fc.constantFrom("", "%", "%ZZ", "1", "true", "SYNC_CANVAS,,")),
+      fc.oneof(
+        fc.subarray(known, { minLength: 1 }).map((t) => t.join(",")),
+        fc.string({ unit: "grapheme", maxLength: 30 }).map(encodeURIComponent),
+        fc.constantFrom("", "%", "%ZZ", "1", "true", "SYNC_CANVAS,,"),
+      ),
     );
     await fc.assert(
       fc.asyncProperty(fc.array(pair, { maxLength: 5 }), async (pairs) => {
@@ -208,7 +239,12 @@ describe("the HTTP surface under fuzzing", () => {
       fc.integer({ min: 1, max: 200 }).map((n) => get("/healthz", Object.fromEntries(Array.from({ length: n }, (_, i) => [`X-H${i}`, "v".repeat(100)])))),
       fc.uint8Array({ minLength: 1, maxLength: 2048 }).map((b) => Buffer.concat([Buffer.from(b), Buffer.from("\r\n\r\n")])),
       fc.string({ unit: "binary", maxLength: 200 }).map((s) => `GET /${s} HTTP/1.1\r\nHost: x\r\n\r\n`),
-      fc.constantFrom("GET /healthz HTTP/1.1\r\n\r\n", "GET /healthz HTTP/9.9\r\nHost: x\r\n\r\n", "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", "GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"),
+      fc.constantFrom(
+        "GET /healthz HTTP/1.1\r\n\r\n",
+        "GET /healthz HTTP/9.9\r\nHost: x\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+      ),
     );
     await fc.assert(
       fc.asyncProperty(request, async (r) => {
@@ -231,7 +267,9 @@ describe("the HTTP surface under fuzzing", () => {
     await control.until((x) => x.messages.length === 1, 10_000, "an event after the fuzzing");
     expect(control.ended).toBe(false);
     expect(control.events()[0].data).toMatchObject({ flowId: "control", doc: { n: "after fuzzing" } });
-    await eventually("only the control subscriber left", () => expect({ subscribers: t.fs.hub.subscriberCount(), streams: t.fs.limits.streamsOf("127.0.0.1") }).toEqual({ subscribers: 1, streams: 1 }));
+    await eventually("only the control subscriber left", () =>
+      expect({ subscribers: t.fs.hub.subscriberCount(), streams: t.fs.limits.streamsOf("127.0.0.1") }).toEqual({ subscribers: 1, streams: 1 }),
+    );
     expect((await fetch(`${t.fs.url}/healthz`)).status).toBe(200);
   });
 });

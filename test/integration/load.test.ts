@@ -60,7 +60,9 @@ describe("a subscriber that never reads", () => {
 
     const p50 = [quantile(without, 0.5), quantile(withStalled, 0.5)];
     const p90 = [quantile(without, 0.9), quantile(withStalled, 0.9)];
-    console.log(`load: latency p50 ${p50[0].toFixed(1)} → ${p50[1].toFixed(1)} ms, p90 ${p90[0].toFixed(1)} → ${p90[1].toFixed(1)} ms (without → with a stalled subscriber); ${EVENTS} × ${CHUNK.length} B`);
+    console.log(
+      `load: latency p50 ${p50[0].toFixed(1)} → ${p50[1].toFixed(1)} ms, p90 ${p90[0].toFixed(1)} → ${p90[1].toFixed(1)} ms (without → with a stalled subscriber); ${EVENTS} × ${CHUNK.length} B`,
+    );
     // "Within noise", generously: a stalled peer costs the others nothing but the shared write loop.
     expect(p50[1]).toBeLessThan(Math.max(3 * p50[0], p50[0] + 50));
     expect(p90[1]).toBeLessThan(Math.max(3 * p90[0], p90[0] + 100));

@@ -46,7 +46,10 @@ afterAll(async () => {
 async function writeEverything(flowId: string): Promise<void> {
   const nodes = db.collection<{ _id?: string } & Record<string, unknown>>("nodes");
   await nodes.insertOne({ _id: `${flowId}-n1`, flowId, type: "llm", secrets: { apiKey: secret(1), nested: [{ k: secret(2) }] }, _internal: secret(3) });
-  await nodes.updateOne({ _id: `${flowId}-n1` }, { $set: { "secrets.apiKey": secret(4), "secrets.more.deep": secret(5), _internal: { x: secret(6) }, "position.x": 1, "position.y": 2 } });
+  await nodes.updateOne(
+    { _id: `${flowId}-n1` },
+    { $set: { "secrets.apiKey": secret(4), "secrets.more.deep": secret(5), _internal: { x: secret(6) }, "position.x": 1, "position.y": 2 } },
+  );
   await nodes.updateOne({ _id: `${flowId}-n1` }, { $set: { secrets: { replaced: secret(7) } }, $unset: { _internal: "" } });
   await nodes.updateOne({ _id: `${flowId}-n1` }, [{ $set: { _internal: secret(8), "data.ok": "visible" } }]);
   await nodes.updateOne({ _id: `${flowId}-n1` }, { $push: { "secrets.list": secret(11) } as never });
@@ -124,9 +127,17 @@ describe("private fields never leave flowsync", () => {
     expect(await stored("flow_executions", { flowId })).toEqual({ flowId, status: "running", progress: 5, _internal: { token: secret(13) } });
     expect(await stored("flow_logs", { flowId })).toEqual({ flowId, chunk: "tok", secrets: secret(14) });
     expect(await stored("nodes", { type: "orphan" })).toEqual({ type: "orphan", secrets: secret(15) });
-    expect(await stored("nodes", { flowId, position: "not-an-object" })).toEqual({ flowId, position: "not-an-object", secrets: secret(17), _internal: secret(18) });
+    expect(await stored("nodes", { flowId, position: "not-an-object" })).toEqual({
+      flowId,
+      position: "not-an-object",
+      secrets: secret(17),
+      _internal: secret(18),
+    });
     // Every update of n1 reached the subscriber, the last one ($unset of the private field alone) included.
-    const n1 = live.events().filter((e) => e.data.id === `${flowId}-n1`).map((e) => e.data.op);
+    const n1 = live
+      .events()
+      .filter((e) => e.data.id === `${flowId}-n1`)
+      .map((e) => e.data.op);
     expect(n1).toEqual(["insert", "update", "update", "update", "update", "replace", "update"]);
     console.log(`private fields: ${Object.values(outputs).reduce((n, b) => n + b.length, 0)} bytes grepped, ${logs.lines.length} log lines`);
     await Promise.all([live, fromMemory, fromMongo, withSnapshot].map((c) => c.close()));

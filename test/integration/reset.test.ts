@@ -94,7 +94,11 @@ describe("RESET", () => {
       await client.until((x) => x.messages.length === 1, 10_000, "event before");
       // flowsync's next aggregate (the reopen after the invalidate) waits 1 s at the server, so the
       // write below is already there when it runs: it comes back in the new stream's first batch.
-      await writer.db("admin").command({ configureFailPoint: "failCommand", mode: { times: 1 }, data: { failCommands: ["aggregate"], blockConnection: true, blockTimeMS: 1000, appName } });
+      await writer.db("admin").command({
+        configureFailPoint: "failCommand",
+        mode: { times: 1 },
+        data: { failCommands: ["aggregate"], blockConnection: true, blockTimeMS: 1000, appName },
+      });
       await db.dropDatabase();
       await db.collection("nodes").insertOne({ flowId: "order", n: "waiting" });
       await client.until((x) => x.messages.length === 3, 10_000, "RESET and the waiting change");
@@ -138,7 +142,11 @@ describe("RESET", () => {
       for (const c of clients) await c.until((x) => x.messages.length === 1, 10_000, "event before");
 
       // flowsync's NEXT getMore waits 3 s at the server: the one after the getMore that returns the probe.
-      await writer.db("admin").command({ configureFailPoint: "failCommand", mode: { times: 1 }, data: { failCommands: ["getMore"], blockConnection: true, blockTimeMS: 3000, appName } });
+      await writer.db("admin").command({
+        configureFailPoint: "failCommand",
+        mode: { times: 1 },
+        data: { failCommands: ["getMore"], blockConnection: true, blockTimeMS: 3000, appName },
+      });
       for (const flowId of ["lost-a", "lost-b"]) await db.collection("nodes").insertOne({ flowId, n: "probe" });
       for (const c of clients) await c.until((x) => x.messages.length === 2, 10_000, "the probe");
       // One command, 100 oplog entries: the held getMore's position falls off the 50-entry oplog.

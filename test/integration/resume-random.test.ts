@@ -114,7 +114,10 @@ async function scenario(replayBufferSize: number, seed: number) {
     for (const s of subs) {
       // updateLookup reads the document when the event is read, so `seq` of an update may show a later value
       // on a catch-up; the (op, id) sequence is what must be exact.
-      expect(s.received.map(({ op, id }) => `${op}:${id}`), `subscriber of ${s.flowId}`).toEqual(expected.get(s.flowId)!.map(({ op, id }) => `${op}:${id}`));
+      expect(
+        s.received.map(({ op, id }) => `${op}:${id}`),
+        `subscriber of ${s.flowId}`,
+      ).toEqual(expected.get(s.flowId)!.map(({ op, id }) => `${op}:${id}`));
     }
     return { reconnects: subs.reduce((k, s) => k + s.reconnects, 0), counters: fs.subscriptions.counters };
   } finally {

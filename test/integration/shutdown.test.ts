@@ -40,7 +40,9 @@ function runMain(env: Record<string, string>): Run {
     for (const l of listeners) l();
   });
   child.stderr!.setEncoding("utf8").on("data", (s: string) => (stderr += s));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once("exit", (code, signal) => resolve({ code, signal })),
+  );
   const find = (msg: string) =>
     stdout
       .split("\n")
@@ -164,20 +166,24 @@ describe("process", () => {
     }
   }, 30_000);
 
-  it.runIf(onSimulator)("a standalone MongoDB stops startup with exit 1 and says how to make it a replica set", async () => {
-    // Simulator only: `replicaSet: false` runs it as a standalone server, which no shared test mongod is.
-    const standalone = await startTestBackend({ replicaSet: false });
-    try {
-      const run = runMain({ MONGO_URL: standalone.url, PORT: "0" });
-      const { code } = await exitWithin(run, EXIT_BOUND_MS);
-      expect(code).toBe(1);
-      const output = run.stdout + run.stderr;
-      expect(output).toContain("--replSet rs0");
-      expect(output).toContain("rs.initiate()");
-    } finally {
-      await standalone.stop();
-    }
-  }, 30_000);
+  it.runIf(onSimulator)(
+    "a standalone MongoDB stops startup with exit 1 and says how to make it a replica set",
+    async () => {
+      // Simulator only: `replicaSet: false` runs it as a standalone server, which no shared test mongod is.
+      const standalone = await startTestBackend({ replicaSet: false });
+      try {
+        const run = runMain({ MONGO_URL: standalone.url, PORT: "0" });
+        const { code } = await exitWithin(run, EXIT_BOUND_MS);
+        expect(code).toBe(1);
+        const output = run.stdout + run.stderr;
+        expect(output).toContain("--replSet rs0");
+        expect(output).toContain("rs.initiate()");
+      } finally {
+        await standalone.stop();
+      }
+    },
+    30_000,
+  );
 
   it("an invalid environment variable stops startup with exit 1, naming the variable", async () => {
     const run = runMain({ MONGO_URL: h.backend.url, PORT: "abc" });

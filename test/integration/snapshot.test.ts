@@ -13,7 +13,6 @@ import { SseClient } from "../support/sse-client";
 
 const t = useFlowsync("snap");
 
-
 const snapshotUrl = (flowId: string, q = "") => `${t.fs.url}/api/creative-flowboard/flows/${encodeURIComponent(flowId)}/snapshot${q}`;
 
 type Doc = Record<string, unknown> & { _id: string };
@@ -54,7 +53,10 @@ describe("snapshot", () => {
       { flowId: "snap-a", status: "done", progress: 100 },
       { flowId: "snap-a", status: "running", progress: 40 },
     ]);
-    await t.db.collection("flow_logs").insertMany([{ flowId: "snap-a", chunk: "a" }, { flowId: "snap-a", chunk: "b" }]);
+    await t.db.collection("flow_logs").insertMany([
+      { flowId: "snap-a", chunk: "a" },
+      { flowId: "snap-a", chunk: "b" },
+    ]);
     const res = await fetch(snapshotUrl("snap-a", "?logs=1"));
     const text = await res.text();
     expect(text).not.toContain("TOPSECRET");

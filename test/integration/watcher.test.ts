@@ -82,7 +82,11 @@ describe("ChangeWatcher", () => {
     const dbName = uniqueDb("w");
     const { watcher } = observed(client, dbName);
     // The server holds the aggregate a while: close() meets an aggregate that is really in flight at the server.
-    await client.db("admin").command({ configureFailPoint: "failCommand", mode: { times: 1 }, data: { failCommands: ["aggregate"], blockConnection: true, blockTimeMS: 300, appName } });
+    await client.db("admin").command({
+      configureFailPoint: "failCommand",
+      mode: { times: 1 },
+      data: { failCommands: ["aggregate"], blockConnection: true, blockTimeMS: 300, appName },
+    });
     try {
       // close() from the moment the driver sends the aggregate: its reply cannot be in before, however slow the machine.
       let closing: Promise<void> | undefined;
@@ -232,7 +236,8 @@ describe("ChangeWatcher", () => {
       expect(await changeStreamCursors(client, dbName)).toBe(1);
     } finally {
       // Only if it never fired: on a shared mongod another file may have a fail point of its own set.
-      if (!logs.some((l) => l.msg.startsWith("change stream failed"))) await client.db("admin").command({ configureFailPoint: "failCommand", mode: "off" }).catch(squashError);
+      if (!logs.some((l) => l.msg.startsWith("change stream failed")))
+        await client.db("admin").command({ configureFailPoint: "failCommand", mode: "off" }).catch(squashError);
       await watcher.close();
       await client.close();
     }

@@ -28,7 +28,10 @@ describe("lint: one direction (mongo → watch → events → hub → http)", ()
     ["src/token.ts", 'import { FlowsyncError } from "./errors";', "no-restricted-imports"],
   ])("%s: %s fails", async (filePath, line, expected) => {
     const found = await problems(filePath, probe(line));
-    expect(found.some((p) => p.includes(expected)), found.join("\n")).toBe(true);
+    expect(
+      found.some((p) => p.includes(expected)),
+      found.join("\n"),
+    ).toBe(true);
   });
 
   it.each([

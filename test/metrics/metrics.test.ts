@@ -15,7 +15,6 @@ import { connected, subscribeUrl, useFlowsync } from "../support/flowsync";
 // A small replay buffer, so that an old cursor must catch up from MongoDB; the smallest client buffer, to drop a stalled client.
 const t = useFlowsync("metrics", { REPLAY_BUFFER_SIZE: "4", CLIENT_BUFFER_BYTES: "1024" });
 
-
 type Sample = { name: string; labels: Record<string, string>; value: number };
 
 async function scrape(): Promise<{ text: string; samples: Sample[]; contentType: string | null }> {

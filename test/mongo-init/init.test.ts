@@ -79,7 +79,9 @@ describe("mongo-init", () => {
   });
 
   it("fails with exit code 1 and a reason when MONGO_URL is missing", async () => {
-    const failed = await run(process.execPath, ["--import", "tsx", "mongo-init/init.ts"], { cwd: root, env: { ...process.env, MONGO_URL: "" } }).catch((e) => e);
+    const failed = await run(process.execPath, ["--import", "tsx", "mongo-init/init.ts"], { cwd: root, env: { ...process.env, MONGO_URL: "" } }).catch(
+      (e) => e,
+    );
     expect(failed.code).toBe(1);
     expect(failed.stderr).toContain("MONGO_URL is required");
   });

@@ -23,7 +23,13 @@ describe("change events with showExpandedEvents", () => {
     const stream = await openStream(db, [], { showExpandedEvents: true });
     await db.createCollection("c");
     const [e] = await nextEvents(stream, 1);
-    expect(e).toEqual({ ...common(), operationType: "create", collectionUUID: await uuidOf(db.databaseName, "c"), ns: { db: db.databaseName, coll: "c" }, operationDescription: { idIndex: ID_INDEX } });
+    expect(e).toEqual({
+      ...common(),
+      operationType: "create",
+      collectionUUID: await uuidOf(db.databaseName, "c"),
+      ns: { db: db.databaseName, coll: "c" },
+      operationDescription: { idIndex: ID_INDEX },
+    });
     await stream.close();
   });
 
@@ -55,7 +61,12 @@ describe("change events with showExpandedEvents", () => {
     await db.createCollection("v", { viewOn: "src", pipeline: [{ $match: { a: 1 } }] });
     await db.dropCollection("v");
     const [create, drop] = await nextEvents(stream, 2);
-    expect(create).toEqual({ ...common(), operationType: "create", ns: { db: db.databaseName, coll: "v" }, operationDescription: { viewOn: "src", pipeline: [{ $match: { a: 1 } }] } });
+    expect(create).toEqual({
+      ...common(),
+      operationType: "create",
+      ns: { db: db.databaseName, coll: "v" },
+      operationDescription: { viewOn: "src", pipeline: [{ $match: { a: 1 } }] },
+    });
     expect(drop).toEqual({ ...common(), operationType: "drop", ns: { db: db.databaseName, coll: "v" } });
     await stream.close();
   });
@@ -126,7 +137,14 @@ describe("change events with showExpandedEvents", () => {
     const [plain, replacing] = await nextEvents(stream, 2);
     const to = (name: string) => ({ db: db.databaseName, coll: name });
     expect(plain).toEqual({ ...common(), operationType: "rename", collectionUUID: uuidA, ns: to("a"), to: to("x"), operationDescription: { to: to("x") } });
-    expect(replacing).toEqual({ ...common(), operationType: "rename", collectionUUID: uuidB, ns: to("b"), to: to("c"), operationDescription: { to: to("c"), dropTarget: uuidC } });
+    expect(replacing).toEqual({
+      ...common(),
+      operationType: "rename",
+      collectionUUID: uuidB,
+      ns: to("b"),
+      to: to("c"),
+      operationDescription: { to: to("c"), dropTarget: uuidC },
+    });
     await stream.close();
   });
 

@@ -6,7 +6,21 @@
  */
 import { describe, expect, it } from "vitest";
 import type { ChangeStream, Document } from "mongodb";
-import { coll, expectCode, failPoint, failPointOff, getMoreWaiting, insertThroughFaults, isSim, nextEvents, openStream, recordCommands, startReading, uniqueDb, useBackend } from "./helpers";
+import {
+  coll,
+  expectCode,
+  failPoint,
+  failPointOff,
+  getMoreWaiting,
+  insertThroughFaults,
+  isSim,
+  nextEvents,
+  openStream,
+  recordCommands,
+  startReading,
+  uniqueDb,
+  useBackend,
+} from "./helpers";
 
 /**
  * Codes a 7.0 server labels ResumableChangeStreamError on a change-stream getMore

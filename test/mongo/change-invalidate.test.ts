@@ -133,7 +133,12 @@ describe("invalidate, by stream level", () => {
       await db.dropDatabase();
       const events = await nextEvents(stream, 4);
       expect(kinds(events)).toEqual(["drop", "drop", "dropDatabase", "invalidate"]);
-      expect(events.slice(0, 2).map((e) => e.ns.coll).sort()).toEqual(["a", "b"]);
+      expect(
+        events
+          .slice(0, 2)
+          .map((e) => e.ns.coll)
+          .sort(),
+      ).toEqual(["a", "b"]);
       expect(events[2].ns).toEqual({ db: db.databaseName });
       await expectClosed(stream);
     });

@@ -64,7 +64,10 @@ describe("postBatchResumeToken and awaitData", () => {
     await c.insertMany([{ _id: 1 }, { _id: 2 }, { _id: 3 }]);
     const events = await nextEvents(stream, 3);
     rec.stop();
-    const batch = rec.seen.filter((e) => e.commandName === "getMore").map((e) => e.reply.cursor as Document).find((cur) => cur.nextBatch.length > 0)!;
+    const batch = rec.seen
+      .filter((e) => e.commandName === "getMore")
+      .map((e) => e.reply.cursor as Document)
+      .find((cur) => cur.nextBatch.length > 0)!;
     const lastInBatch = data(batch.nextBatch[batch.nextBatch.length - 1]._id);
     expect(data(batch.postBatchResumeToken) >= lastInBatch).toBe(true);
     expect(data(stream.resumeToken) >= data(events[2]._id)).toBe(true);

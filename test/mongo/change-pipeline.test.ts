@@ -20,7 +20,10 @@ describe("change stream pipelines", () => {
   it("$match can filter on fullDocument fields", async () => {
     const c = fresh();
     const stream = await openStream(c, [{ $match: { "fullDocument.keep": true } }]);
-    await c.insertMany([{ _id: 1, keep: false }, { _id: 2, keep: true }]);
+    await c.insertMany([
+      { _id: 1, keep: false },
+      { _id: 2, keep: true },
+    ]);
     const [e] = await nextEvents(stream, 1);
     expect(e.documentKey).toEqual({ _id: 2 });
     await stream.close();
@@ -94,7 +97,19 @@ describe("change stream pipelines", () => {
   });
 
   it("a stream on the admin database needs allChangesForCluster (73), and that option only fits admin (72)", async () => {
-    await expectCode(h.client.db("admin").aggregate([{ $changeStream: {} }]).toArray(), 73);
-    await expectCode(h.client.db(uniqueDb()).aggregate([{ $changeStream: { allChangesForCluster: true } }]).toArray(), 72);
+    await expectCode(
+      h.client
+        .db("admin")
+        .aggregate([{ $changeStream: {} }])
+        .toArray(),
+      73,
+    );
+    await expectCode(
+      h.client
+        .db(uniqueDb())
+        .aggregate([{ $changeStream: { allChangesForCluster: true } }])
+        .toArray(),
+      72,
+    );
   });
 });

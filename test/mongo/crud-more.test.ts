@@ -52,7 +52,10 @@ describe("let variables", () => {
     const c = await fresh();
     const deleted = await c.deleteMany({ $expr: { $lt: ["$_id", "$$max"] } }, { let: { max: 3 } });
     expect(deleted.deletedCount).toBe(2);
-    const updated = await c.findOneAndUpdate({ $expr: { $eq: ["$_id", "$$id"] } }, [{ $set: { x: "$$v" } }], { let: { id: 3, v: "C" }, returnDocument: "after" });
+    const updated = await c.findOneAndUpdate({ $expr: { $eq: ["$_id", "$$id"] } }, [{ $set: { x: "$$v" } }], {
+      let: { id: 3, v: "C" },
+      returnDocument: "after",
+    });
     expect(updated).toEqual({ _id: 3, x: "C" });
   });
 
@@ -161,10 +164,18 @@ describe("document validation", () => {
 
   it("insertMany reports the failing document as a write error with errInfo", async () => {
     const c = await withValidator();
-    const err = await c.insertMany([{ _id: 1, x: "a" }, { _id: 2, x: 2 }], { ordered: false }).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
+    const err = await c
+      .insertMany(
+        [
+          { _id: 1, x: "a" },
+          { _id: 2, x: 2 },
+        ],
+        { ordered: false },
+      )
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(err).toBeInstanceOf(MongoBulkWriteError);
     const [writeError] = (err as MongoBulkWriteError).writeErrors as unknown as Array<{ index: number; code: number; errInfo: Document }>;
     expect(writeError.index).toBe(1);
@@ -246,7 +257,9 @@ describe("$out", () => {
     ]);
     await coll(db, "out").insertOne({ _id: "old" });
     await coll(db, "out").createIndex({ n: 1 });
-    const returned = await coll(db, "src").aggregate([{ $match: { n: 2 } }, { $out: "out" }]).toArray();
+    const returned = await coll(db, "src")
+      .aggregate([{ $match: { n: 2 } }, { $out: "out" }])
+      .toArray();
     expect(returned).toEqual([]);
     expect(await coll(db, "out").find().toArray()).toEqual([{ _id: 2, n: 2 }]);
     expect((await coll(db, "out").listIndexes().toArray()).map((i) => i.name).sort()).toEqual(["_id_", "n_1"]);
@@ -258,7 +271,9 @@ describe("$out", () => {
     const db = h.client.db(uniqueDb());
     const other = uniqueDb();
     await coll(db, "src").insertOne({ _id: 1 });
-    await coll(db, "src").aggregate([{ $out: { db: other, coll: "copy" } }]).toArray();
+    await coll(db, "src")
+      .aggregate([{ $out: { db: other, coll: "copy" } }])
+      .toArray();
     expect(await coll(h.client.db(other), "copy").find().toArray()).toEqual([{ _id: 1 }]);
   });
 
@@ -269,7 +284,12 @@ describe("$out", () => {
       { _id: 2, g: "a" },
     ]);
     await coll(db, "out").insertOne({ _id: "old" });
-    await expectCode(coll(db, "src").aggregate([{ $project: { _id: "$g" } }, { $out: "out" }]).toArray(), 11000);
+    await expectCode(
+      coll(db, "src")
+        .aggregate([{ $project: { _id: "$g" } }, { $out: "out" }])
+        .toArray(),
+      11000,
+    );
     expect(await coll(db, "out").find().toArray()).toEqual([{ _id: "old" }]);
   });
 });
@@ -292,7 +312,10 @@ describe("count and sessions", () => {
   it("$listLocalSessions lists the session the command runs in, as {_id: {id, uid}, lastUse}", async () => {
     const session = h.client.startSession();
     try {
-      const sessions = await h.client.db("admin").aggregate([{ $listLocalSessions: {} }], { session }).toArray();
+      const sessions = await h.client
+        .db("admin")
+        .aggregate([{ $listLocalSessions: {} }], { session })
+        .toArray();
       // The driver hands out the id as a UUID in replies and as a subtype-4 Binary in session.id: compare bytes.
       const hex = (b: { buffer: Uint8Array }) => Buffer.from(b.buffer).toString("hex");
       const mine = sessions.find((s) => hex(s._id.id) === hex(session.id!.id));

@@ -98,8 +98,13 @@ describe("CRUD reads", () => {
 
   it("aggregate $lookup reads another collection of the same database", async () => {
     const other = coll(c.db, "names");
-    await other.insertMany([{ _id: "t0", label: "zero" }, { _id: "t1", label: "one" }]);
-    const out = await c.aggregate([{ $match: { _id: 1 } }, { $lookup: { from: "names", localField: "tag", foreignField: "_id", as: "names" } }, { $project: { names: 1 } }]).toArray();
+    await other.insertMany([
+      { _id: "t0", label: "zero" },
+      { _id: "t1", label: "one" },
+    ]);
+    const out = await c
+      .aggregate([{ $match: { _id: 1 } }, { $lookup: { from: "names", localField: "tag", foreignField: "_id", as: "names" } }, { $project: { names: 1 } }])
+      .toArray();
     expect(out).toEqual([{ _id: 1, names: [{ _id: "t1", label: "one" }] }]);
   });
 });

@@ -80,7 +80,11 @@ describe("CRUD writes", () => {
 
     it("updateMany updates every match and counts them", async () => {
       const c = fresh();
-      await c.insertMany([{ _id: 1, g: 1 }, { _id: 2, g: 1 }, { _id: 3, g: 2 }]);
+      await c.insertMany([
+        { _id: 1, g: 1 },
+        { _id: 2, g: 1 },
+        { _id: 3, g: 2 },
+      ]);
       const res = await c.updateMany({ g: 1 }, { $set: { seen: true } });
       expect([res.matchedCount, res.modifiedCount]).toEqual([2, 2]);
       expect(await c.countDocuments({ seen: true })).toBe(2);
@@ -157,14 +161,21 @@ describe("CRUD writes", () => {
   describe("delete", () => {
     it("deleteOne removes exactly one match", async () => {
       const c = fresh();
-      await c.insertMany([{ _id: 1, g: 1 }, { _id: 2, g: 1 }]);
+      await c.insertMany([
+        { _id: 1, g: 1 },
+        { _id: 2, g: 1 },
+      ]);
       expect((await c.deleteOne({ g: 1 })).deletedCount).toBe(1);
       expect(await c.countDocuments()).toBe(1);
     });
 
     it("deleteMany removes every match", async () => {
       const c = fresh();
-      await c.insertMany([{ _id: 1, g: 1 }, { _id: 2, g: 1 }, { _id: 3, g: 2 }]);
+      await c.insertMany([
+        { _id: 1, g: 1 },
+        { _id: 2, g: 1 },
+        { _id: 3, g: 2 },
+      ]);
       expect((await c.deleteMany({ g: 1 })).deletedCount).toBe(2);
       expect(await c.find().toArray()).toEqual([{ _id: 3, g: 2 }]);
     });
@@ -186,7 +197,10 @@ describe("CRUD writes", () => {
 
     it("findOneAndUpdate honours sort when several documents match", async () => {
       const c = fresh();
-      await c.insertMany([{ _id: 1, n: 5 }, { _id: 2, n: 9 }]);
+      await c.insertMany([
+        { _id: 1, n: 5 },
+        { _id: 2, n: 9 },
+      ]);
       expect(await c.findOneAndUpdate({}, { $set: { hit: true } }, { sort: { n: -1 }, returnDocument: "after" })).toEqual({ _id: 2, n: 9, hit: true });
     });
 

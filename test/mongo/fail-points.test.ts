@@ -58,7 +58,9 @@ describe("fail points", () => {
 
   it("errorCode without errorLabels: a plain error with no labels", async () => {
     await fc({ times: 1 }, { errorCode: 2 });
-    const err: MongoServerError = await coll(h.client.db(uniqueDb()), "c").findOne({}).catch((e) => e);
+    const err: MongoServerError = await coll(h.client.db(uniqueDb()), "c")
+      .findOne({})
+      .catch((e) => e);
     expect(err).toBeInstanceOf(MongoServerError);
     expect(err.code).toBe(2);
     expect(err.errorLabels).toEqual([]);
@@ -66,7 +68,9 @@ describe("fail points", () => {
 
   it("errorCode with errorLabels: exactly those labels", async () => {
     await fc({ times: 1 }, { errorCode: 2, errorLabels: ["SomeLabel", "Other"] });
-    const err: MongoServerError = await coll(h.client.db(uniqueDb()), "c").findOne({}).catch((e) => e);
+    const err: MongoServerError = await coll(h.client.db(uniqueDb()), "c")
+      .findOne({})
+      .catch((e) => e);
     expect(err.code).toBe(2);
     expect([...err.errorLabels].sort()).toEqual(["Other", "SomeLabel"]);
   });
@@ -95,13 +99,21 @@ describe("fail points", () => {
     const db = h.client.db(uniqueDb());
     await failPoint(h.client, "failCommand", "alwaysOn", { failCommands: ["find"], errorCode: 2, namespace: `${db.databaseName}.target` }, h.appName);
     expect(await coll(db, "other").findOne({})).toBeNull();
-    const err = await coll(db, "target").findOne({}).catch((e) => e);
+    const err = await coll(db, "target")
+      .findOne({})
+      .catch((e) => e);
     expect(err.code).toBe(2);
   });
 
   it("writeConcernError: the write happens and the error is reported", async () => {
     const c = coll(h.client.db(uniqueDb()), "c");
-    await failPoint(h.client, "failCommand", { times: 1 }, { failCommands: ["insert"], writeConcernError: { code: 100, errmsg: "UnsatisfiableWriteConcern" } }, h.appName);
+    await failPoint(
+      h.client,
+      "failCommand",
+      { times: 1 },
+      { failCommands: ["insert"], writeConcernError: { code: 100, errmsg: "UnsatisfiableWriteConcern" } },
+      h.appName,
+    );
     const err = await c.insertOne({ _id: 1 }).catch((e) => e);
     expect(err).toBeInstanceOf(MongoWriteConcernError);
     expect(await c.countDocuments()).toBe(1);
@@ -135,7 +147,10 @@ describe("fail points", () => {
   });
 
   it("an unknown fail point name is refused", async () => {
-    const err = await h.client.db("admin").command({ configureFailPoint: "noSuchFailPoint", mode: "alwaysOn" }).catch((e) => e);
+    const err = await h.client
+      .db("admin")
+      .command({ configureFailPoint: "noSuchFailPoint", mode: "alwaysOn" })
+      .catch((e) => e);
     expect(err).toBeInstanceOf(MongoServerError);
   });
 });

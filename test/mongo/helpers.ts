@@ -146,6 +146,12 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Resolves once a getMore on `ns` is waiting at the server, as `observer` sees it in $currentOp. */
 export async function getMoreWaiting(observer: MongoClient, ns: string): Promise<void> {
-  const waiting = async () => (await observer.db("admin").aggregate([{ $currentOp: { allUsers: true } }, { $match: { ns, "command.getMore": { $exists: true } } }]).toArray()).length > 0;
+  const waiting = async () =>
+    (
+      await observer
+        .db("admin")
+        .aggregate([{ $currentOp: { allUsers: true } }, { $match: { ns, "command.getMore": { $exists: true } } }])
+        .toArray()
+    ).length > 0;
   await eventually(`a getMore waiting on ${ns}`, waiting);
 }

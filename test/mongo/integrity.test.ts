@@ -58,7 +58,11 @@ describe("stored data is never changed by a read", () => {
     for (const value of ["K1", "K2", "K3", "K4", "K5", "K6", "I1", "I2", "I3"]) expect(redactedText).not.toContain(value);
     // ... while the database still holds every one of them, read by another client ...
     const reader = await h.newClient();
-    const stored = await reader.db(db.databaseName).collection("nodes").find({}, { sort: { _id: 1 } }).toArray();
+    const stored = await reader
+      .db(db.databaseName)
+      .collection("nodes")
+      .find({}, { sort: { _id: 1 } })
+      .toArray();
     expect(stored).toEqual([
       { _id: "a", flowId: "f", secrets: { apiKey: "K2", list: ["K3"] }, _internal: "I2", position: { x: 1 }, data: { ok: true } },
       { _id: "b", flowId: "f", secrets: { apiKey: "K5" }, _internal: "I3" },
@@ -66,18 +70,33 @@ describe("stored data is never changed by a read", () => {
     // ... and the plain stream, reading the same oplog and images, sees them all.
     const [insA, setA, pushA, pipeA, insB, replB, insC, delC] = plainEvents;
     expect(insA).toMatchObject({ operationType: "insert", fullDocument: { secrets: { apiKey: "K1" }, _internal: "I1" } });
-    expect(setA).toMatchObject({ operationType: "update", updateDescription: { updatedFields: { "secrets.apiKey": "K2" } }, fullDocumentBeforeChange: { secrets: { apiKey: "K1" } } });
+    expect(setA).toMatchObject({
+      operationType: "update",
+      updateDescription: { updatedFields: { "secrets.apiKey": "K2" } },
+      fullDocumentBeforeChange: { secrets: { apiKey: "K1" } },
+    });
     expect(pushA).toMatchObject({ operationType: "update", fullDocumentBeforeChange: { secrets: { apiKey: "K2" } } });
-    expect(pipeA).toMatchObject({ operationType: "update", updateDescription: { updatedFields: { _internal: "I2" } }, fullDocumentBeforeChange: { _internal: "I1", secrets: { list: ["K3"] } } });
+    expect(pipeA).toMatchObject({
+      operationType: "update",
+      updateDescription: { updatedFields: { _internal: "I2" } },
+      fullDocumentBeforeChange: { _internal: "I1", secrets: { list: ["K3"] } },
+    });
     expect(insB).toMatchObject({ operationType: "insert", fullDocument: { secrets: { apiKey: "K4" } } });
-    expect(replB).toMatchObject({ operationType: "replace", fullDocument: { secrets: { apiKey: "K5" }, _internal: "I3" }, fullDocumentBeforeChange: { secrets: { apiKey: "K4" } } });
+    expect(replB).toMatchObject({
+      operationType: "replace",
+      fullDocument: { secrets: { apiKey: "K5" }, _internal: "I3" },
+      fullDocumentBeforeChange: { secrets: { apiKey: "K4" } },
+    });
     expect(insC).toMatchObject({ operationType: "insert", fullDocument: { secrets: { apiKey: "K6" } } });
     expect(delC).toMatchObject({ operationType: "delete", fullDocumentBeforeChange: { secrets: { apiKey: "K6" } } });
 
     // A stream opened afterwards from the start replays the same history, secrets included.
     const replay = db.watch([], { startAtOperationTime: insA!.clusterTime, fullDocumentBeforeChange: "whenAvailable" });
     const replayed = await take(replay, 8);
-    const images = (events: Document[]) => events.map((e) => EJSON.stringify([e.operationType, e.operationType === "update" ? null : e.fullDocument, e.fullDocumentBeforeChange], { relaxed: false }));
+    const images = (events: Document[]) =>
+      events.map((e) =>
+        EJSON.stringify([e.operationType, e.operationType === "update" ? null : e.fullDocument, e.fullDocumentBeforeChange], { relaxed: false }),
+      );
     expect(images(replayed)).toEqual(images(plainEvents));
     expect(EJSON.stringify(replayed)).toContain("K6");
     await Promise.all([redacted.close(), plain.close(), replay.close()]);
@@ -112,7 +131,8 @@ describe("stored data is never changed by a read", () => {
       { _id: 2, flowId: "g", secrets: { apiKey: "S2" }, tags: [], n: 2, sub: { deep: { v: "x" } } },
     ]);
     const field = fc.constantFrom("secrets", "secrets.apiKey", "secrets.nested", "secrets.nested.k", "tags", "n", "sub.deep", "sub.deep.v", "flowId");
-    const prefix = (inEvent: boolean) => (inEvent ? fc.constantFrom("fullDocument.", "fullDocumentBeforeChange.", "updateDescription.updatedFields.") : fc.constant(""));
+    const prefix = (inEvent: boolean) =>
+      inEvent ? fc.constantFrom("fullDocument.", "fullDocumentBeforeChange.", "updateDescription.updatedFields.") : fc.constant("");
     const path = (inEvent: boolean) => fc.tuple(prefix(inEvent), field).map(([p, f]) => p + f);
     const stage = (inEvent: boolean) =>
       fc.oneof(
@@ -122,7 +142,9 @@ describe("stored data is never changed by a read", () => {
         path(inEvent).map((p) => ({ $addFields: { [p]: { $literal: 0 } } })),
         path(inEvent).map((p) => ({ $project: { [p]: 0 } })),
         inEvent
-          ? fc.constantFrom("fullDocument", "fullDocumentBeforeChange").map((p) => ({ $replaceRoot: { newRoot: { _id: "$_id", d: { $ifNull: [`$${p}`, {}] } } } }))
+          ? fc
+              .constantFrom("fullDocument", "fullDocumentBeforeChange")
+              .map((p) => ({ $replaceRoot: { newRoot: { _id: "$_id", d: { $ifNull: [`$${p}`, {}] } } } }))
           : fc.constantFrom("secrets", "sub", "sub.deep").map((p) => ({ $replaceRoot: { newRoot: { $ifNull: [`$${p}`, {}] } } })),
       );
     const seed = Number(process.env.TEST_SEED ?? Date.now() % 2 ** 31);
@@ -132,33 +154,38 @@ describe("stored data is never changed by a read", () => {
     let streamReads = 0;
     let aggregateReads = 0;
     await fc.assert(
-      fc.asyncProperty(fc.array(stage(true), { minLength: 1, maxLength: 4 }), fc.array(stage(false), { minLength: 1, maxLength: 4 }), fc.integer({ min: 1, max: 2 }), async (streamStages, aggStages, id) => {
-        runs++;
-        const before = await coll.find({}, { sort: { _id: 1 } }).toArray();
-        const stream = coll.watch(streamStages, { fullDocument: "updateLookup", fullDocumentBeforeChange: "whenAvailable", maxAwaitTimeMS: 20 });
-        try {
-          await stream.tryNext(); // opened before the write it reads
-          await coll.updateOne({ _id: id }, { $set: { touched: runs } });
-          await take(stream as never, 1);
-          streamReads++;
-        } catch (e) {
-          // Stages the server refuses (a changed event _id: 280; a path collision) end in a read error: still no write.
-          if (!(e instanceof MongoServerError)) throw e;
-        } finally {
-          await stream.close();
-        }
-        const after = await snapshot();
-        try {
-          await coll.aggregate(aggStages).toArray();
-          aggregateReads++;
-        } catch (e) {
-          if (!(e instanceof MongoServerError)) throw e;
-        }
-        // The stored documents differ from `before` exactly by the property's own write ...
-        expect(after).toBe(canonical(before.map((d) => (d._id === id ? { ...d, touched: runs } : d))));
-        // ... and reading them through random stages changed nothing.
-        expect(await snapshot()).toBe(after);
-      }),
+      fc.asyncProperty(
+        fc.array(stage(true), { minLength: 1, maxLength: 4 }),
+        fc.array(stage(false), { minLength: 1, maxLength: 4 }),
+        fc.integer({ min: 1, max: 2 }),
+        async (streamStages, aggStages, id) => {
+          runs++;
+          const before = await coll.find({}, { sort: { _id: 1 } }).toArray();
+          const stream = coll.watch(streamStages, { fullDocument: "updateLookup", fullDocumentBeforeChange: "whenAvailable", maxAwaitTimeMS: 20 });
+          try {
+            await stream.tryNext(); // opened before the write it reads
+            await coll.updateOne({ _id: id }, { $set: { touched: runs } });
+            await take(stream as never, 1);
+            streamReads++;
+          } catch (e) {
+            // Stages the server refuses (a changed event _id: 280; a path collision) end in a read error: still no write.
+            if (!(e instanceof MongoServerError)) throw e;
+          } finally {
+            await stream.close();
+          }
+          const after = await snapshot();
+          try {
+            await coll.aggregate(aggStages).toArray();
+            aggregateReads++;
+          } catch (e) {
+            if (!(e instanceof MongoServerError)) throw e;
+          }
+          // The stored documents differ from `before` exactly by the property's own write ...
+          expect(after).toBe(canonical(before.map((d) => (d._id === id ? { ...d, touched: runs } : d))));
+          // ... and reading them through random stages changed nothing.
+          expect(await snapshot()).toBe(after);
+        },
+      ),
       { numRuns: 30, seed },
     );
     // Most generated pipelines are valid: the property is about reads that ran, not refusals.

@@ -8,13 +8,28 @@ import { describe, expect, it } from "vitest";
 import { MongoClient, type Document } from "mongodb";
 import { startTestBackend } from "../support/backend";
 import { eventually } from "../support/eventually";
-import { coll, failPoint, failPointOff, getMoreWaiting, insertThroughFaults, isSim, nextEvents, openStream, startReading, uniqueDb, useBackend } from "./helpers";
+import {
+  coll,
+  failPoint,
+  failPointOff,
+  getMoreWaiting,
+  insertThroughFaults,
+  isSim,
+  nextEvents,
+  openStream,
+  startReading,
+  uniqueDb,
+  useBackend,
+} from "./helpers";
 
 describe("server resources", () => {
   const h = useBackend();
 
   async function currentOp(options: Document, match: Document): Promise<Document[]> {
-    return h.client.db("admin").aggregate([{ $currentOp: { allUsers: true, ...options } }, { $match: match }]).toArray();
+    return h.client
+      .db("admin")
+      .aggregate([{ $currentOp: { allUsers: true, ...options } }, { $match: match }])
+      .toArray();
   }
   const idleCursors = (ns: string) => currentOp({ idleCursors: true }, { type: "idleCursor", ns });
   const connectionsOf = (appName: string) => currentOp({ idleConnections: true }, { appName });

@@ -45,7 +45,9 @@ describe("session table", () => {
     expect(first.txn.state).toBe("aborted");
     expect(sessions.openTransactions()).toHaveLength(1);
     // Its next statement finds no transaction: the session started over.
-    expect(() => sessions.statement("insert", { insert: "c", lsid: first.lsid, txnNumber: 1, autocommit: false })).toThrow(/does not match any in-progress transactions/);
+    expect(() => sessions.statement("insert", { insert: "c", lsid: first.lsid, txnNumber: 1, autocommit: false })).toThrow(
+      /does not match any in-progress transactions/,
+    );
     expect(store.get("db", "c")!.docs.size).toBe(0);
   });
 

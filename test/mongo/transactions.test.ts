@@ -194,7 +194,8 @@ describe("transactions", () => {
       const session = client.startSession({ causalConsistency: false });
       try {
         // Statements of a transaction sent by hand (the driver fills in only the lsid for them).
-        const statement = (txnNumber: Long, extra: Document = {}) => db.command({ insert: "a", documents: [{ _id: Number(txnNumber) }], txnNumber, autocommit: false, ...extra }, { session });
+        const statement = (txnNumber: Long, extra: Document = {}) =>
+          db.command({ insert: "a", documents: [{ _id: Number(txnNumber) }], txnNumber, autocommit: false, ...extra }, { session });
         const unknown = await expectCode(statement(Long.fromNumber(77)), 251);
         expect(unknown.hasErrorLabel("TransientTransactionError")).toBe(true);
         session.startTransaction();
@@ -329,7 +330,10 @@ describe("transactions", () => {
           const resumed = db.watch([], { [option]: all[i]._id, maxAwaitTimeMS: 100 });
           const rest = await nextEvents(resumed as never, 4 - i);
           await resumed.close();
-          expect(rest.map((e) => `${e.ns.coll}:${e.documentKey._id}:${e.operationType}`), `${option} event ${i}`).toEqual(ids.slice(i + 1));
+          expect(
+            rest.map((e) => `${e.ns.coll}:${e.documentKey._id}:${e.operationType}`),
+            `${option} event ${i}`,
+          ).toEqual(ids.slice(i + 1));
         }
       }
     });
@@ -347,8 +351,14 @@ describe("transactions", () => {
       );
       const [update, replace, del] = await nextEvents(stream, 3);
       await stream.close();
-      expect([update.fullDocumentBeforeChange, update.fullDocument]).toEqual([{ _id: 1, v: 0 }, { _id: 1, v: 1 }]);
-      expect([replace.fullDocumentBeforeChange, replace.fullDocument]).toEqual([{ _id: 1, v: 1 }, { _id: 1, v: 2 }]);
+      expect([update.fullDocumentBeforeChange, update.fullDocument]).toEqual([
+        { _id: 1, v: 0 },
+        { _id: 1, v: 1 },
+      ]);
+      expect([replace.fullDocumentBeforeChange, replace.fullDocument]).toEqual([
+        { _id: 1, v: 1 },
+        { _id: 1, v: 2 },
+      ]);
       expect(del.fullDocumentBeforeChange).toEqual({ _id: 1, v: 2 });
     });
   });
@@ -390,7 +400,12 @@ describe("retryable writes", () => {
     await client.db("admin").command({
       configureFailPoint: "failCommand",
       mode: { times: 1 },
-      data: { failCommands: ["update"], writeConcernError: { code: 91, errmsg: "Replication is being shut down" }, errorLabels: ["RetryableWriteError"], appName: h.appName },
+      data: {
+        failCommands: ["update"],
+        writeConcernError: { code: 91, errmsg: "Replication is being shut down" },
+        errorLabels: ["RetryableWriteError"],
+        appName: h.appName,
+      },
     });
     try {
       const result = await c.updateOne({ _id: 1 }, { $inc: { n: 1 } });
@@ -410,7 +425,8 @@ describe("retryable writes", () => {
     const session = h.client.startSession();
     try {
       // A retryable write sent by hand: the driver adds only the lsid to a command it runs as given.
-      const inc = (n: number) => h.client.db(c.dbName).command({ update: "c", updates: [{ q: { _id: 1 }, u: { $inc: { n: 1 } } }], txnNumber: Long.fromNumber(n) }, { session });
+      const inc = (n: number) =>
+        h.client.db(c.dbName).command({ update: "c", updates: [{ q: { _id: 1 }, u: { $inc: { n: 1 } } }], txnNumber: Long.fromNumber(n) }, { session });
       await inc(5);
       await inc(5); // a retry: answered, not applied
       await inc(6);

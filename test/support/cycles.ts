@@ -80,7 +80,9 @@ export async function cycleScenario(backend: TestBackend, cycles: number): Promi
     await run(200, cycles);
     const ms = Date.now() - t0;
     // Every subscription is gone from the hub and from the per-IP count once its client has left.
-    await eventually("every subscription gone", () => expect({ subscribers: fs.hub.subscriberCount(), trackedIps: fs.limits.trackedIps }).toEqual({ subscribers: 0, trackedIps: 0 }));
+    await eventually("every subscription gone", () =>
+      expect({ subscribers: fs.hub.subscriberCount(), trackedIps: fs.limits.trackedIps }).toEqual({ subscribers: 0, trackedIps: 0 }),
+    );
     await settle();
     const after = measure();
     expect(after.subscribers).toBe(0);

@@ -52,14 +52,20 @@ export class Ledger {
 
   /** The document ids a client received (SYNC_CANVAS events), in order. */
   static received(c: SseClient): string[] {
-    return c.events().filter((e) => e.type === "SYNC_CANVAS").map((e) => e.data.id as string);
+    return c
+      .events()
+      .filter((e) => e.type === "SYNC_CANVAS")
+      .map((e) => e.data.id as string);
   }
 
   /** Waits for a sentinel on `c`, then checks the exact sequence of `flowId`'s documents (the sentinel included). */
   async exactlyOnce(c: SseClient, flowId: string, { timeoutMs = 30_000 } = {}): Promise<number> {
     await this.sentinel(c, flowId, timeoutMs);
     const want = this.expected.get(flowId)!;
-    expect(c.events().filter((e) => e.type === "RESET"), `RESET for ${flowId}`).toEqual([]);
+    expect(
+      c.events().filter((e) => e.type === "RESET"),
+      `RESET for ${flowId}`,
+    ).toEqual([]);
     expect(Ledger.received(c), `events of ${flowId}`).toEqual(want);
     return want.length;
   }

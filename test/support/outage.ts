@@ -59,7 +59,8 @@ export async function outageScenario(backend: TestBackend, mode: CutMode, outage
     const moverSeen = Ledger.received(mover);
     const moverCursor = mover.lastEventId;
     await ledger.write(6);
-    for (const { flowId, c } of stay) await c.until((x) => Ledger.received(x).length === ledger.expected.get(flowId)!.length, 10_000, "events before the outage");
+    for (const { flowId, c } of stay)
+      await c.until((x) => Ledger.received(x).length === ledger.expected.get(flowId)!.length, 10_000, "events before the outage");
 
     const cutAt = Date.now();
     await proxy.cut(mode);

@@ -50,7 +50,7 @@ export async function spawnFlowsync(env: Record<string, string>, timeoutMs = 30_
     url,
     stdout: () => out,
     stop: () => {
-      stopping ??= (child.exitCode !== null ? Promise.resolve(child.exitCode) : (child.kill("SIGTERM"), exited));
+      stopping ??= child.exitCode !== null ? Promise.resolve(child.exitCode) : (child.kill("SIGTERM"), exited);
       return stopping;
     },
   };

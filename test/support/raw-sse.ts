@@ -19,7 +19,12 @@ export class StalledSseClient {
     this.socket.pause();
     this.socket.on("error", () => {});
     this.socket.on("close", () => (this.closed = true));
-    const lines = [`GET ${u.pathname}${u.search} HTTP/1.1`, `Host: ${u.host}`, "Accept: text/event-stream", ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)];
+    const lines = [
+      `GET ${u.pathname}${u.search} HTTP/1.1`,
+      `Host: ${u.host}`,
+      "Accept: text/event-stream",
+      ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+    ];
     this.#connected = new Promise((resolve, reject) => {
       this.socket.once("connect", () => this.socket.write(`${lines.join("\r\n")}\r\n\r\n`, () => resolve()));
       this.socket.once("error", reject);

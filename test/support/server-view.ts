@@ -27,7 +27,9 @@ export async function changeStreamCursors(admin: MongoClient, db: string): Promi
   if (blind) {
     // Without `command` (and `cursor` for a getMore) a cursor pinned by a running getMore is invisible: an
     // awaiting change stream would count as none. mongod ≥ 4.2 reports both (SERVER-37003, SERVER-37006).
-    throw new Error(`$currentOp lists an active operation without its command (${blind.desc ?? `conn${blind.connectionId}`}): cannot count change-stream cursors`);
+    throw new Error(
+      `$currentOp lists an active operation without its command (${blind.desc ?? `conn${blind.connectionId}`}): cannot count change-stream cursors`,
+    );
   }
   const ids = new Set<string>();
   let opening = 0;

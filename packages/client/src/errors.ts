@@ -23,22 +23,16 @@
  * code (`{error: {code, message}}`, e.g. `E_FLOW_ID_INVALID`) when it sent one.
  */
 export type ClientErrorReason =
-  | "network"
-  | "unauthorized"
-  | "forbidden"
-  | "rejected"
-  | "http"
-  | "protocol"
-  | "invalid-event"
-  | "invalid-snapshot"
-  | "token"
-  | "usage";
+  "network" | "unauthorized" | "forbidden" | "rejected" | "http" | "protocol" | "invalid-event" | "invalid-snapshot" | "token" | "usage";
 
 export class FlowsyncClientError extends Error {
   readonly reason: ClientErrorReason;
   readonly status: number | undefined;
   readonly code: string | undefined;
-  constructor(message: string, { reason, status, code, cause }: { reason: ClientErrorReason; status?: number | undefined; code?: string | undefined; cause?: unknown }) {
+  constructor(
+    message: string,
+    { reason, status, code, cause }: { reason: ClientErrorReason; status?: number | undefined; code?: string | undefined; cause?: unknown },
+  ) {
     super(message, cause === undefined ? undefined : { cause });
     this.name = "FlowsyncClientError";
     this.reason = reason;

@@ -9,7 +9,17 @@
  * `flowsync-client/react`, `flowsync-client/rxjs`.
  */
 export { subscribeFlow } from "./subscribe.js";
-export type { ConnectionState, EventMeta, FlowHandlers, FlowOptions, FlowSubscription, SnapshotMeta, StateInfo, SubscribeOptions, SubscriptionStats } from "./subscribe.js";
+export type {
+  ConnectionState,
+  EventMeta,
+  FlowHandlers,
+  FlowOptions,
+  FlowSubscription,
+  SnapshotMeta,
+  StateInfo,
+  SubscribeOptions,
+  SubscriptionStats,
+} from "./subscribe.js";
 export { createFlowStore, docId, EMPTY_FLOW_STATE } from "./store.js";
 export type { Doc, FlowState, FlowStore, FlowStoreOptions, LogEntry, OptimisticHandle } from "./store.js";
 export { FlowsyncClientError } from "./errors.js";

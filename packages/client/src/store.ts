@@ -133,7 +133,6 @@ const defaultLogText = (doc: Doc) => {
 };
 const idText = (v: unknown) => (v === undefined || v === null ? "" : typeof v === "string" ? v : JSON.stringify(v));
 
-
 interface Overlay {
   readonly patch: Doc | null;
   readonly timer: ReturnType<typeof setTimeout>;
@@ -227,7 +226,13 @@ export function createFlowStore(options: FlowStoreOptions = {}): FlowStore {
     const { executionId, nodeId } = logKey(doc);
     const prev = logs[executionId]?.[nodeId];
     const text = (prev?.text ?? "") + logText(doc);
-    const entry: LogEntry = { executionId, nodeId, text: text.slice(-maxLogChars), chunks: (prev?.chunks ?? 0) + 1, truncated: !!prev?.truncated || text.length > maxLogChars };
+    const entry: LogEntry = {
+      executionId,
+      nodeId,
+      text: text.slice(-maxLogChars),
+      chunks: (prev?.chunks ?? 0) + 1,
+      truncated: !!prev?.truncated || text.length > maxLogChars,
+    };
     return { ...logs, [executionId]: { ...logs[executionId], [nodeId]: entry } };
   };
 

@@ -40,7 +40,10 @@ export interface EventSourceLike {
 }
 export type EventSourceConstructor = new (url: string, init?: { withCredentials?: boolean }) => EventSourceLike;
 
-export type FetchLike = (input: string, init: { headers: Record<string, string>; signal: AbortSignal; credentials?: "include" | "same-origin" | "omit" }) => Promise<Response>;
+export type FetchLike = (
+  input: string,
+  init: { headers: Record<string, string>; signal: AbortSignal; credentials?: "include" | "same-origin" | "omit" },
+) => Promise<Response>;
 
 export function openEventSource(ES: EventSourceConstructor, url: string, withCredentials: boolean, on: TransportEvents): Transport {
   const es = new ES(url, withCredentials ? { withCredentials } : undefined);
@@ -70,7 +73,14 @@ export function openEventSource(ES: EventSourceConstructor, url: string, withCre
   };
 }
 
-export function openFetchStream(fetchFn: FetchLike, url: string, headers: Record<string, string>, lastEventId: string | undefined, credentials: boolean, on: TransportEvents): Transport {
+export function openFetchStream(
+  fetchFn: FetchLike,
+  url: string,
+  headers: Record<string, string>,
+  lastEventId: string | undefined,
+  credentials: boolean,
+  on: TransportEvents,
+): Transport {
   const abort = new AbortController();
   const live = () => !abort.signal.aborted;
   void (async () => {

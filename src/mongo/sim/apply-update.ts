@@ -17,12 +17,20 @@ export function updateKind(u: unknown): UpdateKind {
   const keys = Object.keys(u);
   const ops = keys.filter((k) => k.startsWith("$")).length;
   if (ops === 0) return "replacement";
-  if (ops !== keys.length) fail(Codes.FailedToParse, `Unknown modifier: ${keys.find((k) => !k.startsWith("$"))}. Expected a valid update modifier or pipeline-style update specified as an array`);
+  if (ops !== keys.length)
+    fail(
+      Codes.FailedToParse,
+      `Unknown modifier: ${keys.find((k) => !k.startsWith("$"))}. Expected a valid update modifier or pipeline-style update specified as an array`,
+    );
   return "operators";
 }
 
 /** The document after applying `u` to `doc` (a new object; `doc` is untouched). */
-export function applyUpdate(doc: Document, u: Document | Document[], opts: { arrayFilters?: Document[]; query?: Document; inserting?: boolean; variables?: Document } = {}): Document {
+export function applyUpdate(
+  doc: Document,
+  u: Document | Document[],
+  opts: { arrayFilters?: Document[]; query?: Document; inserting?: boolean; variables?: Document } = {},
+): Document {
   const kind = updateKind(u);
   let next: Document;
   if (kind === "replacement") {

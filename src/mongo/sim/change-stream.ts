@@ -40,7 +40,33 @@ const BEFORE_CHANGE = new Set(["off", "whenAvailable", "required"]);
 /** Stages MongoDB allows after $changeStream. */
 const ALLOWED_STAGES = new Set(["$match", "$project", "$addFields", "$set", "$unset", "$replaceRoot", "$replaceWith", "$redact"]);
 /** Stages MongoDB knows but refuses in a change stream (anything else is "unrecognized"). */
-const KNOWN_STAGES = new Set(["$group", "$sort", "$limit", "$skip", "$lookup", "$unwind", "$facet", "$out", "$merge", "$count", "$sample", "$bucket", "$graphLookup", "$sortByCount", "$densify", "$fill", "$setWindowFields", "$unionWith", "$documents", "$geoNear", "$collStats", "$indexStats", "$currentOp", "$listSessions", "$changeStream"]);
+const KNOWN_STAGES = new Set([
+  "$group",
+  "$sort",
+  "$limit",
+  "$skip",
+  "$lookup",
+  "$unwind",
+  "$facet",
+  "$out",
+  "$merge",
+  "$count",
+  "$sample",
+  "$bucket",
+  "$graphLookup",
+  "$sortByCount",
+  "$densify",
+  "$fill",
+  "$setWindowFields",
+  "$unionWith",
+  "$documents",
+  "$geoNear",
+  "$collStats",
+  "$indexStats",
+  "$currentOp",
+  "$listSessions",
+  "$changeStream",
+]);
 const INTERNAL_DBS = new Set(["admin", "config", "local"]);
 const DDL_OPS = new Set<string>(["create", "createIndexes", "dropIndexes", "collMod"] satisfies DdlOp[]);
 /** The label mongod adds to errors of its NonResumableChangeStreamError class (280, 286). */
@@ -179,7 +205,9 @@ export class ChangeStreamReader {
       case "dropIndexes":
         return [[token(0), () => ({ ...base(0, e.op), ...expanded, ns, operationDescription: e.operationDescription })]];
       case "collMod":
-        return [[token(0), () => ({ ...base(0, "modify"), ...expanded, ns, operationDescription: e.operationDescription, stateBeforeChange: e.stateBeforeChange })]];
+        return [
+          [token(0), () => ({ ...base(0, "modify"), ...expanded, ns, operationDescription: e.operationDescription, stateBeforeChange: e.stateBeforeChange })],
+        ];
       case "dropDatabase":
         if (spec.level === "collection") return [];
         if (spec.level === "database") return [[token(0), () => ({ ...base(0, "dropDatabase"), ns: { db: e.db } })], invalidate];
@@ -295,7 +323,10 @@ export function openChangeStream(db: string, target: unknown, pipeline: Document
 
   // Checks in the order of DocumentSourceChangeStream::assertIsLegalSpecification.
   if (options.allChangesForCluster === true && (db !== "admin" || typeof target === "string")) {
-    fail(Codes.InvalidOptions, `A $changeStream with 'allChangesForCluster:true' may only be opened on the 'admin' database, and with no collection name; found ${db}.${typeof target === "string" ? target : "$cmd.aggregate"}`);
+    fail(
+      Codes.InvalidOptions,
+      `A $changeStream with 'allChangesForCluster:true' may only be opened on the 'admin' database, and with no collection name; found ${db}.${typeof target === "string" ? target : "$cmd.aggregate"}`,
+    );
   }
   let level: Level;
   if (typeof target === "string") level = "collection";
@@ -342,4 +373,3 @@ export function openChangeStream(db: string, target: unknown, pipeline: Document
   };
   return { spec, start, stages };
 }
-

@@ -95,7 +95,19 @@ export function notImplemented(what: string): never {
 }
 
 /** Fields the driver adds to every command; they are not options of the command itself. */
-const GENERIC_FIELDS = new Set(["lsid", "txnNumber", "writeConcern", "readConcern", "comment", "maxTimeMS", "apiVersion", "apiStrict", "apiDeprecationErrors", "autocommit", "startTransaction"]);
+const GENERIC_FIELDS = new Set([
+  "lsid",
+  "txnNumber",
+  "writeConcern",
+  "readConcern",
+  "comment",
+  "maxTimeMS",
+  "apiVersion",
+  "apiStrict",
+  "apiDeprecationErrors",
+  "autocommit",
+  "startTransaction",
+]);
 
 /** The command's own options: everything but its name, `$`-fields and generic fields. */
 export function commandOptions(cmd: Document): Document {

@@ -102,10 +102,14 @@ export function engineError(err: unknown, fallback: number = Codes.InternalError
   if (err instanceof ServerError) return err;
   const message = err instanceof Error ? err.message : String(err);
   const operator = /(\$\w+)/.exec(message)?.[1] ?? "?";
-  if (/unregistered pipeline operator/.test(message)) return new ServerError(Codes.UnrecognizedPipelineStage, `Unrecognized pipeline stage name: '${operator}'`);
+  if (/unregistered pipeline operator/.test(message))
+    return new ServerError(Codes.UnrecognizedPipelineStage, `Unrecognized pipeline stage name: '${operator}'`);
   if (/unknown query operator/.test(message)) return new ServerError(Codes.BadValue, `unknown operator: ${operator}`);
   if (/Unknown update operator/.test(message)) {
-    return new ServerError(Codes.FailedToParse, `Unknown modifier: ${operator}. Expected a valid update modifier or pipeline-style update specified as an array`);
+    return new ServerError(
+      Codes.FailedToParse,
+      `Unknown modifier: ${operator}. Expected a valid update modifier or pipeline-style update specified as an array`,
+    );
   }
   if (/is not registered/.test(message)) return new ServerError(Codes.InvalidPipelineOperator, `Unrecognized expression '${operator}'`);
   return new ServerError(fallback, fallback === Codes.InternalError ? `simulator error: ${message}` : message);

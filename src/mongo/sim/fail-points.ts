@@ -34,7 +34,9 @@ export class FailPoints {
     const valid =
       mode === "alwaysOn" ||
       mode === "off" ||
-      (typeof mode === "object" && mode !== null && (Number.isInteger((mode as { times?: number }).times) || Number.isInteger((mode as { skip?: number }).skip)));
+      (typeof mode === "object" &&
+        mode !== null &&
+        (Number.isInteger((mode as { times?: number }).times) || Number.isInteger((mode as { skip?: number }).skip)));
     if (!valid) fail(Codes.BadValue, `invalid fail point mode: ${JSON.stringify(mode)}`);
     const data = (cmd.data ?? {}) as Document;
     if (name === "failCommand" && mode !== "off" && !Array.isArray(data.failCommands)) {

@@ -83,7 +83,15 @@ export class Store {
   create(db: string, name: string, options: Document, view?: { viewOn: string; pipeline: Document[] }): Collection {
     validateName(db, name);
     if (this.get(db, name)) fail(Codes.NamespaceExists, `Collection ${db}.${name} already exists.`);
-    const coll: Collection = { name, uuid: new UUID(), options, docs: new Map(), indexes: view ? [] : [ID_INDEX()], uniques: new Map(), ...(view ? { view } : {}) };
+    const coll: Collection = {
+      name,
+      uuid: new UUID(),
+      options,
+      docs: new Map(),
+      indexes: view ? [] : [ID_INDEX()],
+      uniques: new Map(),
+      ...(view ? { view } : {}),
+    };
     this.attach(db, coll);
     // The create entry's `o` is the collection's options, then its _id index (OpObserverImpl::onCreateCollection);
     // a view's is its definition and it has no UUID.
@@ -114,14 +122,16 @@ export class Store {
     if (txn.ops.length === 0 && txn.created.size === 0 && txn.indexes.length === 0) return; // read-only: nothing to log
     const touched = new Map<Collection, { docs: Map<string, Document>; uniques: Map<string, Map<string, string>>; indexes: IndexSpec[] }>();
     const save = (coll: Collection) => {
-      if (!touched.has(coll)) touched.set(coll, { docs: new Map(coll.docs), uniques: new Map([...coll.uniques].map(([k, m]) => [k, new Map(m)])), indexes: [...coll.indexes] });
+      if (!touched.has(coll))
+        touched.set(coll, { docs: new Map(coll.docs), uniques: new Map([...coll.uniques].map(([k, m]) => [k, new Map(m)])), indexes: [...coll.indexes] });
     };
     const attached: Array<[string, string]> = [];
     this.applying = true;
     try {
       for (const [ns, coll] of txn.created) {
         const db = ns.slice(0, ns.indexOf("\0"));
-        if (this.get(db, coll.name)) fail(Codes.WriteConflict, `Collection ${db}.${coll.name} was created by another writer during the transaction`, ["TransientTransactionError"]);
+        if (this.get(db, coll.name))
+          fail(Codes.WriteConflict, `Collection ${db}.${coll.name} was created by another writer during the transaction`, ["TransientTransactionError"]);
         coll.docs = new Map();
         this.attach(db, coll);
         attached.push([db, coll.name]);
@@ -138,7 +148,14 @@ export class Store {
         const current = coll.docs.get(valueKey(op.id));
         if (op.op === "insert") this.insert(op.db, coll, op.post!);
         else if (op.op === "delete") this.remove(op.db, coll, current ?? op.pre!);
-        else this.write(op.db, coll, current ?? op.pre!, op.post!, op.op === "update" ? { op: "update", updateDescription: op.updateDescription! } : { op: "replace" });
+        else
+          this.write(
+            op.db,
+            coll,
+            current ?? op.pre!,
+            op.post!,
+            op.op === "update" ? { op: "update", updateDescription: op.updateDescription! } : { op: "replace" },
+          );
       }
     } catch (err) {
       for (const [coll, was] of touched) Object.assign(coll, was);
@@ -169,7 +186,13 @@ export class Store {
   }
 
   /** Replaces the stored version of a document; `op` says how the change streams describe it. */
-  write(db: string, coll: Collection, before: Document, after: Document, how: { op: "update"; updateDescription: UpdateDescription } | { op: "replace" }): void {
+  write(
+    db: string,
+    coll: Collection,
+    before: Document,
+    after: Document,
+    how: { op: "update"; updateDescription: UpdateDescription } | { op: "replace" },
+  ): void {
     writable(db, coll);
     freezeDeep(after);
     if (how.op === "update") freezeDeep(how.updateDescription);
@@ -240,7 +263,16 @@ export class Store {
     targetDb.set(to, coll);
     // The rename entry's `o` names the dropped target by its UUID (`dropTarget`), shown in operationDescription.
     const operationDescription = { to: { db: toDb, coll: to }, ...(target ? { dropTarget: target.uuid } : {}) };
-    this.append({ op: "rename", db, coll: from, collectionUUID: coll.uuid, to: { db: toDb, coll: to }, images: false, droppedDocs: target ? [...target.docs.values()] : undefined, operationDescription });
+    this.append({
+      op: "rename",
+      db,
+      coll: from,
+      collectionUUID: coll.uuid,
+      to: { db: toDb, coll: to },
+      images: false,
+      droppedDocs: target ? [...target.docs.values()] : undefined,
+      operationDescription,
+    });
   }
 
   /** The primary's periodic no-op write: moves cluster time (and idle streams' resume tokens) on. */
@@ -316,7 +348,9 @@ export class Store {
     if (depth >= 20) fail(Codes.ViewDepthLimitExceeded, `View depth too deep or view cycle detected; maximum depth is 20`);
     // The view's stages edit what they are given: they run on copies (immutable.ts).
     const source = this.documentsAt(db, view.viewOn, at, depth + 1).map(copyDeep);
-    return new Aggregator(view.pipeline, { collectionResolver: (other: string) => this.documentsAt(db, other, at, depth + 1).map(copyDeep) }).run(source) as Document[];
+    return new Aggregator(view.pipeline, { collectionResolver: (other: string) => this.documentsAt(db, other, at, depth + 1).map(copyDeep) }).run(
+      source,
+    ) as Document[];
   }
 
   private checkUniques(db: string, coll: Collection, doc: Document, key: string): void {
@@ -368,7 +402,10 @@ function duplicate(db: string, coll: Collection, index: string, keyValue: Docume
     .map(([k, v]) => `${k}: ${EJSON.stringify(v ?? null)}`)
     .join(", ");
   const keyPattern = coll.indexes.find((i) => i.name === index)?.key ?? { _id: 1 };
-  throw new ServerError(Codes.DuplicateKey, `E11000 duplicate key error collection: ${db}.${coll.name} index: ${index} dup key: { ${shown} }`, undefined, { keyPattern, keyValue });
+  throw new ServerError(Codes.DuplicateKey, `E11000 duplicate key error collection: ${db}.${coll.name} index: ${index} dup key: { ${shown} }`, undefined, {
+    keyPattern,
+    keyValue,
+  });
 }
 
 function writable(db: string, coll: Collection): void {

@@ -37,7 +37,22 @@ export interface Data {
 export const TRANSACTION_LIFETIME_MS = 60_000;
 
 /** Commands a transaction may run (docs: "Operations in Transactions"). */
-const IN_TRANSACTION = new Set(["find", "getMore", "killCursors", "insert", "update", "delete", "findAndModify", "findandmodify", "aggregate", "distinct", "create", "createIndexes", "commitTransaction", "abortTransaction"]);
+const IN_TRANSACTION = new Set([
+  "find",
+  "getMore",
+  "killCursors",
+  "insert",
+  "update",
+  "delete",
+  "findAndModify",
+  "findandmodify",
+  "aggregate",
+  "distinct",
+  "create",
+  "createIndexes",
+  "commitTransaction",
+  "abortTransaction",
+]);
 const RETRYABLE = new Set(["insert", "update", "delete", "findAndModify", "findandmodify"]);
 
 type TxnState = "inProgress" | "committed" | "aborted";
@@ -117,7 +132,10 @@ export class Sessions {
     }
     const record = this.record(cmd.lsid as Document);
     if (txnNumber < record.txnNumber) {
-      fail(Codes.TransactionTooOld, `Cannot start transaction ${txnNumber} on session ${lsidText(record.lsid)} because a newer transaction ${record.txnNumber} has already started.`);
+      fail(
+        Codes.TransactionTooOld,
+        `Cannot start transaction ${txnNumber} on session ${lsidText(record.lsid)} because a newer transaction ${record.txnNumber} has already started.`,
+      );
     }
     if (name !== "commitTransaction" && name !== "abortTransaction" && cmd.writeConcern !== undefined) {
       fail(Codes.InvalidOptions, "Cannot set write concern after starting a transaction.");
@@ -125,7 +143,10 @@ export class Sessions {
     if (cmd.startTransaction === true) {
       if (name === "commitTransaction" || name === "abortTransaction") fail(Codes.InvalidOptions, `Cannot start a transaction with ${name}`);
       if (txnNumber === record.txnNumber && record.txn) {
-        fail(Codes.ConflictingOperationInProgress, `Cannot start transaction ${txnNumber} on session ${lsidText(record.lsid)} because a transaction with the same number is ${record.txn.state === "inProgress" ? "in progress" : record.txn.state}.`);
+        fail(
+          Codes.ConflictingOperationInProgress,
+          `Cannot start transaction ${txnNumber} on session ${lsidText(record.lsid)} because a transaction with the same number is ${record.txn.state === "inProgress" ? "in progress" : record.txn.state}.`,
+        );
       }
       const level = (cmd.readConcern as Document | undefined)?.level;
       if (level !== undefined && level !== "local" && level !== "majority" && level !== "snapshot") {
@@ -156,7 +177,11 @@ export class Sessions {
     const txn = txnNumber === record.txnNumber ? record.txn : undefined;
     if (txn && txn.state === "inProgress" && this.expired(txn)) this.abort(txn, "it exceeded transactionLifetimeLimitSeconds");
     if (!txn) {
-      fail(Codes.NoSuchTransaction, `Given transaction number ${txnNumber} does not match any in-progress transactions. The active transaction number is ${record.txnNumber}`, ["TransientTransactionError"]);
+      fail(
+        Codes.NoSuchTransaction,
+        `Given transaction number ${txnNumber} does not match any in-progress transactions. The active transaction number is ${record.txnNumber}`,
+        ["TransientTransactionError"],
+      );
     }
     if (name === "commitTransaction" || name === "abortTransaction") return txn;
     if (txn.state === "committed") fail(Codes.TransactionCommitted, `Transaction with { txnNumber: ${txnNumber} } has been committed.`);
@@ -205,7 +230,10 @@ export class Sessions {
     const txnNumber = txnNumberOf(cmd);
     const record = this.record(cmd.lsid as Document);
     if (txnNumber < record.txnNumber) {
-      fail(Codes.TransactionTooOld, `Retryable write with txnNumber ${txnNumber} is prohibited on session ${lsidText(record.lsid)} because a newer retryable write with txnNumber ${record.txnNumber} has already started on this session.`);
+      fail(
+        Codes.TransactionTooOld,
+        `Retryable write with txnNumber ${txnNumber} is prohibited on session ${lsidText(record.lsid)} because a newer retryable write with txnNumber ${record.txnNumber} has already started on this session.`,
+      );
     }
     if (txnNumber === record.txnNumber) {
       if (record.retryReply) return { ...record.retryReply, retriedStmtIds: retriedIds(record.retryReply, cmd) };
@@ -251,7 +279,12 @@ export class Sessions {
     const holder = this.locks.get(key);
     if (holder && holder !== txn) {
       if (holder.state === "inProgress" && this.expired(holder)) this.abort(holder, "it exceeded transactionLifetimeLimitSeconds");
-      else throw new ServerError(Codes.WriteConflict, "Caused by :: Write conflict during plan execution and yielding is disabled. :: Please retry your operation or multi-document transaction.", ["TransientTransactionError"]);
+      else
+        throw new ServerError(
+          Codes.WriteConflict,
+          "Caused by :: Write conflict during plan execution and yielding is disabled. :: Please retry your operation or multi-document transaction.",
+          ["TransientTransactionError"],
+        );
     }
     this.locks.set(key, txn);
     txn.locks.add(key);
@@ -267,10 +300,13 @@ export class Sessions {
       const holder = this.lockedBy(db, coll, id);
       if (!holder) continue;
       return new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
-          if (holder.state === "inProgress") this.abort(holder, "it exceeded transactionLifetimeLimitSeconds");
-          resolve();
-        }, Math.max(0, TRANSACTION_LIFETIME_MS - (this.now() - holder.startedAt)));
+        const timer = setTimeout(
+          () => {
+            if (holder.state === "inProgress") this.abort(holder, "it exceeded transactionLifetimeLimitSeconds");
+            resolve();
+          },
+          Math.max(0, TRANSACTION_LIFETIME_MS - (this.now() - holder.startedAt)),
+        );
         timer.unref();
         holder.onEnd.push(() => {
           clearTimeout(timer);
@@ -408,11 +444,25 @@ class TxnView implements Data {
     this.put(db, coll, key, { op: "insert", db, coll: coll.name, id: doc._id, post: doc });
   }
 
-  write(db: string, coll: Collection, before: Document, after: Document, how: { op: "update"; updateDescription: UpdateDescription } | { op: "replace" }): void {
+  write(
+    db: string,
+    coll: Collection,
+    before: Document,
+    after: Document,
+    how: { op: "update"; updateDescription: UpdateDescription } | { op: "replace" },
+  ): void {
     const key = valueKey(before._id);
     this.checkUniques(db, coll, after, key);
     this.claim(db, coll.name, key);
-    this.put(db, coll, key, { op: how.op, db, coll: coll.name, id: after._id, pre: before, post: after, updateDescription: how.op === "update" ? how.updateDescription : undefined });
+    this.put(db, coll, key, {
+      op: how.op,
+      db,
+      coll: coll.name,
+      id: after._id,
+      pre: before,
+      post: after,
+      updateDescription: how.op === "update" ? how.updateDescription : undefined,
+    });
   }
 
   remove(db: string, coll: Collection, doc: Document): void {
@@ -447,7 +497,11 @@ class TxnView implements Data {
     for (const e of this.oplog.newerThan(this.txn.readTs)) {
       for (const op of e.op === "applyOps" ? e.ops! : [e]) {
         if (op.db === db && op.coll === coll && valueKey(op.id) === key) {
-          throw new ServerError(Codes.WriteConflict, "Caused by :: Write conflict during plan execution and yielding is disabled. :: Please retry your operation or multi-document transaction.", ["TransientTransactionError"]);
+          throw new ServerError(
+            Codes.WriteConflict,
+            "Caused by :: Write conflict during plan execution and yielding is disabled. :: Please retry your operation or multi-document transaction.",
+            ["TransientTransactionError"],
+          );
         }
       }
     }
@@ -486,5 +540,8 @@ function duplicate(db: string, coll: Collection, index: string, keyValue: Docume
     .map(([k, v]) => `${k}: ${EJSON.stringify(v ?? null)}`)
     .join(", ");
   const keyPattern = coll.indexes.find((i) => i.name === index)?.key ?? { _id: 1 };
-  throw new ServerError(Codes.DuplicateKey, `E11000 duplicate key error collection: ${db}.${coll.name} index: ${index} dup key: { ${shown} }`, undefined, { keyPattern, keyValue });
+  throw new ServerError(Codes.DuplicateKey, `E11000 duplicate key error collection: ${db}.${coll.name} index: ${index} dup key: { ${shown} }`, undefined, {
+    keyPattern,
+    keyValue,
+  });
 }

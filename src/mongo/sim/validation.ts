@@ -71,7 +71,14 @@ function splitClause(key: string, cond: unknown): Document[] {
 }
 
 function isOperatorObject(value: unknown): boolean {
-  return value !== null && typeof value === "object" && !Array.isArray(value) && isPlain(value) && Object.keys(value).length > 0 && Object.keys(value).every((k) => k.startsWith("$"));
+  return (
+    value !== null &&
+    typeof value === "object" &&
+    !Array.isArray(value) &&
+    isPlain(value) &&
+    Object.keys(value).length > 0 &&
+    Object.keys(value).every((k) => k.startsWith("$"))
+  );
 }
 
 const COMPARISONS = new Set(["$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin"]);
@@ -106,7 +113,19 @@ function typeName(value: unknown): string {
   if (typeof value === "number") return Number.isInteger(value) && Math.abs(value) <= 0x7fffffff ? "int" : "double";
   if (value instanceof Date) return "date";
   const bsontype = (value as { _bsontype?: string })._bsontype;
-  const names: Record<string, string> = { ObjectId: "objectId", Long: "long", Double: "double", Int32: "int", Decimal128: "decimal", Binary: "binData", Timestamp: "timestamp", BSONRegExp: "regex", MinKey: "minKey", MaxKey: "maxKey", Code: "javascript" };
+  const names: Record<string, string> = {
+    ObjectId: "objectId",
+    Long: "long",
+    Double: "double",
+    Int32: "int",
+    Decimal128: "decimal",
+    Binary: "binData",
+    Timestamp: "timestamp",
+    BSONRegExp: "regex",
+    MinKey: "minKey",
+    MaxKey: "maxKey",
+    Code: "javascript",
+  };
   if (bsontype && names[bsontype]) return names[bsontype];
   return "object";
 }

@@ -71,7 +71,7 @@ function parseOpMsg(msg: Buffer, requestId: number): Request {
       const nameEnd = msg.indexOf(0, at + 4);
       const identifier = msg.toString("utf8", at + 4, nameEnd);
       const docs: Document[] = [];
-      for (let p = nameEnd + 1; p < sectionEnd; ) {
+      for (let p = nameEnd + 1; p < sectionEnd;) {
         const docSize = msg.readInt32LE(p);
         docs.push(deserialize(msg.subarray(p, p + docSize), DECODE));
         p += docSize;

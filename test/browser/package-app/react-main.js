@@ -15,11 +15,18 @@ function Canvas() {
   const flow = useFlow(flowId, options);
   const store = useFlowStore(flowId, options);
   // The test moves a node the way a drag would: optimistic first, the server's value later.
-  window.moveOptimistic = useCallback((id, x, y) => {
-    window.lastMove = store.optimistic("node", id, { position: { x, y } });
-  }, [store]);
+  window.moveOptimistic = useCallback(
+    (id, x, y) => {
+      window.lastMove = store.optimistic("node", id, { position: { x, y } });
+    },
+    [store],
+  );
   window.moveActive = () => window.lastMove?.active ?? null;
-  const nodes = Object.values(flow.nodes).map((n) => ({ id: String(n._id), position: n.position ?? { x: 0, y: 0 }, data: { label: String(n.label ?? n._id) } }));
+  const nodes = Object.values(flow.nodes).map((n) => ({
+    id: String(n._id),
+    position: n.position ?? { x: 0, y: 0 },
+    data: { label: String(n.label ?? n._id) },
+  }));
   const edges = Object.values(flow.edges).map((e) => ({ id: String(e._id), source: String(e.source), target: String(e.target) }));
   return h(
     "div",

@@ -104,7 +104,19 @@ async function execute(name: string, body: Document, db: string, ctx: Ctx): Prom
 }
 
 /** Commands that take a write concern (a single-node set can acknowledge w: 1 / "majority" only). */
-const WRITE_CONCERN_COMMANDS = new Set([...RETRYABLE_WRITES, "findandmodify", "commitTransaction", "abortTransaction", "create", "drop", "dropDatabase", "createIndexes", "dropIndexes", "renameCollection", "collMod"]);
+const WRITE_CONCERN_COMMANDS = new Set([
+  ...RETRYABLE_WRITES,
+  "findandmodify",
+  "commitTransaction",
+  "abortTransaction",
+  "create",
+  "drop",
+  "dropDatabase",
+  "createIndexes",
+  "dropIndexes",
+  "renameCollection",
+  "collMod",
+]);
 
 /**
  * A write concern this one-member set cannot satisfy still lets the write happen; the reply
@@ -115,10 +127,20 @@ function withWriteConcern(name: string, body: Document, reply: Document): Docume
   const w = (body.writeConcern as Document | undefined)?.w;
   if (!WRITE_CONCERN_COMMANDS.has(name) || reply.ok !== 1 || reply.writeConcernError || w === undefined) return reply;
   if (typeof w === "number" && w > 1) {
-    return { ...reply, writeConcernError: { code: Codes.UnsatisfiableWriteConcern, codeName: "UnsatisfiableWriteConcern", errmsg: "Not enough data-bearing nodes" } };
+    return {
+      ...reply,
+      writeConcernError: { code: Codes.UnsatisfiableWriteConcern, codeName: "UnsatisfiableWriteConcern", errmsg: "Not enough data-bearing nodes" },
+    };
   }
   if (typeof w === "string" && w !== "majority") {
-    return { ...reply, writeConcernError: { code: Codes.UnknownReplWriteConcern, codeName: "UnknownReplWriteConcern", errmsg: `No write concern mode named '${w}' found in replica set configuration` } };
+    return {
+      ...reply,
+      writeConcernError: {
+        code: Codes.UnknownReplWriteConcern,
+        codeName: "UnknownReplWriteConcern",
+        errmsg: `No write concern mode named '${w}' found in replica set configuration`,
+      },
+    };
   }
   return reply;
 }
@@ -135,7 +157,9 @@ function injectedWriteConcernError(name: string, body: Document, reply: Document
   const wce = data.writeConcernError as Document;
   const endsTransaction = name === "commitTransaction" || name === "abortTransaction";
   const retryable = (RETRYABLE_WRITES.has(name) && body.autocommit === undefined) || endsTransaction;
-  const labels = (data.errorLabels as string[] | undefined) ?? (retryable && body.txnNumber !== undefined && RETRYABLE_WRITE_CODES.has(wce.code) ? ["RetryableWriteError"] : []);
+  const labels =
+    (data.errorLabels as string[] | undefined) ??
+    (retryable && body.txnNumber !== undefined && RETRYABLE_WRITE_CODES.has(wce.code) ? ["RetryableWriteError"] : []);
   return { ...reply, writeConcernError: wce, ...(labels.length > 0 ? { errorLabels: labels } : {}) };
 }
 

@@ -107,7 +107,13 @@ export const aggregate: Handler = (cmd, db, ctx) => {
     // $listLocalSessions runs on any database (mongod allows it on admin and on others alike).
     else if (first === "$listLocalSessions") source = ctx.server.sessionCache.list();
     else notImplemented(`database-level aggregate starting with ${first}`);
-    return firstBatch(ctx, `${db}.$cmd.aggregate`, new Aggregator(pipeline.slice(1), { variables: letVariables(cmd) }).run(source.map(copyDeep)) as Document[], cmd, batchSize);
+    return firstBatch(
+      ctx,
+      `${db}.$cmd.aggregate`,
+      new Aggregator(pipeline.slice(1), { variables: letVariables(cmd) }).run(source.map(copyDeep)) as Document[],
+      cmd,
+      batchSize,
+    );
   }
   const name = collectionName(cmd, "aggregate");
   if (cmd.collation) notImplemented("collation");
@@ -119,7 +125,10 @@ export const aggregate: Handler = (cmd, db, ctx) => {
   const stages = out === undefined ? pipeline : pipeline.slice(0, -1);
   let result: Document[];
   try {
-    result = new Aggregator(stages, { variables: letVariables(cmd), collectionResolver: (other: string) => store.documentsAt(db, other, at).map(copyDeep) }).run(docs) as Document[];
+    result = new Aggregator(stages, {
+      variables: letVariables(cmd),
+      collectionResolver: (other: string) => store.documentsAt(db, other, at).map(copyDeep),
+    }).run(docs) as Document[];
   } catch (err) {
     throw engineError(err, Codes.BadValue);
   }
@@ -138,7 +147,8 @@ export const aggregate: Handler = (cmd, db, ctx) => {
  */
 function writeOut(ctx: Ctx, db: string, spec: unknown, docs: Document[], bypass: boolean): void {
   const target = typeof spec === "string" ? { db, coll: spec } : { db: (spec as Document)?.db ?? db, coll: (spec as Document)?.coll };
-  if (typeof target.db !== "string" || typeof target.coll !== "string") fail(Codes.FailedToParse, "$out stage requires a string or an object with 'db' and 'coll'");
+  if (typeof target.db !== "string" || typeof target.coll !== "string")
+    fail(Codes.FailedToParse, "$out stage requires a string or an object with 'db' and 'coll'");
   const { store } = ctx.server;
   const existing = store.get(target.db, target.coll);
   if (existing?.view) fail(Codes.CommandNotSupportedOnView, `Namespace ${target.db}.${target.coll} is a view, not a collection`);

@@ -11,7 +11,6 @@ import { describeOperatorUpdate, describeUpdate } from "../update-description";
 import { checkIdField, checkValidator } from "../validation";
 import { letVariables } from "../variables";
 
-
 /**
  * Thrown by a statement, before it changes anything, when a document it would write is held by
  * an open transaction: mongod's writer retries its write conflict until that transaction ends.
@@ -125,7 +124,12 @@ export const update: Handler = async (cmd, db, ctx) => {
     }
     if (s.multi && updateKind(s.u) === "replacement") fail(Codes.FailedToParse, "multi update is not supported for replacement-style update");
     // All of them or none: a statement that waits must not have written part of its documents.
-    waitForLocks(ctx, db, name, chosen.map((d) => d._id));
+    waitForLocks(
+      ctx,
+      db,
+      name,
+      chosen.map((d) => d._id),
+    );
     for (const before of chosen) {
       const after = applyUpdate(before, s.u, { arrayFilters: s.arrayFilters, query: s.q, variables });
       checkValidator(coll!, after, before, bypass);
@@ -149,7 +153,12 @@ export const remove: Handler = async (cmd, db, ctx) => {
     notAView(db, coll);
     const targets = matching(coll, s.q, undefined, variables);
     const chosen = s.limit === 1 ? targets.slice(0, 1) : targets;
-    waitForLocks(ctx, db, name, chosen.map((d) => d._id));
+    waitForLocks(
+      ctx,
+      db,
+      name,
+      chosen.map((d) => d._id),
+    );
     for (const doc of chosen) {
       data.remove(db, coll!, doc);
       n++;
@@ -201,7 +210,7 @@ function findAndModifyOnce(cmd: Document, db: string, ctx: Ctx): Document {
   checkValidator(coll!, after, before, bypass);
   writeVersion(data, db, coll!, before, after, cmd.update, cmd.arrayFilters);
   return { lastErrorObject: { n: 1, updatedExisting: true }, value: project(cmd.new ? after : before), ok: 1 };
-};
+}
 
 /** Stores `after` if it differs from `before` (a no-op write is not logged, as in MongoDB). */
 function writeVersion(store: Data, db: string, coll: Collection, before: Document, after: Document, u: unknown, arrayFilters?: Document[]): boolean {
