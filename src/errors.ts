@@ -12,8 +12,6 @@ export const ERROR_CODES = {
   E_FILTER_INVALID: { status: 500, expose: false },
   /** The environment does not describe a usable configuration. */
   E_CONFIG_INVALID: { status: 500, expose: false },
-  /** A resume cursor (Last-Event-ID / ?lastEventId=) is not one of ours. */
-  E_CURSOR_MALFORMED: { status: 400, expose: true },
   /** A flowId in a URL is empty, too long, or contains control characters. */
   E_FLOW_ID_INVALID: { status: 400, expose: true },
   /** A request the HTTP layer refused before reaching a route (bad encoding, wrong method, ...). */
@@ -36,6 +34,15 @@ export const ERROR_CODES = {
   E_FLOW_FULL: { status: 503, expose: true },
   /** An SSE field would break the wire format (CR, LF or NUL in id/event, bad retry). */
   E_SSE_FIELD_INVALID: { status: 500, expose: false },
+  /**
+   * MongoDB cannot serve flowsync: unreachable at start-up, a standalone server (no change
+   * streams), FLOWSYNC_MONGO=mongod without a mongod, or a reply without what a replica set reports.
+   */
+  E_MONGO_UNUSABLE: { status: 500, expose: false },
+  /** The server ended a change stream's cursor without an invalidate (the watcher reopens; a catch-up fails). */
+  E_CHANGE_STREAM_ENDED: { status: 500, expose: false },
+  /** The component was closed while the operation was under way (a start overtaken by close()). */
+  E_CLOSED: { status: 503, expose: false },
   /** An invariant of our own code was broken; a bug, never the client's fault. */
   E_INTERNAL: { status: 500, expose: false },
 } as const satisfies Record<string, { status: number; expose: boolean }>;

@@ -107,8 +107,8 @@ export async function startFlowsync(config: Readonly<Config>, logger: Logger): P
       hub,
       feed,
       position: () => live.position,
-      catchUp: (from, until, flowId, signal) =>
-        catchUpChanges({ db, pipeline: [...filters.pipeline, flowMatchStage(filters, flowId)], from, until, signal, maxAwaitTimeMS: 200 }),
+      catchUp: (from, lastToken, flowId, signal) =>
+        catchUpChanges({ db, pipeline: [...filters.pipeline, flowMatchStage(filters, flowId)], from, lastToken, signal, maxAwaitTimeMS: 200 }),
       limiter: catchUps,
       scope,
       maxBytes: config.clientBufferBytes,

@@ -34,7 +34,7 @@ async function main(): Promise<void> {
 
 main().catch((err) => {
   // Expected start-up failures (bad config, bad filter, standalone MongoDB) print their message alone.
-  if (isFlowsyncError(err) || (err as Error).name === "BackendError") logger.fatal((err as Error).message);
+  if (isFlowsyncError(err)) logger.fatal(err.message);
   else logger.fatal({ err }, "flowsync failed to start");
   logger.flush(() => process.exit(1));
 });

@@ -14,14 +14,7 @@ import { formatEvent } from "../events/sse-frame";
 import type { ResumeToken } from "../token";
 import type { FlowHub } from "./flow-hub";
 import type { FlowIdCache } from "./flow-id-cache";
-
-export interface Frame {
-  flowId: string;
-  /** Resume token `_data` of the change: its stream position. */
-  token: string;
-  type: string;
-  frame: string;
-}
+import type { ReplayEntry } from "./replay-buffer";
 
 export interface FeedCounters {
   received: number;
@@ -54,15 +47,15 @@ export class ChangeFeed {
     if ("skip" in result) {
       const { logger } = this.#o;
       this.counters.skipped[result.skip] = (this.counters.skipped[result.skip] ?? 0) + 1;
-      if (result.skip === "lifecycle") logger.info({ cursor: result.token, detail: result.detail }, "change stream lifecycle event");
-      else logger.warn({ reason: result.skip, detail: result.detail, cursor: result.token }, "change skipped");
+      if (result.skip === "lifecycle") logger.info({ token: result.token, detail: result.detail }, "change stream lifecycle event");
+      else logger.warn({ reason: result.skip, detail: result.detail, token: result.token }, "change skipped");
       return;
     }
     const { ids, hub } = this.#o;
     // Kept after a delete too: a catch-up stream replaying that delete later must still route it.
     // The cache is bounded, so deleted ids age out like any other.
     ids.set(result.collection, result.id, result.flowId);
-    hub.publish(result.flowId, result.frame, result.token, result.type);
+    hub.publish(result.entry);
     this.counters.published++;
   }
 
@@ -70,24 +63,24 @@ export class ChangeFeed {
    * The frame of a change, exactly as live subscribers got it (for catch-up
    * streams); undefined if it was skipped (already logged and counted live).
    */
-  frameOf(change: ChangeStreamDocument): Frame | undefined {
+  frameOf(change: ChangeStreamDocument): ReplayEntry | undefined {
     const result = this.#map(change);
-    return "skip" in result ? undefined : result;
+    return "skip" in result ? undefined : result.entry;
   }
 
-  #map(change: ChangeStreamDocument): (Frame & { op: string; id: string; collection: string }) | SkippedChange {
+  #map(change: ChangeStreamDocument): { entry: ReplayEntry; flowId: string; id: string; collection: string } | SkippedChange {
     const { rules, ids, scope } = this.#o;
     const result = mapChange(change, rules, (id, collection) => ids.get(collection, id));
     if ("skip" in result) return result;
     const { event, flowId, token, collection } = result;
     // Serialized once here; every subscriber of the flow gets this same string.
     const frame = formatEvent({ id: encodeCursor(token, scope), event: event.type, data: JSON.stringify(event.data) });
-    return { flowId, token, type: event.type, frame, op: event.data.op, id: event.data.id, collection };
+    return { entry: { flowId, token, type: event.type, frame }, flowId, id: event.data.id, collection };
   }
 
-  /** The RESET frame for one flow; its id (when known) is where the client continues from. */
-  resetFrame(flowId: string, reason: ResetReason, position: ResumeToken | undefined): string {
-    const id = position ? encodeCursor(position, this.#o.scope) : undefined;
+  /** The RESET frame for one flow; its id (when the token is known) is where the client continues from. */
+  resetFrame(flowId: string, reason: ResetReason, token: string | undefined): string {
+    const id = token === undefined ? undefined : encodeCursor(token, this.#o.scope);
     return formatEvent({ id, event: "RESET", data: JSON.stringify({ flowId, reason }) });
   }
 
@@ -96,7 +89,7 @@ export class ChangeFeed {
     const { hub, logger } = this.#o;
     this.counters.resets++;
     hub.replay.reset(position?._data);
-    logger.warn({ reason, cursor: position?._data, subscribers: hub.subscriberCount() }, "change stream restarted: sending RESET to every subscriber");
-    hub.broadcast((flowId) => this.resetFrame(flowId, reason, position));
+    logger.warn({ reason, token: position?._data, subscribers: hub.subscriberCount() }, "change stream restarted: sending RESET to every subscriber");
+    hub.broadcast((flowId) => this.resetFrame(flowId, reason, position?._data));
   }
 }

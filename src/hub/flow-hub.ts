@@ -15,10 +15,12 @@
  * (in practice a SubscriberQueue owned by one SSE connection).
  */
 import type { ReplayBuffer, ReplayEntry } from "./replay-buffer";
-import type { CloseReason, Subscriber } from "./subscriber-queue";
+import { checkPhaseScheduler, type CloseReason, type Schedule, type Subscriber } from "./subscriber-queue";
 
 export interface FlowHubOptions {
   replay: ReplayBuffer;
+  /** How the hub's subscriber queues defer their wake-ups; default one `checkPhaseScheduler()` per hub. */
+  schedule?: Schedule;
 }
 
 export interface HubStats {
@@ -41,6 +43,8 @@ export interface TypeCounts {
 
 export class FlowHub {
   readonly replay: ReplayBuffer;
+  /** Shared by every subscriber queue of this hub (subscriptions.ts passes it on). */
+  readonly schedule: Schedule;
   #flows = new Map<string, Set<Subscriber>>();
   #subscribers = 0;
   #published = 0;
@@ -49,8 +53,9 @@ export class FlowHub {
   // One entry per event type, made on first use: counting is then a field increment.
   #byType = new Map<string, TypeCounts>();
 
-  constructor({ replay }: FlowHubOptions) {
+  constructor({ replay, schedule = checkPhaseScheduler() }: FlowHubOptions) {
     this.replay = replay;
+    this.schedule = schedule;
   }
 
   /** Registers `subscriber` for `flowId`; returns its (idempotent) unsubscribe. */
@@ -67,12 +72,13 @@ export class FlowHub {
     return () => this.#remove(flowId, subscriber);
   }
 
-  /** Records the frame for replay and writes it to every subscriber of `flowId`. */
-  publish(flowId: string, frame: string, token: string, type?: string): void {
+  /** Records the event's frame for replay and writes it to every subscriber of its flow. */
+  publish(entry: ReplayEntry): void {
+    const { flowId, frame, token, type } = entry;
     this.#published++;
     const counts = this.#countsOf(type ?? "unknown");
     counts.published++;
-    this.replay.push({ token, flowId, frame, type });
+    this.replay.push(entry);
     const set = this.#flows.get(flowId);
     if (set) counts.delivered += this.#fanOut(flowId, set, frame, token, type);
   }

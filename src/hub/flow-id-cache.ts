@@ -3,11 +3,13 @@
  * pre-image can still be routed. Bounded (least recently written goes first):
  * a miss is a counted, logged skip, never unbounded memory.
  */
+import { FlowsyncError } from "../errors";
+
 export class FlowIdCache {
   readonly #map = new Map<string, string>();
 
   constructor(readonly capacity: number) {
-    if (!Number.isSafeInteger(capacity) || capacity < 1) throw new RangeError(`FlowIdCache capacity must be an integer ≥ 1, got ${capacity}`);
+    if (!Number.isSafeInteger(capacity) || capacity < 1) throw new FlowsyncError("E_INTERNAL", `FlowIdCache capacity must be an integer ≥ 1, got ${capacity}`);
   }
 
   get size(): number {

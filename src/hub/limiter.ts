@@ -1,10 +1,12 @@
+import { FlowsyncError } from "../errors";
+
 /** At most `max` holders at once; the rest wait in arrival order (abortable). */
 export class Limiter {
   #active = 0;
   readonly #waiting: Array<() => void> = [];
 
   constructor(readonly max: number) {
-    if (!Number.isSafeInteger(max) || max < 1) throw new RangeError(`Limiter max must be an integer ≥ 1, got ${max}`);
+    if (!Number.isSafeInteger(max) || max < 1) throw new FlowsyncError("E_INTERNAL", `Limiter max must be an integer ≥ 1, got ${max}`);
   }
 
   get active(): number {

@@ -17,6 +17,7 @@
  * not "right after the last pushed event" (history lost, invalidate): the kept
  * entries would otherwise pretend that nothing happened in the gap.
  */
+import { FlowsyncError } from "../errors";
 
 export interface ReplayEntry {
   readonly token: string;
@@ -40,7 +41,7 @@ export class ReplayBuffer {
 
   constructor({ capacity }: ReplayBufferOptions) {
     if (!Number.isSafeInteger(capacity) || capacity < 1) {
-      throw new RangeError(`ReplayBuffer capacity must be an integer ≥ 1, got ${capacity}`);
+      throw new FlowsyncError("E_INTERNAL", `ReplayBuffer capacity must be an integer ≥ 1, got ${capacity}`);
     }
     this.capacity = capacity;
     this.#ring = new Array<ReplayEntry | undefined>(capacity);

@@ -1,12 +1,12 @@
 /**
  * The bounded outbox of one SSE connection.
  *
- * The hub writes frames in; the connection pulls them out with `next()`, which
+ * The hub writes frames in; the connection pulls them out with `take()`, which
  * hands over everything pending as ONE string (one socket write however many
- * events arrived meanwhile) and waits when there is nothing. The connection
- * should pull only when its socket can take more (e.g. `Readable.from(gen,
- * { highWaterMark: 1 })` piped to the response): then "pending" is exactly
- * "not yet handed to the socket", and a slow client shows up here.
+ * events arrived meanwhile), when `onReadable` tells it there is something. The
+ * connection pulls only when its socket can take more (sse-stream.ts): then
+ * "pending" is exactly "not yet handed to the socket", and a slow client shows
+ * up here.
  *
  * Backpressure: when pending bytes exceed `maxBytes`, the queue closes itself
  * with reason "overflow" and frees its pending frames. The connection ends the
@@ -17,12 +17,14 @@
  * shared with them, so holding it costs this queue nothing of its own). Memory
  * per subscriber is therefore bounded by `maxBytes`, or by one frame.
  *
- * Catch-up handoff: a queue created `paused` collects live frames (with their
- * tokens) but hands nothing out, while the connection streams catch-up frames
- * by itself. `release(lastToken)` then drops the collected frames at or before
- * `lastToken` and, from then on, ignores any frame at or before it: no gap (the
- * queue was registered before catch-up started) and no duplicate.
+ * Backlog handoff: a queue created `paused` collects live frames (with their
+ * tokens) but hands nothing out, while the connection streams the backlog (a
+ * replay or catch-up) by itself. `release(backlogEnd)` then drops the collected
+ * frames at or before that token and, from then on, ignores any frame at or
+ * before it: no gap (the queue was registered before the backlog was read) and
+ * no duplicate.
  */
+import { FlowsyncError } from "../errors";
 
 export type CloseReason = "overflow" | "shutdown" | "client-gone" | "reset" | "expired";
 
@@ -44,57 +46,64 @@ export interface SubscriberQueueOptions {
   paused?: boolean;
   /** Event types this subscriber wants (`?types=`); undefined = all. Frames without a type always pass. */
   types?: ReadonlySet<string>;
-  /** How a wake-up is deferred so that writes of one tick coalesce. Default `deferToCheckPhase`. */
+  /**
+   * How a wake-up is deferred so that writes of one tick coalesce. Default: `setImmediate`;
+   * the hub passes its `checkPhaseScheduler()` so that all its queues share one immediate.
+   */
   schedule?: (fn: () => void) => void;
   /**
    * Called once when the queue closes, whatever closed it. The connection needs this
-   * for closes it did not ask for ("overflow" above all): its generator may be parked
-   * on a `yield` the stalled socket never pulls, and only a callback reaches it.
+   * for closes it did not ask for ("overflow" above all): a stalled socket never
+   * asks for more, and only a callback reaches it.
    */
   onClose?: (reason: CloseReason) => void;
 }
 
-type Waiter = { resolve: (chunk: string | null) => void; cleanup: () => void };
-
-let deferred: Array<() => void> = [];
-let spare: Array<() => void> = [];
-const runDeferred = () => {
-  // Swap first: a callback that defers again runs in the next check phase.
-  const batch = deferred;
-  deferred = spare;
-  spare = batch;
-  for (let i = 0; i < batch.length; i++) batch[i]!();
-  batch.length = 0;
-};
+export type Schedule = (fn: () => void) => void;
 
 /**
- * Runs `fn` in the next check phase, like `setImmediate`, but with ONE immediate
- * per tick for all queues: a frame fanned out to 10,000 subscribers schedules one
- * timer, not 10,000 (BENCHMARKS.md, profile).
+ * A scheduler that runs each `fn` in the next check phase, like `setImmediate`,
+ * but with ONE immediate per tick for all the queues that share it: a frame fanned
+ * out to 10,000 subscribers schedules one timer, not 10,000 (docs/benchmarks.md,
+ * profile). One per hub, so that no state is shared between instances.
  */
-export function deferToCheckPhase(fn: () => void): void {
-  if (deferred.push(fn) === 1) setImmediate(runDeferred);
+export function checkPhaseScheduler(): Schedule {
+  let deferred: Array<() => void> = [];
+  let spare: Array<() => void> = [];
+  const runDeferred = () => {
+    // Swap first: a callback that defers again runs in the next check phase.
+    const batch = deferred;
+    deferred = spare;
+    spare = batch;
+    for (let i = 0; i < batch.length; i++) batch[i]!();
+    batch.length = 0;
+  };
+  return (fn) => {
+    if (deferred.push(fn) === 1) setImmediate(runDeferred);
+  };
 }
+
+const immediately: Schedule = (fn) => void setImmediate(fn);
 
 export class SubscriberQueue implements Subscriber {
   readonly maxBytes: number;
-  #schedule: (fn: () => void) => void;
+  readonly #schedule: Schedule;
   #chunks: string[] = [];
   #tokens: (string | undefined)[] = [];
   #sizes: number[] = [];
   #bytes = 0;
   #paused: boolean;
   readonly #types: ReadonlySet<string> | undefined;
-  #watermark: string | undefined;
+  /** Frames at or before this token are dropped: the backlog delivered them (see `release`). */
+  #backlogEnd: string | undefined;
   #closeReason: CloseReason | undefined;
-  #waiter: Waiter | undefined;
   #listener: (() => void) | undefined;
   #wakeScheduled = false;
   readonly #onClose: ((reason: CloseReason) => void) | undefined;
 
-  constructor({ maxBytes, paused = false, types, schedule = deferToCheckPhase, onClose }: SubscriberQueueOptions) {
+  constructor({ maxBytes, paused = false, types, schedule = immediately, onClose }: SubscriberQueueOptions) {
     if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) {
-      throw new RangeError(`SubscriberQueue maxBytes must be an integer ≥ 1, got ${maxBytes}`);
+      throw new FlowsyncError("E_INTERNAL", `SubscriberQueue maxBytes must be an integer ≥ 1, got ${maxBytes}`);
     }
     this.maxBytes = maxBytes;
     this.#paused = paused;
@@ -122,7 +131,7 @@ export class SubscriberQueue implements Subscriber {
   write(chunk: string, token?: string, bytes = Buffer.byteLength(chunk), type?: string): void {
     if (this.closed) return;
     if (type !== undefined && this.#types !== undefined && !this.#types.has(type)) return;
-    if (token !== undefined && this.#watermark !== undefined && token <= this.#watermark) return;
+    if (token !== undefined && this.#backlogEnd !== undefined && token <= this.#backlogEnd) return;
     const behind = this.#chunks.length > 0;
     this.#chunks.push(chunk);
     this.#tokens.push(token);
@@ -143,20 +152,19 @@ export class SubscriberQueue implements Subscriber {
     this.#tokens = [];
     this.#sizes = [];
     this.#bytes = 0;
-    this.#settle(null);
     this.#onClose?.(reason);
     if (this.#listener) this.#schedule(this.#listener);
   }
 
   /**
-   * Ends a pause (see the module comment). `lastToken`: the last position the
-   * catch-up delivered; frames at or before it are dropped now and later.
+   * Ends a pause (see the module comment). `backlogEnd`: the last token the
+   * backlog delivered; frames at or before it are dropped now and later.
    */
-  release(lastToken?: string): void {
-    if (lastToken !== undefined && (this.#watermark === undefined || lastToken > this.#watermark)) {
-      this.#watermark = lastToken;
+  release(backlogEnd?: string): void {
+    if (backlogEnd !== undefined && (this.#backlogEnd === undefined || backlogEnd > this.#backlogEnd)) {
+      this.#backlogEnd = backlogEnd;
     }
-    const mark = this.#watermark;
+    const mark = this.#backlogEnd;
     if (mark !== undefined) {
       const keep = this.#tokens.map((token) => token === undefined || token > mark);
       this.#chunks = this.#chunks.filter((_, i) => keep[i]);
@@ -169,33 +177,17 @@ export class SubscriberQueue implements Subscriber {
   }
 
   /**
-   * Everything pending, as one string; waits while there is nothing (or while
-   * paused). `null` once the queue is closed or `signal` aborts. One caller at a time.
-   */
-  next(signal?: AbortSignal): Promise<string | null> {
-    if (this.closed || signal?.aborted) return Promise.resolve(null);
-    if (this.#waiter) return Promise.reject(new Error("SubscriberQueue.next() is already waiting"));
-    if (!this.#paused && this.#chunks.length > 0) return Promise.resolve(this.#take());
-    return new Promise((resolve) => {
-      const onAbort = () => this.#settle(null);
-      signal?.addEventListener("abort", onAbort, { once: true });
-      this.#waiter = { resolve, cleanup: () => signal?.removeEventListener("abort", onAbort) };
-    });
-  }
-
-  /**
-   * The pull side without promises, for a connection that drives its own writes
-   * (sse-stream.ts): everything pending as one string, or null when nothing may
-   * be sent now (empty, paused or closed).
+   * Everything pending as one string, or null when nothing may be sent now
+   * (empty, paused or closed). Without a promise: the connection drives its own
+   * writes (sse-stream.ts).
    */
   take(): string | null {
     return this.closed || this.#paused || this.#chunks.length === 0 ? null : this.#take();
   }
 
   /**
-   * Registers the one callback to run (deferred, like the wake of `next`) whenever
-   * `take()` has something again, and once when the queue closes. Not to be
-   * combined with `next()`.
+   * Registers the one callback to run (deferred, so that the writes of one tick
+   * coalesce) whenever `take()` has something again, and once when the queue closes.
    */
   onReadable(listener: () => void): void {
     this.#listener = listener;
@@ -213,17 +205,9 @@ export class SubscriberQueue implements Subscriber {
     return out;
   }
 
-  #settle(value: string | null): void {
-    const waiter = this.#waiter;
-    if (!waiter) return;
-    this.#waiter = undefined;
-    waiter.cleanup();
-    waiter.resolve(value);
-  }
-
   // Deferred so that all frames written in this tick leave in one chunk.
   #wake(): void {
-    if (this.#wakeScheduled || (!this.#waiter && !this.#listener) || this.#paused || this.#chunks.length === 0) return;
+    if (this.#wakeScheduled || !this.#listener || this.#paused || this.#chunks.length === 0) return;
     this.#wakeScheduled = true;
     this.#schedule(this.#flush);
   }
@@ -232,7 +216,6 @@ export class SubscriberQueue implements Subscriber {
   readonly #flush = (): void => {
     this.#wakeScheduled = false;
     if (this.closed || this.#paused || this.#chunks.length === 0) return;
-    if (this.#waiter) this.#settle(this.#take());
-    else this.#listener?.();
+    this.#listener?.();
   };
 }

@@ -1,14 +1,17 @@
 /**
  * Opening a subscription: what a (re)connecting client receives, in order.
  *
- *   no cursor                 → live events
- *   cursor in the replay buffer → the flow's buffered events after it, then live
+ *   no cursor                    → live events
+ *   cursor in the replay buffer  → the flow's buffered events after it, then live
  *   cursor older than the buffer → a catch-up change stream from it, then live
- *   malformed / foreign / unknown / too old → RESET (id = the live position), then live
+ *   malformed / foreign / unknown / too old → RESET (id = the live token), then live
  *
- * No gap, no duplicate: the subscriber's queue is registered on the hub, paused,
- * BEFORE the backlog is read; the backlog ends at the live position `until` taken
- * at that moment; `release(until)` then drops any live frame at or before it.
+ * Words: the *backlog* is everything a subscriber gets before live (the first
+ * frame, a RESET, or a replay from memory or MongoDB); how it resumes is its
+ * `Resume` plan. No gap, no duplicate: the subscriber's queue is registered on the
+ * hub, paused, BEFORE the backlog is read; the backlog ends at the live token
+ * (the watcher's position) taken at that moment; `queue.release(backlogEnd)` then
+ * drops any live frame at or before it.
  */
 import type { ChangeStreamDocument } from "mongodb";
 import type { Logger } from "pino";
@@ -23,8 +26,8 @@ import type { FlowHub } from "./flow-hub";
 import type { Limiter } from "./limiter";
 import { SubscriberQueue, type CloseReason } from "./subscriber-queue";
 
-/** Reads the changes after `from` up to `until` (inclusive) and returns its final position; see watch/catch-up.ts. */
-export type CatchUp = (from: CatchUpStart, until: string, flowId: string, signal: AbortSignal) => AsyncGenerator<ChangeStreamDocument, string | undefined>;
+/** Reads the changes after `from` up to `lastToken` (inclusive) and returns the token it ended at; see watch/catch-up.ts. */
+export type CatchUp = (from: CatchUpStart, lastToken: string, flowId: string, signal: AbortSignal) => AsyncGenerator<ChangeStreamDocument, string | undefined>;
 
 export interface OpenOptions {
   /** The client's cursor, if it sent one (the caller applies "header wins over query"). */
@@ -60,19 +63,18 @@ export interface SubscriptionCounters {
 export interface Subscription {
   readonly flowId: string;
   readonly queue: SubscriberQueue;
-  /** Every frame for this client, backlog first, then live; ends when the queue closes or `signal` aborts. */
-  frames(signal: AbortSignal): AsyncGenerator<string>;
   /**
-   * Only what comes before live: the first frame, a RESET, or the replay. When it
-   * is done the queue is released, and the caller takes live frames from `queue`
-   * itself (`take()` / `onReadable()`), which costs no promise per frame.
+   * The backlog: what comes before live (the first frame, a RESET, or the replay).
+   * When it is done the queue is released, and the caller takes live frames from
+   * `queue` itself (`take()` / `onReadable()`), which costs no promise per frame.
    */
   backlog(signal: AbortSignal): AsyncGenerator<string>;
   /** Unsubscribes and closes the queue (idempotent). */
   close(): void;
 }
 
-type Backlog =
+/** How a subscription resumes: from nothing, with a RESET, from the replay buffer, or from MongoDB. */
+type Resume =
   { kind: "none" } | { kind: "reset"; reason: ResetReason } | { kind: "memory"; from: ResumeToken; frames: string[] } | { kind: "mongo"; from: CatchUpStart };
 
 export class Subscriptions {
@@ -86,20 +88,19 @@ export class Subscriptions {
   open(flowId: string, { lastEventId, types, first, onClose }: OpenOptions = {}): Subscription {
     const { hub, position, maxBytes } = this.#o;
     this.counters.opened++;
-    const backlog = this.#backlog(flowId, lastEventId, types);
-    const queue = new SubscriberQueue({ maxBytes, paused: backlog.kind !== "none" || first !== undefined, types, onClose });
-    // Synchronously with the backlog decision: no change can be published in between.
-    const until = position()?._data;
+    const resume = this.#resume(flowId, lastEventId, types);
+    const queue = new SubscriberQueue({ maxBytes, paused: resume.kind !== "none" || first !== undefined, types, onClose, schedule: hub.schedule });
+    // Synchronously with the resume decision: no change can be published in between.
+    const liveToken = position()?._data;
     const unsubscribe = hub.subscribe(flowId, queue);
     const close = () => {
       unsubscribe();
       queue.close("client-gone");
     };
-    const before = (signal: AbortSignal) => this.#beforeLive(flowId, queue, backlog, until, first, types, signal);
-    return { flowId, queue, close, backlog: before, frames: (signal) => this.#frames(queue, before(signal), signal) };
+    return { flowId, queue, close, backlog: (signal) => this.#backlog(flowId, queue, resume, liveToken, first, types, signal) };
   }
 
-  #backlog(flowId: string, lastEventId: string | undefined, types: ReadonlySet<string> | undefined): Backlog {
+  #resume(flowId: string, lastEventId: string | undefined, types: ReadonlySet<string> | undefined): Resume {
     if (lastEventId === undefined) return { kind: "none" };
     const decoded = decodeCursor(lastEventId, this.#o.scope);
     if ("error" in decoded) return { kind: "reset", reason: decoded.error === "foreign" ? "cursor-foreign" : "cursor-malformed" };
@@ -113,40 +114,30 @@ export class Subscriptions {
     return { kind: "mongo", from: { token: decoded.ok } };
   }
 
-  async *#frames(queue: SubscriberQueue, backlog: AsyncGenerator<string>, signal: AbortSignal): AsyncGenerator<string> {
-    yield* backlog;
-    if (signal.aborted || queue.closed) return;
-    for (;;) {
-      const chunk = await queue.next(signal);
-      if (chunk === null) return;
-      yield chunk;
-    }
-  }
-
-  async *#beforeLive(
+  async *#backlog(
     flowId: string,
     queue: SubscriberQueue,
-    backlog: Backlog,
-    until: string | undefined,
+    resume: Resume,
+    liveToken: string | undefined,
     first: string | undefined,
     types: ReadonlySet<string> | undefined,
     signal: AbortSignal,
   ): AsyncGenerator<string> {
     const { logger } = this.#o;
-    // A client may be ahead of this instance's live position (it came from a faster one):
-    // then nothing up to its own cursor may be sent again.
-    const from = backlog.kind === "memory" ? backlog.from._data : backlog.kind === "mongo" && "token" in backlog.from ? backlog.from.token._data : undefined;
-    let release = laterToken(from, until);
+    // A client may be ahead of this instance's live token (it came from a faster one):
+    // then nothing up to its own token may be sent again.
+    const fromToken = resume.kind === "memory" ? resume.from._data : resume.kind === "mongo" && "token" in resume.from ? resume.from.token._data : undefined;
+    let backlogEnd = laterToken(fromToken, liveToken);
     if (first !== undefined) yield first;
-    if (backlog.kind === "none") {
-      if (until !== undefined) yield idOnly(encodeCursor(until, this.#o.scope));
-    } else if (backlog.kind === "reset") {
-      yield this.#reset(flowId, backlog.reason, until);
-    } else if (backlog.kind === "memory") {
+    if (resume.kind === "none") {
+      if (liveToken !== undefined) yield idOnly(encodeCursor(liveToken, this.#o.scope));
+    } else if (resume.kind === "reset") {
+      yield this.#reset(flowId, resume.reason, liveToken);
+    } else if (resume.kind === "memory") {
       this.counters.replayedFromMemory++;
       // In chunks of up to ~64 KB: a 10,000-event replay is a few hundred socket writes, not 10,000.
       let chunk = "";
-      for (const frame of backlog.frames) {
+      for (const frame of resume.frames) {
         chunk += frame;
         if (chunk.length >= 65_536) {
           yield chunk;
@@ -154,43 +145,43 @@ export class Subscriptions {
         }
       }
       if (chunk !== "") yield chunk;
-    } else if (backlog.kind === "mongo") {
+    } else if (resume.kind === "mongo") {
       this.counters.replayedFromMongo++;
-      const outcome = yield* this.#catchUp(flowId, backlog.from, until, types, signal);
+      const outcome = yield* this.#catchUp(flowId, resume.from, liveToken, types, signal);
       if (typeof outcome === "object") {
-        // The catch-up may have ended past `until` (a snapshot newer than the live position).
-        release = laterToken(release, outcome.position);
+        // The catch-up may have ended past the live token (a snapshot newer than the live position).
+        backlogEnd = laterToken(backlogEnd, outcome.endToken);
       } else {
-        // The reset's id is the live position now, so release past it.
-        release = this.#o.position()?._data ?? until;
-        yield this.#reset(flowId, outcome, release);
+        // The reset's id is the live token now, so the backlog ends there.
+        backlogEnd = this.#o.position()?._data ?? liveToken;
+        yield this.#reset(flowId, outcome, backlogEnd);
       }
     }
     if (signal.aborted || queue.closed) return;
-    queue.release(release);
-    logger.debug({ flowId, cursor: release, backlog: backlog.kind }, "subscriber live");
+    queue.release(backlogEnd);
+    logger.debug({ flowId, token: backlogEnd, resume: resume.kind }, "subscriber live");
   }
 
   async *#catchUp(
     flowId: string,
     from: CatchUpStart,
-    until: string | undefined,
+    liveToken: string | undefined,
     types: ReadonlySet<string> | undefined,
     signal: AbortSignal,
-  ): AsyncGenerator<string, { position?: string } | ResetReason> {
+  ): AsyncGenerator<string, { endToken?: string } | ResetReason> {
     const { limiter, catchUp, feed, logger } = this.#o;
-    if (until === undefined || ("token" in from && from.token._data >= until)) return {};
+    if (liveToken === undefined || ("token" in from && from.token._data >= liveToken)) return {};
     const releaseSlot = await limiter.acquire(signal).catch(() => undefined);
     if (!releaseSlot) return {}; // aborted while queued: the caller stops anyway
-    const changes = catchUp(from, until, flowId, signal);
+    const changes = catchUp(from, liveToken, flowId, signal);
     try {
       for (;;) {
         const step = await changes.next();
-        if (step.done) return { position: step.value };
+        if (step.done) return { endToken: step.value };
         // dropDatabase (or the like) ended the history this cursor belongs to: nothing after it can be replayed.
         if (step.value.operationType === "invalidate") return "stream-invalidated";
-        const framed = feed.frameOf(step.value);
-        if (framed?.flowId === flowId && (!types || types.has(framed.type))) yield framed.frame;
+        const entry = feed.frameOf(step.value);
+        if (entry?.flowId === flowId && (!types || (entry.type !== undefined && types.has(entry.type)))) yield entry.frame;
       }
     } catch (err) {
       if (signal.aborted) return {};
@@ -205,9 +196,9 @@ export class Subscriptions {
     }
   }
 
-  #reset(flowId: string, reason: ResetReason, at: string | undefined): string {
+  #reset(flowId: string, reason: ResetReason, token: string | undefined): string {
     this.counters.resets++;
-    this.#o.logger.info({ flowId, reason, cursor: at }, "sending RESET");
-    return this.#o.feed.resetFrame(flowId, reason, at === undefined ? undefined : { _data: at });
+    this.#o.logger.info({ flowId, reason, token }, "sending RESET");
+    return this.#o.feed.resetFrame(flowId, reason, token);
   }
 }

@@ -11,6 +11,7 @@
  */
 import { MongoClient } from "mongodb";
 import type { Logger } from "pino";
+import { FlowsyncError, isFlowsyncError } from "../errors";
 import { startSimulator, type SimulatorOptions } from "./sim";
 
 export type BackendMode = "auto" | "mongod" | "sim";
@@ -31,10 +32,6 @@ export interface BackendOptions {
   sim?: SimulatorOptions;
 }
 
-export class BackendError extends Error {
-  override name = "BackendError";
-}
-
 export const STANDALONE_FIX =
   "change streams need a replica set: start mongod with `--replSet rs0` and run `rs.initiate()` once (e.g. mongosh --eval 'rs.initiate()'), then use ?replicaSet=rs0 in MONGO_URL";
 
@@ -50,7 +47,8 @@ export async function openBackend(opts: BackendOptions): Promise<Backend> {
   try {
     return await embeddedMongod(logger);
   } catch (err) {
-    if (mode === "mongod") throw new BackendError(`FLOWSYNC_MONGO=mongod but no mongod could be started: ${(err as Error).message}`, { cause: err });
+    if (mode === "mongod")
+      throw new FlowsyncError("E_MONGO_UNUSABLE", `FLOWSYNC_MONGO=mongod but no mongod could be started: ${(err as Error).message}`, { cause: err });
     logger.warn(
       { backend: "sim", reason: (err as Error).message.split("\n")[0] },
       "no mongod binary available (and it could not be downloaded): using the built-in MongoDB simulator, which is for development and tests only. For a real mongod set MONGOMS_SYSTEM_BINARY=/path/to/mongod, or MONGO_URL to a replica set",
@@ -86,11 +84,11 @@ async function assertChangeStreamsPossible(url: string): Promise<void> {
   try {
     const hello = await client.db("admin").command({ hello: 1 });
     if (!hello.setName && hello.msg !== "isdbgrid") {
-      throw new BackendError(`MONGO_URL (${redact(url)}) is a standalone MongoDB server; ${STANDALONE_FIX}`);
+      throw new FlowsyncError("E_MONGO_UNUSABLE", `MONGO_URL (${redact(url)}) is a standalone MongoDB server; ${STANDALONE_FIX}`);
     }
   } catch (err) {
-    if (err instanceof BackendError) throw err;
-    throw new BackendError(`cannot reach MongoDB at ${redact(url)}: ${(err as Error).message}`, { cause: err });
+    if (isFlowsyncError(err, "E_MONGO_UNUSABLE")) throw err;
+    throw new FlowsyncError("E_MONGO_UNUSABLE", `cannot reach MongoDB at ${redact(url)}: ${(err as Error).message}`, { cause: err });
   } finally {
     await client.close();
   }

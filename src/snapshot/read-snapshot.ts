@@ -10,6 +10,7 @@
  */
 import type { Db, Document, Timestamp } from "mongodb";
 import type { Logger } from "pino";
+import { FlowsyncError } from "../errors";
 import type { Rule } from "../events/rule";
 import { encodeTimeCursor } from "../events/cursor";
 import { idToString, toPlainJson } from "../events/plain-json";
@@ -51,7 +52,7 @@ export async function readSnapshot(o: SnapshotOptions, flowId: string, { logs = 
 async function snapshotTime(db: Db, collection: string): Promise<Timestamp> {
   const reply = await db.command({ find: collection, filter: {}, projection: { _id: 1 }, limit: 1, singleBatch: true, readConcern: { level: "snapshot" } });
   const at = reply.cursor?.atClusterTime as Timestamp | undefined;
-  if (!at) throw new Error("the server did not report atClusterTime for a snapshot read");
+  if (!at) throw new FlowsyncError("E_MONGO_UNUSABLE", "the server did not report atClusterTime for a snapshot read");
   return at;
 }
 

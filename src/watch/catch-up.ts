@@ -1,14 +1,15 @@
 /**
  * A temporary change stream that replays what one reconnecting subscriber
- * missed: from its cursor up to (and including) `until`, the live watcher's
+ * missed: from its cursor up to (and including) `lastToken`, the live watcher's
  * position when the subscriber registered for live events. Everything after
- * `until` reaches the subscriber live, so the two meet with no gap and no overlap.
+ * `lastToken` reaches the subscriber live, so the two meet with no gap and no overlap.
  *
  * Few and short-lived by design (the caller limits how many run at once); it
  * closes its cursor when done, on error, and when `signal` aborts.
  */
 import { Timestamp, type ChangeStreamDocument, type Db, type Document } from "mongodb";
 import type { ClusterTime, ResumeToken } from "../token";
+import { FlowsyncError } from "../errors";
 import { ClosableChangeStream } from "./closable-stream";
 
 /** Where a catch-up starts: after a resume token, or after a cluster time (a snapshot's). */
@@ -18,13 +19,13 @@ export interface CatchUpOptions {
   db: Db;
   pipeline: readonly Document[];
   from: CatchUpStart;
-  /** Last position to replay (resume token `_data`); tokens sort in stream order. */
-  until: string;
+  /** The last token to replay (tokens sort in stream order). */
+  lastToken: string;
   signal: AbortSignal;
   maxAwaitTimeMS?: number;
 }
 
-/** Yields the changes; returns the stream's final position (a token `_data`), if it got one. */
+/** Yields the changes; returns the token the stream ended at, if it got one. */
 export async function* catchUpChanges(o: CatchUpOptions): AsyncGenerator<ChangeStreamDocument, string | undefined> {
   const start =
     "token" in o.from
@@ -42,24 +43,25 @@ export async function* catchUpChanges(o: CatchUpOptions): AsyncGenerator<ChangeS
   );
   const stop = () => void stream.close();
   o.signal.addEventListener("abort", stop, { once: true });
-  let position: string | undefined;
+  let endToken: string | undefined;
   try {
     while (!o.signal.aborted) {
       const change = await stream.tryNext();
       if (change) {
         const token = (change._id as ResumeToken)._data;
-        if (token > o.until) return position;
-        position = token;
+        if (token > o.lastToken) return endToken;
+        endToken = token;
         yield change;
-        if (token === o.until) return position;
+        if (token === o.lastToken) return endToken;
       } else {
-        position = stream.resumeToken?._data ?? position;
-        if (position !== undefined && position >= o.until) return position;
+        endToken = stream.resumeToken?._data ?? endToken;
+        if (endToken !== undefined && endToken >= o.lastToken) return endToken;
         // The server ended the cursor short of `until` (e.g. right after an invalidate the caller did not stop at).
-        if (stream.closed && !o.signal.aborted) throw new Error(`catch-up stream ended by the server at ${position ?? "its start"}, before ${o.until}`);
+        if (stream.closed && !o.signal.aborted)
+          throw new FlowsyncError("E_CHANGE_STREAM_ENDED", `catch-up stream ended by the server at ${endToken ?? "its start"}, before ${o.lastToken}`);
       }
     }
-    return position;
+    return endToken;
   } finally {
     o.signal.removeEventListener("abort", stop);
     await stream.close();

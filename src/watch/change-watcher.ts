@@ -17,7 +17,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ChangeStreamDocument, Db, Document } from "mongodb";
 import type { Logger } from "pino";
-import { squashError, restartReason, type RestartReason } from "../errors";
+import { FlowsyncError, restartReason, squashError, type RestartReason } from "../errors";
 import type { ResumeToken } from "../token";
 import { ClosableChangeStream } from "./closable-stream";
 
@@ -82,7 +82,7 @@ export class ChangeWatcher {
    * if the stream cannot be opened (the watcher is then idle again) or close() overtook it.
    */
   start(): Promise<void> {
-    if (this.#state !== "idle") return Promise.reject(new Error(`ChangeWatcher.start() called in state ${this.#state}`));
+    if (this.#state !== "idle") return Promise.reject(new FlowsyncError("E_INTERNAL", `ChangeWatcher.start() called in state ${this.#state}`));
     // Claimed before the first await: a concurrent second start() must not open a second stream.
     this.#state = "starting";
     const started = this.#begin();
@@ -127,7 +127,7 @@ export class ChangeWatcher {
     } catch (err) {
       const reason = restartReason(err);
       if (reason === undefined || this.#isClosed()) throw await this.#startFailed(err);
-      this.#opts.logger.error({ err, cursor: this.#position?._data }, "change stream cannot start from its start position: starting from now");
+      this.#opts.logger.error({ err, token: this.#position?._data }, "change stream cannot start from its start position: starting from now");
       this.#position = undefined;
       this.#restarts++;
       try {
@@ -146,13 +146,13 @@ export class ChangeWatcher {
   async #startFailed(err: unknown): Promise<unknown> {
     await this.#stream?.close().catch(squashError);
     this.#stream = undefined;
-    if (this.#isClosed()) return new Error("ChangeWatcher was closed while starting", { cause: err });
+    if (this.#isClosed()) return new FlowsyncError("E_CLOSED", "ChangeWatcher was closed while starting", { cause: err });
     this.#state = "idle";
     return err;
   }
 
   async #openPrimed(): Promise<void> {
-    if (this.#isClosed()) throw new Error("ChangeWatcher is closed");
+    if (this.#isClosed()) throw new FlowsyncError("E_CLOSED", "ChangeWatcher is closed");
     this.#stream = this.#open();
     await this.#prime(this.#stream);
   }
@@ -176,7 +176,7 @@ export class ChangeWatcher {
         if (change) this.#deliver(change);
         else this.#position = stream.resumeToken ?? this.#position;
         // A cursor the server ended without an invalidate answers null at once, forever: reopen instead of spinning.
-        if (!change && stream.closed && !this.#isClosed()) throw new Error("change stream cursor ended by the server");
+        if (!change && stream.closed && !this.#isClosed()) throw new FlowsyncError("E_CHANGE_STREAM_ENDED", "change stream cursor ended by the server");
         if (this.#state === "backoff") this.#state = "running";
         failures = 0;
         if (change?.operationType === "invalidate") await this.#restart("stream-invalidated");
@@ -184,7 +184,7 @@ export class ChangeWatcher {
         if (this.#isClosed()) break;
         const reason = restartReason(err);
         if (reason !== undefined) {
-          logger.error({ err, cursor: this.#position?._data }, "change stream cannot resume from its position: restarting from now");
+          logger.error({ err, token: this.#position?._data }, "change stream cannot resume from its position: restarting from now");
           this.#position = undefined;
           await this.#restart(reason);
           continue;
@@ -192,7 +192,7 @@ export class ChangeWatcher {
         failures++;
         this.#state = "backoff";
         const delay = this.#backoff(failures);
-        logger.warn({ err, attempt: failures, delayMs: delay, cursor: this.#position?._data }, "change stream failed: reopening from its last position");
+        logger.warn({ err, attempt: failures, delayMs: delay, token: this.#position?._data }, "change stream failed: reopening from its last position");
         await stream.close().catch(squashError);
         await sleep(delay, undefined, { signal: this.#closing.signal }).catch(squashError);
         if (this.#isClosed()) break;

@@ -13,7 +13,7 @@
  */
 import type { ChangeStream, ChangeStreamDocument } from "mongodb";
 import type { ResumeToken } from "../token";
-import { squashError } from "../errors";
+import { FlowsyncError, squashError } from "../errors";
 
 /** How the opening aggregate answered: with an empty first batch, with changes, or not at all. */
 export type Opened = "empty" | "changes" | "failed";
@@ -61,7 +61,7 @@ export class ClosableChangeStream {
    * wait maxAwaitTimeMS, so this resolves before that first tryNext() does.
    */
   opened(): Promise<Opened> {
-    if (!this.#opening) throw new Error("ClosableChangeStream.opened() before the first tryNext()");
+    if (!this.#opening) throw new FlowsyncError("E_INTERNAL", "ClosableChangeStream.opened() before the first tryNext()");
     return Promise.race([this.#emptyFirstBatch, this.#opening]);
   }
 

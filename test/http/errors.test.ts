@@ -11,8 +11,8 @@ describe("FlowsyncError", () => {
   });
 
   it("hides the message of non-exposed errors in its JSON body", () => {
-    expect(new FlowsyncError("E_CURSOR_MALFORMED", "bad cursor").toJSON()).toEqual({
-      error: { code: "E_CURSOR_MALFORMED", message: "bad cursor" },
+    expect(new FlowsyncError("E_FLOW_ID_INVALID", "bad flowId").toJSON()).toEqual({
+      error: { code: "E_FLOW_ID_INVALID", message: "bad flowId" },
     });
     expect(new FlowsyncError("E_FILTER_INVALID", "secret path /etc").toJSON()).toEqual({
       error: { code: "E_FILTER_INVALID", message: "internal error" },

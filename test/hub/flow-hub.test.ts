@@ -28,7 +28,7 @@ describe("FlowHub", () => {
     flowA.forEach((s) => h.subscribe("a", s));
     h.subscribe("b", flowB);
     const frame = ["id: 1\n", "data: {}\n\n"].join(""); // built at runtime: one heap string
-    h.publish("a", frame, tok(1));
+    h.publish({ flowId: "a", frame, token: tok(1) });
     for (const s of flowA) {
       expect(s.chunks).toHaveLength(1);
       expect(Object.is(s.chunks[0], frame)).toBe(true);
@@ -39,9 +39,9 @@ describe("FlowHub", () => {
 
   it("records every published frame for replay, with or without subscribers", () => {
     const h = hub();
-    h.publish("a", "f1", tok(1));
-    h.publish("b", "f2", tok(2));
-    h.publish("a", "f3", tok(3));
+    h.publish({ flowId: "a", frame: "f1", token: tok(1) });
+    h.publish({ flowId: "b", frame: "f2", token: tok(2) });
+    h.publish({ flowId: "a", frame: "f3", token: tok(3) });
     expect(h.replayAfter(tok(1), "a")?.map((e) => e.frame)).toEqual(["f3"]);
     expect(h.replay.size).toBe(3);
   });
@@ -57,7 +57,7 @@ describe("FlowHub", () => {
     off();
     expect(h.subscriberCount()).toBe(0);
     expect(h.stats.flows).toBe(0);
-    h.publish("a", "f", tok(1));
+    h.publish({ flowId: "a", frame: "f", token: tok(1) });
     expect(s.chunks).toEqual([]);
   });
 
@@ -68,17 +68,17 @@ describe("FlowHub", () => {
     h.subscribe("a", slow);
     h.subscribe("a", fast);
     const frame = "x".repeat(40);
-    h.publish("a", frame, tok(1));
-    expect(await fast.next()).toBe(frame); // the fast one reads; the slow one never does
-    h.publish("a", frame, tok(2));
-    expect(await fast.next()).toBe(frame);
-    h.publish("a", frame, tok(3)); // slow now holds 120 bytes > 100
+    h.publish({ flowId: "a", frame, token: tok(1) });
+    expect(fast.take()).toBe(frame); // the fast one reads; the slow one never does
+    h.publish({ flowId: "a", frame, token: tok(2) });
+    expect(fast.take()).toBe(frame);
+    h.publish({ flowId: "a", frame, token: tok(3) }); // slow now holds 120 bytes > 100
     expect(slow.closeReason).toBe("overflow");
     expect(slow.pendingBytes).toBe(0);
     expect(h.subscriberCount("a")).toBe(1);
     expect(h.stats.dropped).toBe(1);
-    expect(await fast.next()).toBe(frame);
-    expect(await slow.next()).toBeNull();
+    expect(fast.take()).toBe(frame);
+    expect(slow.take()).toBeNull();
   });
 
   it("forgets subscribers that closed on their own without counting them as dropped", () => {
@@ -86,7 +86,7 @@ describe("FlowHub", () => {
     const gone = new Recorder();
     h.subscribe("a", gone);
     gone.close("client-gone");
-    h.publish("a", "f", tok(1));
+    h.publish({ flowId: "a", frame: "f", token: tok(1) });
     expect(gone.chunks).toEqual([]);
     expect(h.stats).toMatchObject({ subscribers: 0, dropped: 0 });
   });
@@ -122,7 +122,7 @@ describe("FlowHub", () => {
     const others = Array.from({ length: 500 }, () => new Recorder());
     mine.forEach((s) => h.subscribe("busy", s));
     others.forEach((s) => h.subscribe("quiet", s));
-    for (let n = 1; n <= 10; n++) h.publish("busy", `frame ${n}`, tok(n));
+    for (let n = 1; n <= 10; n++) h.publish({ flowId: "busy", frame: `frame ${n}`, token: tok(n) });
     expect(mine.every((s) => s.chunks.length === 10)).toBe(true);
     expect(others.every((s) => s.chunks.length === 0)).toBe(true);
     expect(h.stats.delivered).toBe(5000);

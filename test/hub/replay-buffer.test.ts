@@ -14,8 +14,8 @@ function filled(capacity: number, ...ns: number[]): ReplayBuffer {
 
 describe("ReplayBuffer", () => {
   it("refuses a capacity below 1", () => {
-    expect(() => new ReplayBuffer({ capacity: 0 })).toThrow(RangeError);
-    expect(() => new ReplayBuffer({ capacity: 1.5 })).toThrow(RangeError);
+    expect(() => new ReplayBuffer({ capacity: 0 })).toThrow(expect.objectContaining({ code: "E_INTERNAL" }));
+    expect(() => new ReplayBuffer({ capacity: 1.5 })).toThrow(expect.objectContaining({ code: "E_INTERNAL" }));
   });
 
   it("returns the flow's frames strictly after a token, in order", () => {

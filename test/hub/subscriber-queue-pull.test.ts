@@ -3,7 +3,7 @@
  * live): take() / onReadable(), and the one shared check-phase flush.
  */
 import { describe, expect, it } from "vitest";
-import { deferToCheckPhase, SubscriberQueue } from "../../src/hub/subscriber-queue";
+import { checkPhaseScheduler, SubscriberQueue } from "../../src/hub/subscriber-queue";
 
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -61,7 +61,8 @@ describe("SubscriberQueue pull side", () => {
     expect(q.take()).toBe("a\n\nb\n\n");
   });
 
-  it("deferToCheckPhase runs callbacks in order in the next check phase, and a callback that defers again runs a tick later", async () => {
+  it("checkPhaseScheduler runs callbacks in order in the next check phase, and a callback that defers again runs a tick later", async () => {
+    const deferToCheckPhase = checkPhaseScheduler();
     const order: string[] = [];
     deferToCheckPhase(() => {
       order.push("a");

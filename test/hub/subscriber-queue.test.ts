@@ -16,24 +16,26 @@ describe("SubscriberQueue", () => {
     queue.write("a\n\n");
     queue.write("b\n\n");
     expect(queue.pendingBytes).toBe(6);
-    expect(await queue.next()).toBe("a\n\nb\n\n");
+    expect(queue.take()).toBe("a\n\nb\n\n");
     expect(queue.pendingBytes).toBe(0);
   });
 
-  it("coalesces the writes of one tick into one wake-up of a waiting reader", async () => {
+  it("coalesces the writes of one tick into one wake-up of its reader", () => {
     const clock = manual();
     const queue = new SubscriberQueue({ maxBytes: 1000, schedule: clock.schedule });
-    const chunk = queue.next();
+    const chunks: Array<string | null> = [];
+    queue.onReadable(() => chunks.push(queue.take()));
     queue.write("1");
     queue.write("2");
     queue.write("3");
+    expect(chunks).toEqual([]);
     clock.tick();
-    expect(await chunk).toBe("123");
+    expect(chunks).toEqual(["123"]);
   });
 
-  it("wakes a waiting reader on the default scheduler", async () => {
+  it("wakes its reader on the default scheduler", async () => {
     const queue = new SubscriberQueue({ maxBytes: 1000 });
-    const chunk = queue.next();
+    const chunk = new Promise<string | null>((resolve) => queue.onReadable(() => resolve(queue.take())));
     queue.write("x");
     expect(await chunk).toBe("x");
   });
@@ -47,7 +49,7 @@ describe("SubscriberQueue", () => {
     expect(queue.closed).toBe(true);
     expect(queue.closeReason).toBe("overflow");
     expect(queue.pendingBytes).toBe(0);
-    expect(await queue.next()).toBeNull();
+    expect(queue.take()).toBeNull();
     queue.write("ignored");
     expect(queue.pendingBytes).toBe(0);
   });
@@ -56,7 +58,7 @@ describe("SubscriberQueue", () => {
     const queue = new SubscriberQueue({ maxBytes: 10 });
     queue.write("a".repeat(50));
     expect(queue.closed).toBe(false);
-    expect(await queue.next()).toBe("a".repeat(50));
+    expect(queue.take()).toBe("a".repeat(50));
     queue.write("b".repeat(50));
     expect(queue.closed).toBe(false);
     queue.write("c");
@@ -71,46 +73,26 @@ describe("SubscriberQueue", () => {
     expect(queue.closeReason).toBe("overflow");
   });
 
-  it("resolves a waiting reader with null on close or abort, and removes its abort listener", async () => {
-    const queue = new SubscriberQueue({ maxBytes: 10 });
-    const waiting = queue.next();
-    queue.close("shutdown");
-    expect(await waiting).toBeNull();
-
-    const other = new SubscriberQueue({ maxBytes: 10 });
-    const controller = new AbortController();
-    const aborted = other.next(controller.signal);
-    controller.abort();
-    expect(await aborted).toBeNull();
-    expect(other.closed).toBe(false);
-    expect(await other.next(controller.signal)).toBeNull();
-  });
-
-  it("allows one reader at a time", async () => {
-    const queue = new SubscriberQueue({ maxBytes: 10 });
-    const first = queue.next();
-    await expect(queue.next()).rejects.toThrow(/already waiting/);
-    queue.close("client-gone");
-    expect(await first).toBeNull();
-  });
-
   it("paused: collects live frames, then release(lastToken) drops those at or before it", async () => {
     const clock = manual();
     const queue = new SubscriberQueue({ maxBytes: 1000, paused: true, schedule: clock.schedule });
-    const chunk = queue.next();
+    const chunks: Array<string | null> = [];
+    queue.onReadable(() => chunks.push(queue.take()));
     queue.write("live1 ", "8201");
     queue.write("live2 ", "8202");
     queue.write("live3 ", "8203");
     queue.write(": heartbeat\n");
     clock.tick();
+    expect(chunks).toEqual([]); // paused: nothing is handed out
     // The catch-up delivered everything up to 8202 meanwhile.
     queue.release("8202");
     clock.tick();
-    expect(await chunk).toBe("live3 : heartbeat\n");
+    expect(chunks).toEqual(["live3 : heartbeat\n"]);
     // The main stream may still deliver events the catch-up already sent: ignored.
     queue.write("late dup ", "8202");
     queue.write("live4 ", "8204");
-    expect(await queue.next()).toBe("live4 ");
+    clock.tick();
+    expect(chunks).toEqual(["live3 : heartbeat\n", "live4 "]);
   });
 
   it("paused frames count towards the limit (a long catch-up cannot grow memory)", () => {
@@ -121,6 +103,6 @@ describe("SubscriberQueue", () => {
   });
 
   it("refuses a limit below 1 byte", () => {
-    expect(() => new SubscriberQueue({ maxBytes: 0 })).toThrow(RangeError);
+    expect(() => new SubscriberQueue({ maxBytes: 0 })).toThrow(expect.objectContaining({ code: "E_INTERNAL" }));
   });
 });

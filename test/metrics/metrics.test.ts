@@ -137,7 +137,7 @@ describe("GET /metrics", () => {
     hub.subscribe("f1", queues[0]);
     hub.subscribe("f1", queues[1]);
     hub.subscribe("f2", queues[2]);
-    hub.publish("f1", "data: {}\n\n", "8201", "LOG_STREAM");
+    hub.publish({ flowId: "f1", frame: "data: {}\n\n", token: "8201", type: "LOG_STREAM" });
     hub.broadcast((flowId) => `event: RESET\ndata: {"flowId":"${flowId}"}\n\n`);
     expect(Object.fromEntries(hub.typeCounts())).toEqual({ LOG_STREAM: { published: 1, delivered: 2 }, RESET: { published: 0, delivered: 3 } });
     const metrics = createMetrics(
