@@ -82,8 +82,8 @@ export default tseslint.config(
     rules: { "no-useless-assignment": "off" },
   },
   {
-    // The inspector's browser script is plain JS served as is.
-    files: ["src/http/inspector/**/*.js"],
+    // Browser scripts: the inspector (plain JS served as is) and the browser tests' pages.
+    files: ["src/http/inspector/**/*.js", "test/browser/**/*.js"],
     languageOptions: { globals: { ...globals.browser } },
   },
   {
