@@ -264,4 +264,20 @@ describe("flowsync-client from its tarball, in Chromium", () => {
     expect(errors).toEqual([]);
     expect(await react.getAttribute("#status", "data-status")).toBe("open");
   }, 180_000);
+
+  it("a page on an origin missing from CORS_ORIGINS shows why it cannot connect (reason network), instead of hanging", async () => {
+    const other = await serve(path.join(app, "dist"));
+    try {
+      context ??= await launch();
+      const page = await context.newPage();
+      const otherUrl = `http://127.0.0.1:${(other.address() as { port: number }).port}`;
+      await page.goto(`${otherUrl}/plain.html?server=${encodeURIComponent(`http://127.0.0.1:${proxy.port}`)}&flow=${FLOW}`);
+      await page.waitForSelector('#status[data-reason="network"]', { timeout: 20_000 });
+      expect(await page.getAttribute("#status", "data-status")).toBe("connecting");
+      expect(await page.textContent("#status")).toMatch(/CORS|network|fetch/i);
+      await page.close();
+    } finally {
+      await new Promise((r) => other.close(r));
+    }
+  }, 60_000);
 });

@@ -192,6 +192,29 @@ describe("subscribeFlow (fetch reader)", () => {
     expect(f.calls).toHaveLength(1);
   });
 
+  it("a connection that cannot be made shows in the store with a reason: network/CORS and 401 retry, 403 closes", async () => {
+    const outcomes: Array<() => Response> = [
+      () => {
+        throw new TypeError("Failed to fetch"); // what a browser says for offline, refused and CORS alike
+      },
+      () => Response.json({ error: { code: "E_AUTH_REQUIRED", message: "token required" } }, { status: 401 }),
+      () => Response.json({ error: { code: "E_FORBIDDEN", message: "not yours" } }, { status: 403 }),
+    ];
+    const store = createFlowStore();
+    const seen: Array<[string, string | undefined]> = [];
+    store.subscribe((s) => seen.push([s.status, (s.error as FlowsyncClientError | undefined)?.reason]));
+    const fetch: FetchLike = async () => outcomes.shift()!();
+    const sub = subscribeFlow("http://x", "f", { onError: () => {} }, { fetch, store, retry: { initialMs: 1, maxMs: 2 } });
+    cleanup.push(() => sub.close());
+    while (sub.state !== "closed") await tick();
+    expect(seen).toEqual([
+      ["connecting", "network"],
+      ["connecting", "unauthorized"],
+      ["closed", "forbidden"],
+    ]);
+    expect(store.getState().error).toMatchObject({ status: 403, code: "E_FORBIDDEN" });
+  });
+
   it("close() stops everything; a handler that throws does not break the stream", async () => {
     const f = fakeFetch([]);
     const errors: string[] = [];

@@ -7,6 +7,8 @@ const list = document.getElementById("nodes");
 const status = document.getElementById("status");
 store.subscribe((s) => {
   status.dataset.status = s.status;
+  status.dataset.reason = s.error?.reason ?? "";
+  status.textContent = s.error ? `${s.status}: ${s.error.message}` : s.status;
   list.replaceChildren(
     ...Object.values(s.nodes).map((n) => {
       const li = document.createElement("li");
