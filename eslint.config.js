@@ -44,7 +44,7 @@ export const LAYER_ZONES = [
 ];
 
 export default tseslint.config(
-  { ignores: ["**/node_modules/**", "**/dist/**", "src/http/inspector/**", "test/lint/fixtures/**", "coverage/**"] },
+  { ignores: ["**/node_modules/**", "**/dist/**", ".cache/**", "src/http/inspector/**", "test/lint/fixtures/**", "coverage/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
