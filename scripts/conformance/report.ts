@@ -10,7 +10,8 @@ export interface TestOutcome {
   /** The directory it is totalled under, e.g. "conformance-more/crud" (loader.ts SpecFile.group). */
   group?: string;
   test: string;
-  status: "passed" | "failed" | "not-applicable";
+  /** driver-deviation: everything matched but what the installed driver itself sends differently (errors.ts). */
+  status: "passed" | "failed" | "not-applicable" | "driver-deviation";
   reason?: string;
 }
 
@@ -65,7 +66,8 @@ export function buildReport(outcomes: TestOutcome[], gaps: KnownGap[]): Report {
   }
   const totals = (list: TestOutcome[]) => {
     const count = (s: TestOutcome["status"]) => list.filter((o) => o.status === s).length;
-    return `${count("passed")} passed, ${count("failed")} failed, ${count("not-applicable")} not applicable`;
+    const deviations = count("driver-deviation");
+    return `${count("passed")} passed, ${count("failed")} failed, ${count("not-applicable")} not applicable${deviations > 0 ? `, ${deviations} driver deviation` : ""}`;
   };
   const groups = [...new Set(outcomes.map((o) => o.group).filter((g): g is string => g !== undefined))];
   if (groups.length > 0) lines.push("");
@@ -76,6 +78,12 @@ export function buildReport(outcomes: TestOutcome[], gaps: KnownGap[]): Report {
   if (notApplicable.length > 0) {
     lines.push("", `not applicable (${notApplicable.length}):`);
     for (const o of notApplicable) lines.push(`  ${label(o)}: ${short(o.reason)}`);
+  }
+
+  const deviating = outcomes.filter((o) => o.status === "driver-deviation");
+  if (deviating.length > 0) {
+    lines.push("", `driver deviation (${deviating.length}; neither passed nor failed: the same happens on a real mongod with this driver):`);
+    for (const o of deviating) lines.push(`  ${label(o)}: ${short(o.reason)}`);
   }
 
   let unexpected = 0;

@@ -1,7 +1,7 @@
 // Running every test of every file against one backend URL.
 import { MongoClient } from "mongodb";
 import type { Logger } from "pino";
-import { NotApplicable, describeError } from "./errors.js";
+import { DriverDeviationError, NotApplicable, describeError } from "./errors.js";
 import { type SpecFile, parseSpecFile, schemaProblem } from "./loader.js";
 import type { TestOutcome } from "./report.js";
 import { type ServerInfo, evaluateRequirements } from "./requirements.js";
@@ -76,6 +76,7 @@ async function runFile(file: SpecFile, server: ServerInfo, url: string, internal
       const failure = await runTest(fresh, test, { url, topology: server.topology, secondaries: server.secondaries, internal });
       logger.debug({ file: file.name, test: test.description, ms: Date.now() - started, failure }, "test done");
       if (failure instanceof NotApplicable) outcomes.push({ ...outcome, status: "not-applicable", reason: failure.message });
+      else if (failure instanceof DriverDeviationError) outcomes.push({ ...outcome, status: "driver-deviation", reason: failure.message });
       else outcomes.push(failure === null ? { ...outcome, status: "passed" } : { ...outcome, status: "failed", reason: failure });
     } catch (err) {
       outcomes.push({ ...outcome, status: "failed", reason: describeError(err) });

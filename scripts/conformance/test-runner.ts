@@ -3,7 +3,7 @@
 import { ChangeStream, type Document, type MongoClient, MongoServerError } from "mongodb";
 import { show } from "./bson-values.js";
 import { type EntityMap, addEntity, closeEntities, createEntities, getEntity, stopRecording } from "./entities.js";
-import { AssertionFailure, NotApplicable, TestFileError, UnimplementedError, describeError, withTimeout } from "./errors.js";
+import { AssertionFailure, DriverDeviationError, NotApplicable, TestFileError, UnimplementedError, describeError, withTimeout } from "./errors.js";
 import { type DriverDeviation, withoutDeviations } from "./driver-deviations.js";
 import { matchClientEvents } from "./events.js";
 import { checkExpectedError } from "./expect-error.js";
@@ -43,7 +43,7 @@ const TEST_KEYS = ["description", "runOnRequirements", "skipReason", "operations
 const OPERATION_KEYS = ["name", "object", "arguments", "expectError", "expectResult", "saveResultAsEntity", "ignoreResultAndError"];
 
 /** Runs the test; resolves to null on success, the failure message, or why it cannot run here. */
-export async function runTest(file: UnifiedFile, test: UnifiedTest, env: TestEnv): Promise<string | null | NotApplicable> {
+export async function runTest(file: UnifiedFile, test: UnifiedTest, env: TestEnv): Promise<string | null | NotApplicable | DriverDeviationError> {
   const state: TestState = { env, entities: new Map(), failPoints: [], unsaved: 0 };
   const deviations: DriverDeviation[] = [];
   let failure: unknown;
@@ -87,7 +87,7 @@ export async function runTest(file: UnifiedFile, test: UnifiedTest, env: TestEnv
   await closeEntities(state.entities);
   if (failure instanceof NotApplicable) return failure;
   if (failure === undefined && deviations.length > 0) {
-    return new NotApplicable(`driver deviation, everything else passed: ${deviations.map((d) => `${d.id}: ${d.what}`).join("; ")}`);
+    return new DriverDeviationError(`everything else matched: ${deviations.map((d) => `${d.id}: ${d.what}`).join("; ")}`);
   }
   return failure === undefined ? null : describeError(failure);
 }

@@ -34,6 +34,16 @@ describe("report", () => {
     expect(exitCode).toBe(1);
   });
 
+  it("a driver deviation is counted and listed on its own: neither passed, failed nor not applicable", () => {
+    const { lines, exitCode } = buildReport(
+      [...outcomes.filter((x) => x.status !== "failed"), o("transactions/commit.json", "e", "driver-deviation", "everything else matched: commit-wtimeout")],
+      [],
+    );
+    expect(lines).toContain("conformance: 2 passed, 0 failed, 1 not applicable, 1 driver deviation");
+    expect(lines.join("\n")).toMatch(/driver deviation \(1; [^)]*\):\n {2}commit.json › e: everything else matched/);
+    expect(exitCode).toBe(0);
+  });
+
   it("a listed gap still counts as failed but does not fail the run", () => {
     const { lines, exitCode } = buildReport(outcomes, [{ file: "change-streams.json", test: "b", reason: "sim lacks X" }]);
     expect(lines[0]).toBe("change-streams.json: 1 passed, 1 failed");
