@@ -130,8 +130,8 @@ class SseConnection {
   }
 
   heartbeat(): void {
-    // Through the queue, so a heartbeat never jumps ahead of a pending event and obeys the byte limit.
-    this.#subscription?.queue.write(HEARTBEAT);
+    // Through the queue, so a heartbeat never jumps ahead of a pending event; only when nothing is pending.
+    this.#subscription?.queue.writeIdle(HEARTBEAT);
   }
 
   /** The queue closed; called synchronously by the queue (see SubscriberQueueOptions.onClose). */

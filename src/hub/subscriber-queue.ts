@@ -144,6 +144,16 @@ export class SubscriberQueue implements Subscriber {
     this.#wake();
   }
 
+  /**
+   * A frame that only keeps an idle connection open (a heartbeat comment): written when nothing
+   * is pending, dropped otherwise. Pending data keeps the connection busy by itself, and queued
+   * behind a frame larger than `maxBytes` a heartbeat would count as "behind" and drop a
+   * subscriber that is keeping up.
+   */
+  writeIdle(chunk: string): void {
+    if (this.#chunks.length === 0) this.write(chunk);
+  }
+
   /** Closes the queue once; pending frames are dropped (the client resumes from its last id). */
   close(reason: CloseReason): void {
     if (this.closed) return;

@@ -65,6 +65,21 @@ describe("SubscriberQueue", () => {
     expect(queue.closeReason).toBe("overflow");
   });
 
+  it("a heartbeat behind a frame larger than the limit is dropped, not counted: a subscriber keeping up stays", () => {
+    const queue = new SubscriberQueue({ maxBytes: 64 * 1024 });
+    const big = "x".repeat(120_000);
+    queue.write(big, "t1");
+    queue.writeIdle(":\n\n");
+    expect(queue.closed).toBe(false);
+    expect(queue.take()).toBe(big);
+    queue.writeIdle(":\n\n"); // idle again: the heartbeat is written
+    expect(queue.take()).toBe(":\n\n");
+    // A real event behind the big frame still overflows, as before.
+    queue.write(big, "t2");
+    queue.write("y", "t3");
+    expect(queue.closeReason).toBe("overflow");
+  });
+
   it("counts UTF-8 bytes, not characters", () => {
     const queue = new SubscriberQueue({ maxBytes: 5 });
     queue.write("éé"); // 4 bytes
