@@ -188,6 +188,16 @@ describe("flowsync-client from its tarball, in Chromium", () => {
     expect(JSON.parse(stdout)).toEqual({ status: "open", nodes: ["n-node"] });
   });
 
+  it("a strict TypeScript consumer compiles against the installed types under NodeNext, Node16 and Bundler", async () => {
+    const tsc = path.join(ROOT, "node_modules/.bin/tsc");
+    const strict = ["--noEmit", "--strict", "--exactOptionalPropertyTypes", "--noUncheckedIndexedAccess", "--skipLibCheck", "false", "--target", "ES2022", "--lib", "ES2022,DOM", "--types", "react"];
+    for (const [module, resolution] of [["NodeNext", "NodeNext"], ["Node16", "Node16"], ["ESNext", "Bundler"]]) {
+      await run(tsc, [...strict, "--module", module!, "--moduleResolution", resolution!, "consumer.ts"], { cwd: app }).catch((err: { stdout?: string }) => {
+        throw new Error(`tsc --moduleResolution ${resolution}: ${err.stdout}`);
+      });
+    }
+  }, 120_000);
+
   it("React Flow (useFlow) and a plain page equal MongoDB after random writes, a server-side cut, a forced reconnect and an optimistic move", async () => {
     const seed = testSeed("package-proof");
     const random = seededRandom(seed);
