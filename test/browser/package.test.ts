@@ -190,8 +190,25 @@ describe("flowsync-client from its tarball, in Chromium", () => {
 
   it("a strict TypeScript consumer compiles against the installed types under NodeNext, Node16 and Bundler", async () => {
     const tsc = path.join(ROOT, "node_modules/.bin/tsc");
-    const strict = ["--noEmit", "--strict", "--exactOptionalPropertyTypes", "--noUncheckedIndexedAccess", "--skipLibCheck", "false", "--target", "ES2022", "--lib", "ES2022,DOM", "--types", "react"];
-    for (const [module, resolution] of [["NodeNext", "NodeNext"], ["Node16", "Node16"], ["ESNext", "Bundler"]]) {
+    const strict = [
+      "--noEmit",
+      "--strict",
+      "--exactOptionalPropertyTypes",
+      "--noUncheckedIndexedAccess",
+      "--skipLibCheck",
+      "false",
+      "--target",
+      "ES2022",
+      "--lib",
+      "ES2022,DOM",
+      "--types",
+      "react",
+    ];
+    for (const [module, resolution] of [
+      ["NodeNext", "NodeNext"],
+      ["Node16", "Node16"],
+      ["ESNext", "Bundler"],
+    ]) {
       await run(tsc, [...strict, "--module", module!, "--moduleResolution", resolution!, "consumer.ts"], { cwd: app }).catch((err: { stdout?: string }) => {
         throw new Error(`tsc --moduleResolution ${resolution}: ${err.stdout}`);
       });
