@@ -13,6 +13,7 @@ import { cors } from "./cors";
 import { mountInspector } from "./inspector";
 import type { StreamLimits } from "./limits";
 import { formatEvent } from "../events/sse-frame";
+import { Heartbeats } from "./heartbeats";
 import { streamSubscription, type SseOptions } from "./sse-stream";
 
 export interface AppOptions extends SseOptions {
@@ -32,11 +33,14 @@ export interface AppOptions extends SseOptions {
   corsOrigins?: readonly string[];
   /** Take the client IP from X-Forwarded-For (behind a trusted proxy). */
   trustProxy?: boolean;
+  /** The heartbeat registry of this app's SSE connections; default a new one (tests may inject their own). */
+  heartbeats?: Heartbeats;
   logger: Logger;
 }
 
 export function createApp(o: AppOptions): Koa {
   const app = new Koa({ proxy: o.trustProxy ?? false });
+  const heartbeats = o.heartbeats ?? new Heartbeats();
   const router = new Router();
   // Subscribe and snapshot: the token must grant the flow (401 / 403), when auth is on.
   const authorize = (ctx: Koa.Context, flowId: string): Promise<Grant> | undefined =>
@@ -71,6 +75,7 @@ export function createApp(o: AppOptions): Koa {
     o.logger.debug({ flowId, cursor: lastEventId }, "subscriber connected");
     streamSubscription(ctx, (onClose) => o.subscriptions.open(flowId, { lastEventId, types, first, onClose }), {
       ...o,
+      heartbeats,
       expiresAt: grant?.expiresAt,
       onEnd: release,
     });

@@ -12,7 +12,8 @@
  * from the subscriber's queue whenever the socket can take more, and whatever
  * piled up meanwhile leaves as one `res.write`. A write that returns false stops
  * the taking until `drain`, so a slow client's backlog stays in its byte-bounded
- * queue. Heartbeats come from one timer per interval for all connections.
+ * queue. Heartbeats come from one timer per interval for all connections of the
+ * app (heartbeats.ts).
  *
  * Clean-up is driven by the response's `close` event (client gone, or the
  * response over): it aborts the backlog generator, whose awaits race that signal
@@ -36,6 +37,7 @@ import type { CloseReason } from "../hub/subscriber-queue";
 import type { Subscription } from "../hub/subscriptions";
 import { squashError } from "../errors";
 import { comment, retry } from "../events/sse-frame";
+import type { HeartbeatMember, Heartbeats } from "./heartbeats";
 
 export interface SseOptions {
   retryMs: number;
@@ -43,6 +45,8 @@ export interface SseOptions {
 }
 
 export interface StreamOptions extends SseOptions {
+  /** The app's heartbeat registry (one interval per period for all its connections). */
+  heartbeats: Heartbeats;
   /** When the stream must end (ms since the epoch): the expiry of the token that opened it. */
   expiresAt?: number;
   /** Called once when the response is over (limits release their slot here). */
@@ -80,8 +84,9 @@ export function streamSubscription(ctx: Context, open: (onClose: (reason: CloseR
   connection.start(subscription, options);
 }
 
-class SseConnection {
+class SseConnection implements HeartbeatMember {
   readonly #res: ServerResponse;
+  readonly #heartbeats: Heartbeats;
   readonly #heartbeatMs: number;
   readonly #onEnd: (() => void) | undefined;
   readonly #logger: Logger | undefined;
@@ -99,8 +104,9 @@ class SseConnection {
   #expiry: NodeJS.Timeout | undefined;
   #cut: NodeJS.Timeout | undefined;
 
-  constructor(res: ServerResponse, { heartbeatMs, onEnd, logger }: StreamOptions) {
+  constructor(res: ServerResponse, { heartbeats, heartbeatMs, onEnd, logger }: StreamOptions) {
     this.#res = res;
+    this.#heartbeats = heartbeats;
     this.#heartbeatMs = heartbeatMs;
     this.#onEnd = onEnd;
     this.#logger = logger;
@@ -117,7 +123,7 @@ class SseConnection {
     res.writeHead(200, HEADERS);
     res.on("drain", this.#onDrain);
     this.#write(retry(retryMs) + comment("flowsync"));
-    heartbeats(this.#heartbeatMs).add(this);
+    this.#heartbeats.add(this.#heartbeatMs, this);
     if (expiresAt !== undefined) this.#armExpiry(expiresAt);
     this.#backlog = subscription.backlog(this.#gone!.signal);
     void this.#pump(this.#backlog);
@@ -212,7 +218,7 @@ class SseConnection {
   }
 
   #stopStreaming(): void {
-    heartbeats(this.#heartbeatMs).delete(this);
+    this.#heartbeats.delete(this.#heartbeatMs, this);
     clearTimeout(this.#expiry);
     this.#subscription?.close();
     this.#backlog?.return(undefined).catch(squashError);
@@ -228,32 +234,5 @@ class SseConnection {
     this.#res.off("drain", this.#onDrain);
     this.#stopStreaming();
     this.#onEnd?.();
-  };
-}
-
-/** One interval per heartbeat period for every connection, instead of a timer each. */
-const beats = new Map<number, Set<SseConnection>>();
-
-function heartbeats(ms: number): { add(c: SseConnection): void; delete(c: SseConnection): void } {
-  return {
-    add(c) {
-      let set = beats.get(ms);
-      if (!set) {
-        const members = new Set<SseConnection>();
-        const timer = setInterval(() => {
-          for (const member of members) member.heartbeat();
-          if (members.size === 0) {
-            clearInterval(timer);
-            beats.delete(ms);
-          }
-        }, ms);
-        timer.unref();
-        beats.set(ms, (set = members));
-      }
-      set.add(c);
-    },
-    delete(c) {
-      beats.get(ms)?.delete(c);
-    },
   };
 }

@@ -19,6 +19,7 @@
  * the watcher then reopens from its token).
  */
 import type { MongoClient, ServerDescription, TopologyDescription } from "mongodb";
+import type { Logger } from "pino";
 
 export interface ClientHealthOptions {
   client: MongoClient;
@@ -88,6 +89,25 @@ export class ClientHealth {
     clearInterval(this.#timer);
     this.#detach();
   }
+}
+
+/**
+ * flowsync's answer to a wedge: close and reconnect the same client. Every Db
+ * handle stays valid, and the watcher reopens from its token. One reconnect at a
+ * time; the health guard is closed before the client on shutdown, so none starts then.
+ */
+export function reconnectWhenStuck(client: MongoClient, logger: Logger): (openForMs: number) => void {
+  let reconnecting = false;
+  return (openForMs) => {
+    if (reconnecting) return;
+    reconnecting = true;
+    logger.error({ openForMs }, "MongoDB driver monitor is stuck: reconnecting the client");
+    client
+      .close()
+      .then(() => client.connect())
+      .catch((err) => logger.warn({ err }, "reconnect after a stuck monitor failed; operations will reconnect on their own"))
+      .finally(() => (reconnecting = false));
+  };
 }
 
 function usable(description: TopologyDescription | undefined): boolean {
