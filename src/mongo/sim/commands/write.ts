@@ -30,7 +30,13 @@ function waitForLocks(ctx: Ctx, db: string, coll: string, ids: unknown[]): void 
 async function eachStatement<T>(statements: T[], ordered: boolean, run: (s: T, index: number) => void): Promise<Document[]> {
   const errors: Document[] = [];
   for (let index = 0; index < statements.length; index++) {
-    const failed = await attempt(() => run(statements[index], index));
+    // Synchronous unless a statement must wait: one command's statements are one step of the
+    // event loop, so no reader (a change stream's getMore) sees a multi-document write half done.
+    let failed = attempt(() => run(statements[index], index));
+    while (failed instanceof Blocked) {
+      await failed.until;
+      failed = attempt(() => run(statements[index], index));
+    }
     if (!failed) continue;
     errors.push(failed.toWriteError(index));
     if (ordered) break;
@@ -38,22 +44,17 @@ async function eachStatement<T>(statements: T[], ordered: boolean, run: (s: T, i
   return errors;
 }
 
-/** Runs one statement, again after any transaction it waited for; resolves to its write error, if any. */
-async function attempt(run: () => void): Promise<ServerError | undefined> {
-  for (;;) {
-    try {
-      run();
-      return undefined;
-    } catch (thrown) {
-      if (thrown instanceof Blocked) {
-        await thrown.until;
-        continue;
-      }
-      const err = engineError(thrown);
-      // A write conflict fails the whole command (and its transaction), not one statement.
-      if (err.code === Codes.InternalError || err.code === Codes.WriteConflict) throw thrown;
-      return err;
-    }
+/** Runs one statement: its write error if any, or what it must wait for before it runs again. */
+function attempt(run: () => void): ServerError | Blocked | undefined {
+  try {
+    run();
+    return undefined;
+  } catch (thrown) {
+    if (thrown instanceof Blocked) return thrown;
+    const err = engineError(thrown);
+    // A write conflict fails the whole command (and its transaction), not one statement.
+    if (err.code === Codes.InternalError || err.code === Codes.WriteConflict) throw thrown;
+    return err;
   }
 }
 
