@@ -397,7 +397,8 @@ function pickKey(spec: IndexSpec, doc: Document): Document {
   return Object.fromEntries(Object.keys(spec.key).map((path) => [path, getPath(doc, path) ?? null]));
 }
 
-function duplicate(db: string, coll: Collection, index: string, keyValue: Document): never {
+/** The duplicate-key error (11000) as mongod words it, with keyPattern and keyValue. */
+export function duplicate(db: string, coll: Collection, index: string, keyValue: Document): never {
   const shown = Object.entries(keyValue)
     .map(([k, v]) => `${k}: ${EJSON.stringify(v ?? null)}`)
     .join(", ");

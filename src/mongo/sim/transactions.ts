@@ -17,7 +17,7 @@ import { Binary, EJSON, type Document, type Timestamp } from "bson";
 import { Codes, fail, ServerError } from "./errors";
 import { freezeDeep } from "./immutable";
 import type { Oplog, TxnOp, UpdateDescription } from "./oplog";
-import { getPath, valueKey, type Collection, type IndexSpec, type Store } from "./store";
+import { duplicate, getPath, valueKey, type Collection, type IndexSpec, type Store } from "./store";
 
 /** What the command handlers read and write through: the store itself, or a transaction's view of it. */
 export interface Data {
@@ -533,15 +533,4 @@ class TxnView implements Data {
       }
     }
   }
-}
-
-function duplicate(db: string, coll: Collection, index: string, keyValue: Document): never {
-  const shown = Object.entries(keyValue)
-    .map(([k, v]) => `${k}: ${EJSON.stringify(v ?? null)}`)
-    .join(", ");
-  const keyPattern = coll.indexes.find((i) => i.name === index)?.key ?? { _id: 1 };
-  throw new ServerError(Codes.DuplicateKey, `E11000 duplicate key error collection: ${db}.${coll.name} index: ${index} dup key: { ${shown} }`, undefined, {
-    keyPattern,
-    keyValue,
-  });
 }
