@@ -119,7 +119,7 @@ async function open(req: Extract<WorkerRequest, { cmd: "open" }>): Promise<{ ope
     const launch = () => {
       while (pending < concurrency && next < req.flowIds.length) {
         const index = next++;
-        const target = new URL(`${url.pathname}${encodeURIComponent(req.flowIds[index])}`, url);
+        const target = new URL(`${url.pathname}${encodeURIComponent(req.flowIds[index]!)}`, url);
         pending++;
         let settled = false;
         const done = (ok: boolean) => {

@@ -27,7 +27,7 @@ const server = http.createServer(async (req, res) => {
     res.writeHead(404).end();
     return;
   }
-  const flowId = decodeURIComponent(match[1]);
+  const flowId = decodeURIComponent(match[1]!);
   const stream = nodes.watch<Document, ChangeStreamDocument<Document>>([{ $match: { "fullDocument.flowId": flowId } }], { fullDocument: "updateLookup" });
   let closed = false;
   req.on("close", () => {

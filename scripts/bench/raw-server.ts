@@ -39,7 +39,7 @@ const server = http.createServer((req, res) => {
     res.writeHead(404).end();
     return;
   }
-  const flowId = decodeURIComponent(match[1]);
+  const flowId = decodeURIComponent(match[1]!);
   let set = flows.get(flowId);
   if (!set) flows.set(flowId, (set = new Set()));
   set.add(res);

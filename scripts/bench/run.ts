@@ -165,7 +165,7 @@ async function scrape(server: Server): Promise<Map<string, number>> {
   }
   for (const line of text.split("\n")) {
     const m = /^([a-zA-Z_:][\w:]*(?:\{[^}]*\})?) (\S+)$/.exec(line);
-    if (m) out.set(m[1], Number(m[2]));
+    if (m) out.set(m[1]!, Number(m[2]));
   }
   return out;
 }
@@ -272,10 +272,10 @@ async function write(backend: Backend, load: Load, flowIds: string[]): Promise<{
     const due = start + (b * 1000) / load.rate;
     const wait = due - now();
     if (wait > 0) await sleep(wait);
-    const docs = Array.from({ length: load.batch }, () => doc(flows[(seq + 1) % flows.length]));
+    const docs = Array.from({ length: load.batch }, () => doc(flows[(seq + 1) % flows.length]!));
     for (const d of docs) expected += audience.get(d.flowId) ?? 0;
     written += docs.length;
-    inflight.push(docs.length === 1 ? nodes.insertOne(docs[0]) : nodes.insertMany(docs, { ordered: true }));
+    inflight.push(docs.length === 1 ? nodes.insertOne(docs[0]!) : nodes.insertMany(docs, { ordered: true }));
   }
   await Promise.all(inflight);
   return { written, expected, writeMs: now() - start };

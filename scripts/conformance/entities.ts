@@ -80,7 +80,7 @@ export async function createEntities(defs: Record<string, unknown>[] | undefined
     const kinds = Object.keys(def);
     if (kinds.length !== 1) throw new TestFileError(`entity definition must have exactly one key, got ${kinds.join(", ")}`);
     const kind = kinds[0];
-    const spec = def[kind] as Record<string, unknown>;
+    const spec = def[kind!] as Record<string, unknown>;
     const id = String(spec.id);
     switch (kind) {
       case "client":

@@ -21,8 +21,8 @@ function expectedSummary(events: Doc[]): string {
   return `[${events
     .map((e) => {
       const type = Object.keys(e)[0];
-      const name = (e[type] as Doc | undefined)?.commandName ?? Object.keys(((e[type] as Doc | undefined)?.command as Doc | undefined) ?? {})[0] ?? "?";
-      return `${type.replace("Event", "")}:${String(name)}`;
+      const name = (e[type!] as Doc | undefined)?.commandName ?? Object.keys(((e[type!] as Doc | undefined)?.command as Doc | undefined) ?? {})[0] ?? "?";
+      return `${type!.replace("Event", "")}:${String(name)}`;
     })
     .join(", ")}]`;
 }
@@ -31,9 +31,9 @@ function matchEvent(expected: Doc, actual: RecordedEvent, index: number, lsidOf?
   const types = Object.keys(expected);
   if (types.length !== 1) throw new UnimplementedError(`expected event with keys ${types.join(",")}`);
   const type = types[0];
-  const fields = EVENT_FIELDS[type];
+  const fields = EVENT_FIELDS[type!];
   if (!fields) throw new UnimplementedError(`expected event type ${type}`);
-  const want = (expected[type] ?? {}) as Doc;
+  const want = (expected[type!] ?? {}) as Doc;
   for (const key of Object.keys(want)) if (!fields.includes(key)) throw new UnimplementedError(`${type}.${key}`);
 
   const at = `event ${index}`;
@@ -76,7 +76,7 @@ export function matchClientEvents(expected: Doc, actual: RecordedEvent[], lsidOf
   const prefix = `events of ${String(expected.client)}`;
   // Compare one by one first: the first differing event says more than a count.
   for (let i = 0; i < Math.min(events.length, actual.length); i++) {
-    const failure = matchEvent(events[i], actual[i], i, lsidOf);
+    const failure = matchEvent(events[i]!, actual[i]!, i, lsidOf);
     if (failure) return `${prefix}: ${failure}`;
   }
   if (!countOk) {

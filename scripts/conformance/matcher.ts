@@ -27,7 +27,7 @@ type Doc = Record<string, unknown>;
 export function specialOperator(expected: unknown): [string, unknown] | undefined {
   if (!isDocument(expected) || expected instanceof Map) return undefined;
   const keys = Object.keys(expected);
-  if (keys.length === 1 && keys[0].startsWith("$$")) return [keys[0], expected[keys[0]]];
+  if (keys.length === 1 && keys[0]!.startsWith("$$")) return [keys[0]!, expected[keys[0]!]];
   return undefined;
 }
 

@@ -103,9 +103,9 @@ function bulkModels(requests: unknown): AnyBulkWriteOperation[] {
   if (!Array.isArray(requests)) throw new TestFileError("bulkWrite requests must be an array");
   return requests.map((model: Document) => {
     const kinds = Object.keys(model);
-    const known = BULK_MODEL_ARGS[kinds[0]];
+    const known = BULK_MODEL_ARGS[kinds[0]!];
     if (kinds.length !== 1 || !known) throw new UnimplementedError(`bulkWrite model ${kinds.join(",")}`);
-    for (const key of Object.keys(model[kinds[0]] as Document)) {
+    for (const key of Object.keys(model[kinds[0]!] as Document)) {
       if (!known.includes(key)) throw new UnimplementedError(`bulkWrite ${kinds[0]}.${key}`);
     }
     return model as AnyBulkWriteOperation;

@@ -62,7 +62,7 @@ export function buildReport(outcomes: TestOutcome[], gaps: KnownGap[]): Report {
     const mine = outcomes.filter((o) => fileKey(o) === key);
     const passed = mine.filter((o) => o.status === "passed").length;
     const failed = mine.filter((o) => o.status === "failed").length;
-    lines.push(`${mine[0].file}: ${passed} passed, ${failed} failed`);
+    lines.push(`${mine[0]!.file}: ${passed} passed, ${failed} failed`);
   }
   const totals = (list: TestOutcome[]) => {
     const count = (s: TestOutcome["status"]) => list.filter((o) => o.status === s).length;

@@ -27,7 +27,7 @@ export function topologyFromHello(hello: Document, url: string): Topology {
 export function urlHasAuth(url: string): boolean {
   const rest = url.slice(url.indexOf("://") + 3);
   const authority = rest.split(/[/?]/)[0];
-  return authority.includes("@");
+  return authority!.includes("@");
 }
 
 export async function readServerInfo(internal: MongoClient, url: string): Promise<ServerInfo> {

@@ -57,7 +57,7 @@ async function runFile(file: SpecFile, server: ServerInfo, url: string, internal
   for (let i = 0; i < parsed.tests.length; i++) {
     // Fresh objects for every test: the driver mutates what it is given.
     const fresh = parseSpecFile(file.text);
-    const test = fresh.tests[i];
+    const test = fresh.tests[i]!; // the same text parsed again: the same number of tests
     const outcome = { ...base, test: test.description };
     try {
       if (test.skipReason !== undefined) {

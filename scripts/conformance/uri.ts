@@ -40,7 +40,7 @@ export function applyUriOptions(url: string, options: Record<string, unknown> | 
   const kept = query
     .split("&")
     .filter((pair) => pair !== "")
-    .filter((pair) => !overridden.has(decodeURIComponent(pair.split("=")[0]).toLowerCase()));
+    .filter((pair) => !overridden.has(decodeURIComponent(pair.split("=")[0]!).toLowerCase()));
   const added = Object.entries(options).flatMap(([k, v]) => encodeOption(k, v));
   return `${base}?${[...kept, ...added].join("&")}`;
 }

@@ -110,11 +110,11 @@ export function mountInspector(router: Router, { basePath, logger }: InspectorOp
   });
 
   router.get("/inspector/:file", async (ctx, next) => {
-    const type = ASSETS[ctx.params.file];
+    const type = ASSETS[ctx.params.file!];
     if (!type) return next();
     ctx.type = type;
     ctx.set("Cache-Control", "no-cache");
-    ctx.body = await readFile(new URL(ctx.params.file, PAGE_DIR), "utf8");
+    ctx.body = await readFile(new URL(ctx.params.file!, PAGE_DIR), "utf8");
   });
 }
 

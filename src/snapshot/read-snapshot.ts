@@ -30,7 +30,7 @@ export interface SnapshotOptions {
 
 export async function readSnapshot(o: SnapshotOptions, flowId: string, { logs = false } = {}): Promise<SnapshotData> {
   const rules = [...o.rules.values()];
-  const at = await snapshotTime(o.db, rules[0].collection);
+  const at = await snapshotTime(o.db, rules[0]!.collection);
   const out: SnapshotData = { flowId, cursor: encodeTimeCursor({ t: at.t, i: at.i }, o.scope), clusterTime: `${at.t}.${at.i}`, canvas: {}, executions: [] };
   if (logs) out.logs = [];
   for (const rule of rules) {

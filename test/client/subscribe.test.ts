@@ -56,7 +56,7 @@ function fakeFetch(snapshots: Array<SnapshotData | number>) {
   const next = async (n: number) => {
     while (calls.length < n) await new Promise<void>((r) => waiters.push(r));
     await tick();
-    return calls[n - 1];
+    return calls[n - 1] as Call;
   };
   return { fetch, calls, next };
 }
@@ -285,7 +285,7 @@ describe("subscribeFlow (EventSource)", () => {
     cleanup.push(() => sub.close());
     expect(sub.transport).toBe("eventsource");
     while (FakeES.all.length < 1) await tick();
-    const es = FakeES.all[0];
+    const es = FakeES.all[0]!;
     expect(es.url).toBe("/api/creative-flowboard/subscribe/f?types=SYNC_CANVAS&lastEventId=S1");
     es.readyState = 1;
     es.onopen?.({});
@@ -297,12 +297,12 @@ describe("subscribeFlow (EventSource)", () => {
     es.readyState = 2;
     es.onerror?.({}); // the browser gave up
     while (FakeES.all.length < 2) await tick();
-    expect(FakeES.all[1].url).toBe("/api/creative-flowboard/subscribe/f?types=SYNC_CANVAS&lastEventId=c1");
+    expect(FakeES.all[1]!.url).toBe("/api/creative-flowboard/subscribe/f?types=SYNC_CANVAS&lastEventId=c1");
     expect(states).toEqual(["open", "reconnecting", "open", "reconnecting"]);
     expect(sub.stats).toMatchObject({ events: 1, duplicates: 1 });
     sub.reconnect(0);
-    expect(FakeES.all[1].closed).toBe(true);
+    expect(FakeES.all[1]!.closed).toBe(true);
     while (FakeES.all.length < 3) await tick();
-    expect(FakeES.all[2].url).toContain("lastEventId=c1");
+    expect(FakeES.all[2]!.url).toContain("lastEventId=c1");
   });
 });

@@ -21,7 +21,7 @@ describe("driver deviations", () => {
       [started("commitTransaction", { commitTransaction: 1, writeConcern: { w: "majority", wtimeout: 10000 } })],
     );
     expect(used.map((d) => d.id)).toEqual(["commit-wtimeout"]);
-    expect(events[0].command).toEqual({ commitTransaction: 1, writeConcern: { w: "majority" } });
+    expect(events[0]!.command).toEqual({ commitTransaction: 1, writeConcern: { w: "majority" } });
   });
 
   it("forgives nothing else: another wtimeout, an expected wtimeout, an operator, another command", () => {

@@ -30,11 +30,11 @@ describe("SSE connection", () => {
       expect(heartbeatTimers(timeouts), "heartbeat timeouts").toBe(0);
       const timer = intervals.mock.results.find((_, i) => intervals.mock.calls[i]![1] === HEARTBEAT_MS)!.value as NodeJS.Timeout;
 
-      await clients[0].close();
+      await clients[0]!.close();
       await eventually("the closed stream gone", () => expect(t.fs.hub.subscriberCount()).toBe(5));
-      const before = heartbeats(clients[1]);
-      await clients[1].until((x) => heartbeats(x) > before, 10_000, "one more heartbeat");
-      expect(clients[1].messages).toEqual([]); // heartbeats are comments, not events
+      const before = heartbeats(clients[1]!);
+      await clients[1]!.until((x) => heartbeats(x) > before, 10_000, "one more heartbeat");
+      expect(clients[1]!.messages).toEqual([]); // heartbeats are comments, not events
 
       // The last stream gone, the timer goes too.
       await Promise.all(clients.slice(1).map((c) => c.close()));

@@ -25,7 +25,7 @@ async function openAll(fs: Flowsync, count: number): Promise<SseClient[]> {
   const clients: SseClient[] = [];
   // In waves: 500 handshakes at once would only measure the test machine.
   for (let i = 0; i < count; i += 50) {
-    const wave = Array.from({ length: Math.min(50, count - i) }, (_, k) => new SseClient(subscribeUrl(fs, flowOf(i + k))));
+    const wave = Array.from({ length: Math.min(50, count - i) }, (_, k) => new SseClient(subscribeUrl(fs, flowOf(i + k)!)));
     await Promise.all(wave.map((c) => c.opened(20_000)));
     clients.push(...wave);
   }

@@ -38,9 +38,9 @@ describe("delivery", () => {
       ["SYNC_CANVAS", "delete"],
     ]);
     for (const e of events) expect(flowEventSchema.safeParse({ type: e.type, data: e.data }).success).toBe(true);
-    expect(events[0].data).toMatchObject({ flowId: "flow-a", id: "n1", entity: "node", doc: { position: { x: 1, y: 2 } } });
-    expect(events[1].data).toMatchObject({ changes: { set: { "position.x": 9 }, unset: [] } });
-    expect(events[2].data).toMatchObject({ entity: "edge" });
+    expect(events[0]!.data).toMatchObject({ flowId: "flow-a", id: "n1", entity: "node", doc: { position: { x: 1, y: 2 } } });
+    expect(events[1]!.data).toMatchObject({ changes: { set: { "position.x": 9 }, unset: [] } });
+    expect(events[2]!.data).toMatchObject({ entity: "edge" });
     expect(a2.events()).toEqual(events);
     for (const c of [a1, a2, b]) {
       expect(c.raw).not.toContain("TOPSECRET");
@@ -58,7 +58,7 @@ describe("delivery", () => {
     await t.db.collection("nodes").insertOne({ flowId: 42 });
     await t.db.collection("nodes").insertOne({ flowId: "flow-c", type: "ok" });
     await c.until((x) => x.messages.length >= 1, 10_000, "the valid event");
-    expect(c.events()[0].data).toMatchObject({ flowId: "flow-c", doc: { type: "ok" } });
+    expect(c.events()[0]!.data).toMatchObject({ flowId: "flow-c", doc: { type: "ok" } });
     expect(t.fs.feed.counters.skipped.unroutable).toBe(before + 1);
     expect(t.fs.feed.counters.skipped["flowId-invalid"]).toBeGreaterThanOrEqual(1);
     expect(t.fs.watcher.ready).toBe(true);

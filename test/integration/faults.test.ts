@@ -38,7 +38,7 @@ afterAll(async () => {
 });
 
 function firstHost(url: string): string {
-  return url.replace(/^mongodb:\/\//, "").split(/[/,?]/)[0];
+  return url.replace(/^mongodb:\/\//, "").split(/[/,?]/)[0] ?? "";
 }
 
 interface Ctx {

@@ -61,7 +61,7 @@ function send(request: string | Uint8Array, { streamUntil = ": flowsync\n", wait
       if (!text.startsWith("HTTP/1.1 ") || head < 0) return resolve(undefined);
       const [statusLine, ...lines] = text.slice(0, head).split("\r\n");
       const headers = Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(":")).toLowerCase(), l.slice(l.indexOf(":") + 1).trim()]));
-      resolve({ status: Number(statusLine.split(" ")[1]), headers, body: text.slice(head + 4), closed });
+      resolve({ status: Number(statusLine!.split(" ")[1]), headers, body: text.slice(head + 4), closed });
     };
     const timer = setTimeout(() => finish(false), waitMs);
     socket.setEncoding("latin1");
@@ -192,7 +192,7 @@ describe("the HTTP surface under fuzzing", () => {
         if (!asQuery && trimmed === "") return; // an empty header is no cursor: live, no RESET
         const reset = /event: RESET\ndata: (.*)\n/.exec(a!.body);
         expect(reset, `RESET for ${JSON.stringify(v.slice(0, 80))}`).not.toBeNull();
-        expect(["cursor-malformed", "cursor-foreign"]).toContain((JSON.parse(reset![1]) as { reason: string }).reason);
+        expect(["cursor-malformed", "cursor-foreign"]).toContain((JSON.parse(reset![1]!) as { reason: string }).reason);
       }),
       params,
     );
@@ -220,11 +220,11 @@ describe("the HTTP surface under fuzzing", () => {
         else if (types.length === 1) {
           let decoded: string | undefined;
           try {
-            decoded = decodeURIComponent(types[0]);
+            decoded = decodeURIComponent(types[0]!);
           } catch {
             decoded = types[0];
           }
-          typesOk = decoded !== "" && decoded.split(",").every((t) => known.includes(t));
+          typesOk = decoded !== "" && decoded!.split(",").every((t) => known.includes(t));
         }
         expect(a!.status, query).toBe(typesOk ? 200 : 400);
         if (!typesOk) expectJsonError(a!, "E_BAD_REQUEST");
@@ -266,7 +266,7 @@ describe("the HTTP surface under fuzzing", () => {
     await t.db.collection("nodes").insertOne({ flowId: "control", n: "after fuzzing" });
     await control.until((x) => x.messages.length === 1, 10_000, "an event after the fuzzing");
     expect(control.ended).toBe(false);
-    expect(control.events()[0].data).toMatchObject({ flowId: "control", doc: { n: "after fuzzing" } });
+    expect(control.events()[0]!.data).toMatchObject({ flowId: "control", doc: { n: "after fuzzing" } });
     await eventually("only the control subscriber left", () =>
       expect({ subscribers: t.fs.hub.subscriberCount(), streams: t.fs.limits.streamsOf("127.0.0.1") }).toEqual({ subscribers: 1, streams: 1 }),
     );

@@ -25,13 +25,13 @@ const READERS = 4;
 
 function quantile(xs: number[], q: number): number {
   const sorted = [...xs].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
 }
 
 /** Writes EVENTS events of CHUNK bytes to `flowId`, one at a time; per event, the ms until every reader has it. */
 async function latencies(logs: Collection, flowId: string, readers: SseClient[]): Promise<number[]> {
   const out: number[] = [];
-  const base = readers[0].messages.length;
+  const base = readers[0]!.messages.length;
   for (let k = 1; k <= EVENTS; k++) {
     const t0 = performance.now();
     await logs.insertOne({ flowId, k, chunk: CHUNK });
@@ -61,11 +61,11 @@ describe("a subscriber that never reads", () => {
     const p50 = [quantile(without, 0.5), quantile(withStalled, 0.5)];
     const p90 = [quantile(without, 0.9), quantile(withStalled, 0.9)];
     console.log(
-      `load: latency p50 ${p50[0].toFixed(1)} → ${p50[1].toFixed(1)} ms, p90 ${p90[0].toFixed(1)} → ${p90[1].toFixed(1)} ms (without → with a stalled subscriber); ${EVENTS} × ${CHUNK.length} B`,
+      `load: latency p50 ${p50[0]!.toFixed(1)} → ${p50[1]!.toFixed(1)} ms, p90 ${p90[0]!.toFixed(1)} → ${p90[1]!.toFixed(1)} ms (without → with a stalled subscriber); ${EVENTS} × ${CHUNK.length} B`,
     );
     // "Within noise", generously: a stalled peer costs the others nothing but the shared write loop.
-    expect(p50[1]).toBeLessThan(Math.max(3 * p50[0], p50[0] + 50));
-    expect(p90[1]).toBeLessThan(Math.max(3 * p90[0], p90[0] + 100));
+    expect(p50[1]).toBeLessThan(Math.max(3 * p50[0]!, p50[0]! + 50));
+    expect(p90[1]).toBeLessThan(Math.max(3 * p90[0]!, p90[0]! + 100));
 
     // 60 × 120 KB = 7.2 MB written, past loopback socket buffers (a few MB) + 64 KB: dropped, and the socket is cut soon after.
     expect(t.fs.hub.stats.dropped).toBe(droppedBefore + 1);
@@ -114,7 +114,7 @@ describe("admission limits", () => {
       // Snapshots and health checks are not streams: never limited.
       expect((await fetch(`${fs.url}/readyz`)).status).toBe(200);
 
-      open[0].hangUp();
+      open[0]!.hangUp();
       await eventually("two streams", () => fs.limits.streamsOf("127.0.0.1") === 2);
       const again = await get(subscribeUrl(fs, "ip-5"));
       expect(again.res.status).toBe(200);
@@ -154,7 +154,7 @@ describe("admission limits", () => {
       expect(full.body?.error?.code).toBe("E_SUBSCRIBERS_FULL");
       expect(fs.hub.subscriberCount()).toBe(4);
 
-      f1[0].hangUp();
+      f1[0]!.hangUp();
       await eventually("three subscribers", () => fs.hub.subscriberCount() === 3);
       expect((await get(subscribeUrl(fs, "f1"))).res.status).toBe(200);
       for (const o of [...f1, ...f2]) o.hangUp();

@@ -37,7 +37,7 @@ describe("MongoDB unreachable, then back", () => {
     async () => {
       // Simulator only: an oplog of 30 entries, overflowed by the writes made during the outage.
       const small = await startTestBackend({ oplogSize: 30 });
-      const proxy = await TcpProxy.start(small.url.replace(/^mongodb:\/\//, "").split(/[/,?]/)[0]);
+      const proxy = await TcpProxy.start(small.url.replace(/^mongodb:\/\//, "").split(/[/,?]/)[0]!);
       const writer = new MongoClient(small.url);
       const dbName = uniqueDb("out");
       const fs = await startTestFlowsync(proxy.url("connectTimeoutMS=2000&heartbeatFrequencyMS=500"), { MONGO_DB: dbName });

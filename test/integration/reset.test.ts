@@ -53,7 +53,7 @@ describe("RESET", () => {
       await resumed.until((x) => x.messages.length === 1, 10_000, "RESET");
       const [reset] = resumed.events();
       expect(reset).toMatchObject({ type: "RESET", data: { flowId: "old", reason: "history-lost" } });
-      expect(reset.id).toEqual(expect.any(String));
+      expect(reset!.id).toEqual(expect.any(String));
       await nodes.insertOne({ flowId: "old", n: "live" });
       await resumed.until((x) => x.messages.length === 2, 10_000, "live event");
       expect(shape(resumed)).toEqual(["RESET:history-lost", "SYNC_CANVAS:live"]);
@@ -78,7 +78,7 @@ describe("RESET", () => {
       for (const c of clients) await c.until((x) => x.messages.length === 3, 10_000, "live event after the RESET");
       clients.forEach((c, i) => {
         expect(shape(c)).toEqual(["SYNC_CANVAS:before", "RESET:stream-invalidated", "SYNC_CANVAS:after"]);
-        expect(c.events()[1].data.flowId).toBe(flowOf(i));
+        expect(c.events()[1]!.data.flowId).toBe(flowOf(i));
       });
       expect(fs.watcher.ready).toBe(true);
       await Promise.all(clients.map((c) => c.close()));

@@ -67,7 +67,7 @@ class Resumer {
 
 async function scenario(replayBufferSize: number, seed: number) {
   const rand = seededRandom(seed);
-  const pick = <T>(xs: T[]) => xs[Math.floor(rand() * xs.length)];
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)] as T;
   const dbName = uniqueDb("rr");
   const fs = await startTestFlowsync(h.backend.url, { MONGO_DB: dbName, REPLAY_BUFFER_SIZE: String(replayBufferSize) });
   const nodes = h.client.db(dbName).collection<{ _id: string; flowId: string; seq: number }>("nodes");

@@ -64,7 +64,7 @@ describe("snapshot", () => {
     expect(await t.db.collection("nodes").countDocuments({ "secrets.k": "TOPSECRET" })).toBe(1);
     expect(await t.db.collection("nodes").countDocuments({ _internal: "TOPSECRET" })).toBe(1);
     const body = snapshotDataSchema.parse(JSON.parse(text));
-    expect(body.canvas.node.map((d) => d._id).sort()).toEqual(["s1", "s2"]);
+    expect(body.canvas.node!.map((d) => d._id).sort()).toEqual(["s1", "s2"]);
     expect(body.canvas.edge).toHaveLength(1);
     expect(body.executions).toEqual([expect.objectContaining({ status: "running", progress: 40 })]);
     expect(body.logs!.map((d) => d.chunk)).toEqual(["a", "b"]);
@@ -77,9 +77,9 @@ describe("snapshot", () => {
     const c = new SseClient(subscribeUrl(t.fs, "snap-b", "?snapshot=1"));
     await c.until((x) => x.messages.length >= 1, 5000, "SNAPSHOT");
     const [first] = c.events();
-    expect(first.type).toBe("SNAPSHOT");
-    expect(first.id).toBe(first.data.cursor);
-    expect((first.data.canvas as Record<string, Doc[]>).node.map((d) => d._id)).toEqual(["p1"]);
+    expect(first!.type).toBe("SNAPSHOT");
+    expect(first!.id).toBe(first!.data.cursor);
+    expect((first!.data.canvas as Record<string, Doc[]>).node!.map((d) => d._id)).toEqual(["p1"]);
     await t.db.collection("nodes").updateOne({ _id: "p1" as never }, { $set: { v: 2 } });
     await c.until((x) => x.messages.length >= 2, 10_000, "the update");
     expect(c.events()[1]).toMatchObject({ type: "SYNC_CANVAS", data: { op: "update", id: "p1", changes: { set: { v: 2 } } } });
@@ -101,7 +101,7 @@ describe("snapshot", () => {
     expect(bad.status).toBe(400);
     const reset = new SseClient(subscribeUrl(t.fs, "snap-t", "?types=LOG_STREAM"), { lastEventId: "bad" });
     await reset.until((x) => x.messages.length >= 1, 5000, "RESET");
-    expect(reset.events()[0].type).toBe("RESET");
+    expect(reset.events()[0]!.type).toBe("RESET");
     await reset.close();
   });
 
@@ -131,7 +131,7 @@ describe("snapshot", () => {
       const events = await snapshotMidWrites(t, flowId, rand, 3, write);
 
       const [snap, ...rest] = events;
-      const state = new Map<string, Doc>(((snap.data.canvas as Record<string, Doc[]>).node ?? []).map((d) => [d._id, d]));
+      const state = new Map<string, Doc>(((snap!.data.canvas as Record<string, Doc[]>).node ?? []).map((d) => [d._id, d]));
       for (const e of rest) apply(state, e);
       const truth = await t.db.collection<Doc>("nodes").find({ flowId }).toArray();
       expect([...state.keys()].sort(), `trial ${trial} (seed ${seed + trial})`).toEqual(truth.map((d) => d._id).sort());

@@ -121,7 +121,7 @@ describe("transactions", () => {
 
         const { replayedFromMemory, replayedFromMongo } = fs.subscriptions.counters;
         for (let k = 0; k < 5; k++) {
-          const resumed = await connected(fs, flowId, all[k].id);
+          const resumed = await connected(fs, flowId, all[k]!.id);
           await untilId(resumed, end);
           await resumed.close();
           expect(shape(resumed.events()), `resume after event ${k}`).toEqual(shape(all.slice(k + 1)));
@@ -166,7 +166,7 @@ describe("transactions", () => {
               } else {
                 const id = live[Math.floor(rand() * live.length)];
                 await nodes.deleteOne({ _id: id }, { session });
-                deleted.push(id);
+                deleted.push(id!);
               }
             }
           });
@@ -177,8 +177,8 @@ describe("transactions", () => {
       const events = await snapshotMidWrites(t, flowId, rand, 2, write);
 
       const [snap, ...rest] = events;
-      expect(snap.type).toBe("SNAPSHOT");
-      const state = new Map<string, Doc>(((snap.data.canvas as Record<string, Doc[]>).node ?? []).map((d) => [d._id, d]));
+      expect(snap!.type).toBe("SNAPSHOT");
+      const state = new Map<string, Doc>(((snap!.data.canvas as Record<string, Doc[]>).node ?? []).map((d) => [d._id, d]));
       for (const e of rest) {
         if (e.type !== "SYNC_CANVAS") continue;
         const { op, id, doc } = e.data as { op: string; id: string; doc: Doc | null };

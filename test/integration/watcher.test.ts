@@ -168,7 +168,7 @@ describe("ChangeWatcher", () => {
       watcher = o.watcher;
       await watcher.start();
       expect(o.restarts.map((r) => r.reason)).toEqual(["history-lost"]);
-      expect(o.restarts[0].position).toBeDefined();
+      expect(o.restarts[0]!.position).toBeDefined();
       expect(watcher.state).toBe("running");
       expect(watcher.restarts).toBe(1);
 
@@ -230,7 +230,7 @@ describe("ChangeWatcher", () => {
       expect(inserted()).toEqual(["a1", "a2", "a3", "a4", "a5", "b1", "b2", "b3", "end"]);
       const failures = logs.filter((l) => l.msg.startsWith("change stream failed"));
       expect(failures).toHaveLength(1);
-      expect(failures[0].err?.code).toBe(2);
+      expect(failures[0]!.err?.code).toBe(2);
       expect(restarts).toEqual([]);
       expect(watcher.state).toBe("running");
       expect(await changeStreamCursors(client, dbName)).toBe(1);

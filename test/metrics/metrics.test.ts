@@ -26,7 +26,7 @@ async function scrape(): Promise<{ text: string; samples: Sample[]; contentType:
     const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
     if (!m) continue;
     const labels = Object.fromEntries([...(m[2] ?? "").matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1], l[2]]));
-    samples.push({ name: m[1], labels, value: Number(m[3]) });
+    samples.push({ name: m[1]!, labels, value: Number(m[3]) });
   }
   return { text, samples, contentType: res.headers.get("content-type") };
 }
@@ -79,7 +79,7 @@ describe("GET /metrics", () => {
     expect(value(samples, "process_resident_memory_bytes")).toBeGreaterThan(0);
 
     // Resumes: a recent cursor from memory, an evicted one from MongoDB, a malformed one gets RESET.
-    const oldest = a1.messages[0].id!;
+    const oldest = a1.messages[0]!.id!;
     const newest = a1.lastEventId!;
     const fromMemory = await connected(t.fs, "metrics-a", newest);
     for (let i = 0; i < 6; i++) await t.db.collection("flow_logs").insertOne({ flowId: "metrics-z", i }); // evicts metrics-a's events
@@ -134,9 +134,9 @@ describe("GET /metrics", () => {
   it("counts a RESET broadcast after a stream restart once per subscriber, apart from published events", async () => {
     const hub = new FlowHub({ replay: new ReplayBuffer({ capacity: 10 }) });
     const queues = [new SubscriberQueue({ maxBytes: 1 << 20 }), new SubscriberQueue({ maxBytes: 1 << 20 }), new SubscriberQueue({ maxBytes: 1 << 20 })];
-    hub.subscribe("f1", queues[0]);
-    hub.subscribe("f1", queues[1]);
-    hub.subscribe("f2", queues[2]);
+    hub.subscribe("f1", queues[0]!);
+    hub.subscribe("f1", queues[1]!);
+    hub.subscribe("f2", queues[2]!);
     hub.publish({ flowId: "f1", frame: "data: {}\n\n", token: "8201", type: "LOG_STREAM" });
     hub.broadcast((flowId) => `event: RESET\ndata: {"flowId":"${flowId}"}\n\n`);
     expect(Object.fromEntries(hub.typeCounts())).toEqual({ LOG_STREAM: { published: 1, delivered: 2 }, RESET: { published: 0, delivered: 3 } });

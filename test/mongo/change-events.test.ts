@@ -40,7 +40,7 @@ describe("change events", () => {
     const stream = await openStream(c);
     await c.updateOne({ _id: 1 }, { $push: { tags: { $each: ["c", "d"] } } } as never);
     const [e] = await nextEvents(stream, 1);
-    expect(e.updateDescription).toEqual({ updatedFields: { "tags.2": "c", "tags.3": "d" }, removedFields: [], truncatedArrays: [] });
+    expect(e!.updateDescription).toEqual({ updatedFields: { "tags.2": "c", "tags.3": "d" }, removedFields: [], truncatedArrays: [] });
     await stream.close();
   });
 
@@ -50,7 +50,7 @@ describe("change events", () => {
     const stream = await openStream(c);
     await c.updateOne({ _id: 1 }, { $set: { arr: [1], obj: { x: 1, y: 2 } } });
     const [e] = await nextEvents(stream, 1);
-    expect(e.updateDescription).toEqual({ updatedFields: { arr: [1], obj: { x: 1, y: 2 } }, removedFields: [], truncatedArrays: [] });
+    expect(e!.updateDescription).toEqual({ updatedFields: { arr: [1], obj: { x: 1, y: 2 } }, removedFields: [], truncatedArrays: [] });
     await stream.close();
   });
 
@@ -60,7 +60,7 @@ describe("change events", () => {
     const stream = await openStream(c);
     await c.updateOne({ _id: 1 }, { $set: { "a.b.c": 1 } });
     const [e] = await nextEvents(stream, 1);
-    expect(e.updateDescription.updatedFields).toEqual({ a: { b: { c: 1 } } });
+    expect(e!.updateDescription.updatedFields).toEqual({ a: { b: { c: 1 } } });
     await stream.close();
   });
 
@@ -70,7 +70,7 @@ describe("change events", () => {
     const stream = await openStream(c);
     await c.updateOne({ _id: 1 }, [{ $set: { arr: { $slice: ["$arr", 1] }, added: true } }]);
     const [e] = await nextEvents(stream, 1);
-    expect(e.updateDescription).toEqual({ updatedFields: { added: true }, removedFields: [], truncatedArrays: [{ field: "arr", newSize: 1 }] });
+    expect(e!.updateDescription).toEqual({ updatedFields: { added: true }, removedFields: [], truncatedArrays: [{ field: "arr", newSize: 1 }] });
     await stream.close();
   });
 
@@ -81,8 +81,8 @@ describe("change events", () => {
     await c.updateOne({ _id: 1 }, { $set: { "grades.$[g]": 0 } }, { arrayFilters: [{ g: { $gte: 90 } }] });
     await c.updateOne({ _id: 1 }, { $set: { "grades.$[g]": 1 } }, { arrayFilters: [{ g: 80 }] });
     const [several, one] = await nextEvents(stream, 2);
-    expect(several.updateDescription.updatedFields).toEqual({ grades: [0, 80, 0] });
-    expect(one.updateDescription.updatedFields).toEqual({ "grades.1": 1 });
+    expect(several!.updateDescription.updatedFields).toEqual({ grades: [0, 80, 0] });
+    expect(one!.updateDescription.updatedFields).toEqual({ "grades.1": 1 });
     await stream.close();
   });
 
@@ -94,9 +94,9 @@ describe("change events", () => {
     await c.updateOne({ _id: 1 }, { $set: { "a.1": 2, "b.0.1": 2 } });
     const [p] = await nextEvents(plain, 1);
     const [x] = await nextEvents(expanded, 1);
-    expect(p.updateDescription).not.toHaveProperty("disambiguatedPaths");
-    expect(x.updateDescription.disambiguatedPaths).toEqual({ "a.1": ["a", "1"], "b.0.1": ["b", 0, "1"] });
-    expect(x.collectionUUID).toBeDefined();
+    expect(p!.updateDescription).not.toHaveProperty("disambiguatedPaths");
+    expect(x!.updateDescription.disambiguatedPaths).toEqual({ "a.1": ["a", "1"], "b.0.1": ["b", 0, "1"] });
+    expect(x!.collectionUUID).toBeDefined();
     await plain.close();
     await expanded.close();
   });
@@ -108,7 +108,7 @@ describe("change events", () => {
     await c.updateOne({ _id: 1 }, { $set: { a: 1 } });
     await c.insertOne({ _id: 2 });
     const [e] = await nextEvents(stream, 1);
-    expect([e.operationType, e.documentKey]).toEqual(["insert", { _id: 2 }]);
+    expect([e!.operationType, e!.documentKey]).toEqual(["insert", { _id: 2 }]);
     await stream.close();
   });
 
@@ -141,8 +141,8 @@ describe("change events", () => {
     await c.findOneAndDelete({ _id: 1 });
     const events = await nextEvents(stream, 4);
     expect(events.map((e) => e.operationType)).toEqual(["insert", "update", "replace", "delete"]);
-    expect(events[0].fullDocument).toEqual({ _id: 1, a: 1 });
-    expect(events[1].updateDescription.updatedFields).toEqual({ a: 2 });
+    expect(events[0]!.fullDocument).toEqual({ _id: 1, a: 1 });
+    expect(events[1]!.updateDescription.updatedFields).toEqual({ a: 2 });
     await stream.close();
   });
 
@@ -193,7 +193,7 @@ describe("change events", () => {
     const stream = await openStream(h.client, [{ $match: { "ns.db": db.databaseName } }]);
     await db.dropDatabase();
     const [drop, dropDatabase] = await nextEvents(stream, 2);
-    expect(drop.operationType).toBe("drop");
+    expect(drop!.operationType).toBe("drop");
     expect(dropDatabase).toEqual({ ...common(), operationType: "dropDatabase", ns: { db: db.databaseName } });
     await stream.close();
   });
@@ -213,7 +213,7 @@ describe("change events", () => {
     const stream = await openStream(c);
     for (let i = 0; i < 5; i++) await c.insertOne({ _id: i });
     const events = await nextEvents(stream, 5);
-    for (let i = 1; i < events.length; i++) expect(events[i].clusterTime.greaterThan(events[i - 1].clusterTime)).toBe(true);
+    for (let i = 1; i < events.length; i++) expect(events[i]!.clusterTime.greaterThan(events[i - 1]!.clusterTime)).toBe(true);
     expect(new Set(events.map((e) => e._id._data)).size).toBe(5);
     await stream.close();
   });

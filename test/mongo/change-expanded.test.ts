@@ -49,8 +49,8 @@ describe("change events with showExpandedEvents", () => {
     const stream = await openStream(db, [], { showExpandedEvents: true });
     await db.createCollection("c", { changeStreamPreAndPostImages: { enabled: true } });
     const [e] = await nextEvents(stream, 1);
-    expect(e.operationType).toBe("create");
-    expect(e.operationDescription).toMatchObject({ changeStreamPreAndPostImages: { enabled: true }, idIndex: ID_INDEX });
+    expect(e!.operationType).toBe("create");
+    expect(e!.operationDescription).toMatchObject({ changeStreamPreAndPostImages: { enabled: true }, idIndex: ID_INDEX });
     await stream.close();
   });
 

@@ -50,7 +50,7 @@ describe("change stream history lost", () => {
     const events = await nextEvents(stream, OPLOG_SIZE);
     await stream.close();
     // The oplog now holds exactly these five writes: resuming after the oldest loses nothing.
-    const resumed = c.watch([], { resumeAfter: events[0]._id, maxAwaitTimeMS: 100 });
+    const resumed = c.watch([], { resumeAfter: events[0]!._id, maxAwaitTimeMS: 100 });
     expect((await nextEvents(resumed, OPLOG_SIZE - 1)).map((e) => e.documentKey._id)).toEqual([2, 3, 4, 5]);
     await resumed.close();
   });

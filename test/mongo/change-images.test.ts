@@ -33,9 +33,9 @@ describe("pre- and post-images", () => {
   describe("fullDocument", () => {
     it("default: update events carry no fullDocument; replace does", async () => {
       const [update, replace, del] = await threeChanges(await collection(true), {});
-      expect("fullDocument" in update).toBe(false);
-      expect(replace.fullDocument).toEqual({ _id: 1, v: 3 });
-      expect("fullDocument" in del).toBe(false);
+      expect("fullDocument" in update!).toBe(false);
+      expect(replace!.fullDocument).toEqual({ _id: 1, v: 3 });
+      expect("fullDocument" in del!).toBe(false);
     });
 
     it("updateLookup: the document as it is when the event is read", async () => {
@@ -45,7 +45,7 @@ describe("pre- and post-images", () => {
       await c.updateOne({ _id: 1 }, { $set: { v: 3 } });
       const [first] = await nextEvents(stream, 1);
       // The lookup happens at read time, so the first update already sees the second.
-      expect(first.fullDocument).toEqual({ _id: 1, v: 3 });
+      expect(first!.fullDocument).toEqual({ _id: 1, v: 3 });
       await stream.close();
     });
 
@@ -55,8 +55,8 @@ describe("pre- and post-images", () => {
       await c.updateOne({ _id: 1 }, { $set: { v: 2 } });
       await c.deleteOne({ _id: 1 });
       const [update, del] = await nextEvents(stream, 2);
-      expect(update.fullDocument).toBeNull();
-      expect(del.operationType).toBe("delete");
+      expect(update!.fullDocument).toBeNull();
+      expect(del!.operationType).toBe("delete");
       await stream.close();
     });
 
@@ -66,7 +66,7 @@ describe("pre- and post-images", () => {
       await c.updateOne({ _id: 1 }, { $set: { v: 2 } });
       await c.updateOne({ _id: 1 }, { $set: { v: 3 } });
       const [a, b] = await nextEvents(stream, 2);
-      expect([a.fullDocument, b.fullDocument]).toEqual([
+      expect([a!.fullDocument, b!.fullDocument]).toEqual([
         { _id: 1, v: 2 },
         { _id: 1, v: 3 },
       ]);
@@ -80,7 +80,7 @@ describe("pre- and post-images", () => {
 
     it("required with images enabled: the post-image", async () => {
       const [update] = await threeChanges(await collection(true), { fullDocument: "required" });
-      expect(update.fullDocument).toEqual({ _id: 1, v: 2 });
+      expect(update!.fullDocument).toEqual({ _id: 1, v: 2 });
     });
 
     it("required with images disabled: the update event fails with 47 NoMatchingDocument", async () => {
@@ -130,7 +130,7 @@ describe("pre- and post-images", () => {
       const stream = await openStream(c, [], { fullDocumentBeforeChange: "whenAvailable" });
       await c.insertOne({ _id: 2 });
       const [e] = await nextEvents(stream, 1);
-      expect("fullDocumentBeforeChange" in e).toBe(false);
+      expect("fullDocumentBeforeChange" in e!).toBe(false);
       await stream.close();
     });
 
@@ -139,7 +139,7 @@ describe("pre- and post-images", () => {
       const stream = await openStream(c, [], { fullDocument: "required", fullDocumentBeforeChange: "required" });
       await c.updateOne({ _id: 1 }, { $inc: { v: 10 } });
       const [e] = await nextEvents(stream, 1);
-      expect([e.fullDocumentBeforeChange, e.fullDocument]).toEqual([
+      expect([e!.fullDocumentBeforeChange, e!.fullDocument]).toEqual([
         { _id: 1, v: 1 },
         { _id: 1, v: 11 },
       ]);
@@ -154,8 +154,8 @@ describe("pre- and post-images", () => {
     await c.db.command({ collMod: "c", changeStreamPreAndPostImages: { enabled: true } });
     await c.updateOne({ _id: 1 }, { $set: { v: 3 } });
     const [before, after] = await nextEvents(stream, 2);
-    expect([before.fullDocumentBeforeChange, before.fullDocument]).toEqual([null, null]);
-    expect([after.fullDocumentBeforeChange, after.fullDocument]).toEqual([
+    expect([before!.fullDocumentBeforeChange, before!.fullDocument]).toEqual([null, null]);
+    expect([after!.fullDocumentBeforeChange, after!.fullDocument]).toEqual([
       { _id: 1, v: 2 },
       { _id: 1, v: 3 },
     ]);
@@ -168,7 +168,7 @@ describe("pre- and post-images", () => {
     await c.db.command({ collMod: "c", changeStreamPreAndPostImages: { enabled: false } });
     await c.deleteOne({ _id: 1 });
     const [e] = await nextEvents(stream, 1);
-    expect(e.fullDocumentBeforeChange).toBeNull();
+    expect(e!.fullDocumentBeforeChange).toBeNull();
     await stream.close();
   });
 });

@@ -29,7 +29,7 @@ describe("invalidate, by stream level", () => {
       await db.collection("c").drop();
       const events = await nextEvents(stream, 2);
       expect(kinds(events)).toEqual(["drop", "invalidate"]);
-      expect(events[0].ns).toEqual({ db: db.databaseName, coll: "c" });
+      expect(events[0]!.ns).toEqual({ db: db.databaseName, coll: "c" });
       await expectClosed(stream);
     });
 
@@ -40,7 +40,7 @@ describe("invalidate, by stream level", () => {
       await db.collection("c").rename("d");
       const events = await nextEvents(stream, 2);
       expect(kinds(events)).toEqual(["rename", "invalidate"]);
-      expect(events[0].to).toEqual({ db: db.databaseName, coll: "d" });
+      expect(events[0]!.to).toEqual({ db: db.databaseName, coll: "d" });
       await expectClosed(stream);
     });
 
@@ -52,7 +52,7 @@ describe("invalidate, by stream level", () => {
       await db.collection("source").rename("target", { dropTarget: true });
       const events = await nextEvents(stream, 2);
       expect(kinds(events)).toEqual(["rename", "invalidate"]);
-      expect([events[0].ns, events[0].to]).toEqual([
+      expect([events[0]!.ns, events[0]!.to]).toEqual([
         { db: db.databaseName, coll: "source" },
         { db: db.databaseName, coll: "target" },
       ]);
@@ -67,7 +67,7 @@ describe("invalidate, by stream level", () => {
       await db.dropDatabase();
       const events = await nextEvents(stream, 2);
       expect(kinds(events)).toEqual(["drop", "invalidate"]);
-      expect(events[0].ns).toEqual({ db: db.databaseName, coll: "c" });
+      expect(events[0]!.ns).toEqual({ db: db.databaseName, coll: "c" });
       await expectClosed(stream);
     });
 
@@ -78,7 +78,7 @@ describe("invalidate, by stream level", () => {
       await db.dropDatabase();
       await coll(db, "ghost").insertOne({ _id: 1 });
       const [e] = await nextEvents(stream, 1);
-      expect([e.operationType, e.documentKey]).toEqual(["insert", { _id: 1 }]);
+      expect([e!.operationType, e!.documentKey]).toEqual(["insert", { _id: 1 }]);
       await stream.close();
     });
 
@@ -103,11 +103,11 @@ describe("invalidate, by stream level", () => {
       const [, invalidate] = await nextEvents(stream, 2);
       await stream.close();
 
-      await expectCode(openStream(coll(db, "c"), [], { resumeAfter: invalidate._id }), 260);
-      const after = await openStream(coll(db, "c"), [], { startAfter: invalidate._id });
+      await expectCode(openStream(coll(db, "c"), [], { resumeAfter: invalidate!._id }), 260);
+      const after = await openStream(coll(db, "c"), [], { startAfter: invalidate!._id });
       await coll(db, "c").insertOne({ _id: "again" });
       const [e] = await nextEvents(after, 1);
-      expect([e.operationType, e.documentKey]).toEqual(["insert", { _id: "again" }]);
+      expect([e!.operationType, e!.documentKey]).toEqual(["insert", { _id: "again" }]);
       await after.close();
     });
   });
@@ -139,7 +139,7 @@ describe("invalidate, by stream level", () => {
           .map((e) => e.ns.coll)
           .sort(),
       ).toEqual(["a", "b"]);
-      expect(events[2].ns).toEqual({ db: db.databaseName });
+      expect(events[2]!.ns).toEqual({ db: db.databaseName });
       await expectClosed(stream);
     });
 
@@ -149,7 +149,7 @@ describe("invalidate, by stream level", () => {
       await db.dropDatabase();
       await coll(db, "a").insertOne({ _id: "first write" });
       const [e] = await nextEvents(stream, 1);
-      expect([e.operationType, e.documentKey]).toEqual(["insert", { _id: "first write" }]);
+      expect([e!.operationType, e!.documentKey]).toEqual(["insert", { _id: "first write" }]);
       await stream.close();
     });
 
@@ -161,7 +161,7 @@ describe("invalidate, by stream level", () => {
       await other.dropDatabase();
       await coll(db, "a").insertOne({ _id: "mine" });
       const [e] = await nextEvents(stream, 1);
-      expect([e.operationType, e.ns.db]).toEqual(["insert", db.databaseName]);
+      expect([e!.operationType, e!.ns.db]).toEqual(["insert", db.databaseName]);
       await stream.close();
     });
   });

@@ -53,7 +53,7 @@ describe("postBatchResumeToken and awaitData", () => {
     await c.insertOne({ _id: 2, keep: true });
     const resumed = c.watch([], { resumeAfter: pbrt, maxAwaitTimeMS: 100 });
     const [e] = await nextEvents(resumed, 1);
-    expect(e.documentKey).toEqual({ _id: 2 });
+    expect(e!.documentKey).toEqual({ _id: 2 });
     await resumed.close();
   });
 
@@ -70,7 +70,7 @@ describe("postBatchResumeToken and awaitData", () => {
       .find((cur) => cur.nextBatch.length > 0)!;
     const lastInBatch = data(batch.nextBatch[batch.nextBatch.length - 1]._id);
     expect(data(batch.postBatchResumeToken) >= lastInBatch).toBe(true);
-    expect(data(stream.resumeToken) >= data(events[2]._id)).toBe(true);
+    expect(data(stream.resumeToken) >= data(events[2]!._id)).toBe(true);
     await stream.close();
   });
 
@@ -86,7 +86,7 @@ describe("postBatchResumeToken and awaitData", () => {
     }
     await stream.close();
     expect(seen.length).toBeGreaterThanOrEqual(6);
-    for (let i = 1; i < seen.length; i++) expect(seen[i] >= seen[i - 1]).toBe(true);
+    for (let i = 1; i < seen.length; i++) expect(seen[i]! >= seen[i - 1]!).toBe(true);
   });
 
   it("an idle getMore waits maxAwaitTimeMS: a handful of getMores per second, not a busy loop", async () => {

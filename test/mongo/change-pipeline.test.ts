@@ -13,7 +13,7 @@ describe("change stream pipelines", () => {
     await c.updateOne({ _id: 1 }, { $set: { a: 1 } });
     await c.deleteOne({ _id: 2 });
     const [e] = await nextEvents(stream, 1);
-    expect([e.operationType, e.documentKey]).toEqual(["delete", { _id: 2 }]);
+    expect([e!.operationType, e!.documentKey]).toEqual(["delete", { _id: 2 }]);
     await stream.close();
   });
 
@@ -25,7 +25,7 @@ describe("change stream pipelines", () => {
       { _id: 2, keep: true },
     ]);
     const [e] = await nextEvents(stream, 1);
-    expect(e.documentKey).toEqual({ _id: 2 });
+    expect(e!.documentKey).toEqual({ _id: 2 });
     await stream.close();
   });
 
@@ -43,7 +43,7 @@ describe("change stream pipelines", () => {
     const stream = await openStream(c, [{ $addFields: { k: "$documentKey._id" } }, { $set: { tag: "x" } }, { $unset: ["fullDocument", "ns"] }]);
     await c.insertOne({ _id: 7, a: 1 });
     const [e] = await nextEvents(stream, 1);
-    expect([e.k, e.tag, e.fullDocument, e.ns]).toEqual([7, "x", undefined, undefined]);
+    expect([e!.k, e!.tag, e!.fullDocument, e!.ns]).toEqual([7, "x", undefined, undefined]);
     await stream.close();
   });
 
@@ -91,9 +91,9 @@ describe("change stream pipelines", () => {
     await c.insertOne({ _id: 1 });
     const [e] = await nextEvents(stream, 1);
     await stream.close();
-    await expectCode(c.aggregate([{ $changeStream: { resumeAfter: e._id, startAfter: e._id } }]).toArray(), 50865);
-    await expectCode(c.aggregate([{ $changeStream: { resumeAfter: e._id, startAtOperationTime: e.clusterTime } }]).toArray(), 40674);
-    await expectCode(c.aggregate([{ $changeStream: { startAfter: e._id, startAtOperationTime: e.clusterTime } }]).toArray(), 40674);
+    await expectCode(c.aggregate([{ $changeStream: { resumeAfter: e!._id, startAfter: e!._id } }]).toArray(), 50865);
+    await expectCode(c.aggregate([{ $changeStream: { resumeAfter: e!._id, startAtOperationTime: e!.clusterTime } }]).toArray(), 40674);
+    await expectCode(c.aggregate([{ $changeStream: { startAfter: e!._id, startAtOperationTime: e!.clusterTime } }]).toArray(), 40674);
   });
 
   it("a stream on the admin database needs allChangesForCluster (73), and that option only fits admin (72)", async () => {

@@ -22,7 +22,7 @@ describe("resume and start options", () => {
 
   it("resumeAfter a token returns exactly the events after it", async () => {
     const { c, events } = await history();
-    const stream = c.watch([], { resumeAfter: events[1]._id, maxAwaitTimeMS: 100 });
+    const stream = c.watch([], { resumeAfter: events[1]!._id, maxAwaitTimeMS: 100 });
     expect(ids(await nextEvents(stream, 3))).toEqual([3, 4, 5]);
     await c.insertOne({ _id: 6 });
     expect(ids(await nextEvents(stream, 1))).toEqual([6]);
@@ -31,7 +31,7 @@ describe("resume and start options", () => {
 
   it("startAfter a token returns exactly the events after it", async () => {
     const { c, events } = await history();
-    const stream = c.watch([], { startAfter: events[3]._id, maxAwaitTimeMS: 100 });
+    const stream = c.watch([], { startAfter: events[3]!._id, maxAwaitTimeMS: 100 });
     expect(ids(await nextEvents(stream, 1))).toEqual([5]);
     expect(await stream.tryNext()).toBeNull();
     await stream.close();
@@ -39,7 +39,7 @@ describe("resume and start options", () => {
 
   it("resumeAfter the last token waits for the next event", async () => {
     const { c, events } = await history();
-    const stream = await openStream(c, [], { resumeAfter: events[4]._id });
+    const stream = await openStream(c, [], { resumeAfter: events[4]!._id });
     await c.insertOne({ _id: 6 });
     expect(ids(await nextEvents(stream, 1))).toEqual([6]);
     await stream.close();
@@ -47,14 +47,14 @@ describe("resume and start options", () => {
 
   it("startAtOperationTime is inclusive: the event at that time is returned", async () => {
     const { c, events } = await history();
-    const stream = c.watch([], { startAtOperationTime: events[2].clusterTime, maxAwaitTimeMS: 100 });
+    const stream = c.watch([], { startAtOperationTime: events[2]!.clusterTime, maxAwaitTimeMS: 100 });
     expect(ids(await nextEvents(stream, 3))).toEqual([3, 4, 5]);
     await stream.close();
   });
 
   it("startAtOperationTime one increment after an event's time starts just after it", async () => {
     const { c, events } = await history();
-    const t: Timestamp = events[2].clusterTime;
+    const t: Timestamp = events[2]!.clusterTime;
     const stream = c.watch([], { startAtOperationTime: new Timestamp({ t: t.high, i: t.low + 1 }), maxAwaitTimeMS: 100 });
     expect(ids(await nextEvents(stream, 2))).toEqual([4, 5]);
     await stream.close();
@@ -66,7 +66,7 @@ describe("resume and start options", () => {
     for (let i = 1; i <= 3; i++) await coll(db, "c").insertOne({ _id: i });
     const events = await nextEvents(dbStream, 3);
     await dbStream.close();
-    const stream = coll(db, "c").watch([], { resumeAfter: events[0]._id, maxAwaitTimeMS: 100 });
+    const stream = coll(db, "c").watch([], { resumeAfter: events[0]!._id, maxAwaitTimeMS: 100 });
     expect(ids(await nextEvents(stream, 2))).toEqual([2, 3]);
     await stream.close();
   });
@@ -78,7 +78,7 @@ describe("resume and start options", () => {
     const [event] = await nextEvents(a, 1);
     await a.close();
     await coll(db, "b").insertOne({ _id: 2 });
-    const stream = coll(db, "b").watch([], { resumeAfter: event._id, maxAwaitTimeMS: 100 });
+    const stream = coll(db, "b").watch([], { resumeAfter: event!._id, maxAwaitTimeMS: 100 });
     await expectCode(stream.next(), 280);
     await stream.close();
   });

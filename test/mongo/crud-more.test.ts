@@ -31,7 +31,7 @@ describe("let variables", () => {
     const docs = await c.aggregate([{ $project: { _id: 0, r: "$$r", s: "$$s" } }], { let: { r: { $rand: {} }, s: { $literal: "$x" } } }).toArray();
     expect(docs).toHaveLength(3);
     expect(new Set(docs.map((d) => d.r)).size).toBe(1);
-    expect(typeof docs[0].r).toBe("number");
+    expect(typeof docs[0]!.r).toBe("number");
     expect(docs.every((d) => d.s === "$x")).toBe(true);
   });
 
@@ -178,9 +178,9 @@ describe("document validation", () => {
       );
     expect(err).toBeInstanceOf(MongoBulkWriteError);
     const [writeError] = (err as MongoBulkWriteError).writeErrors as unknown as Array<{ index: number; code: number; errInfo: Document }>;
-    expect(writeError.index).toBe(1);
-    expect(writeError.code).toBe(121);
-    expect(writeError.errInfo).toMatchObject({ failingDocumentId: 2 });
+    expect(writeError!.index).toBe(1);
+    expect(writeError!.code).toBe(121);
+    expect(writeError!.errInfo).toMatchObject({ failingDocumentId: 2 });
     expect(await c.countDocuments()).toBe(1);
   });
 
@@ -305,7 +305,7 @@ describe("count and sessions", () => {
     expect(await c.count({ _id: { $gt: 1 } }, { skip: 1, limit: 5 })).toBe(2);
     rec.stop();
     expect(rec.names()).toEqual(["count", "count"]);
-    expect(rec.seen[1].command).toMatchObject({ count: "c", query: { _id: { $gt: 1 } }, skip: 1, limit: 5 });
+    expect(rec.seen[1]!.command).toMatchObject({ count: "c", query: { _id: { $gt: 1 } }, skip: 1, limit: 5 });
     expect(await coll(h.client.db(uniqueDb()), "missing").estimatedDocumentCount()).toBe(0);
   });
 
@@ -354,7 +354,7 @@ describe("pipeline-style updates", () => {
     const [small, rewrite] = await nextEvents(stream, 2);
     expect(small).toMatchObject({ operationType: "update", documentKey: { _id: 1 }, updateDescription: { updatedFields: { x: 2 }, removedFields: [] } });
     expect(rewrite).toMatchObject({ operationType: "replace", documentKey: { _id: 1 }, fullDocument: { _id: 1, u: { v: 1 }, foo: 1 } });
-    expect(rewrite.updateDescription).toBeUndefined();
+    expect(rewrite!.updateDescription).toBeUndefined();
     await stream.close();
   });
 });

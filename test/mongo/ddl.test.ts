@@ -10,8 +10,8 @@ describe("collections, databases and indexes", () => {
     const db = freshDb();
     await db.createCollection("a", { changeStreamPreAndPostImages: { enabled: true } });
     const [info] = await db.listCollections({ name: "a" }).toArray();
-    expect(info.name).toBe("a");
-    expect(info.type).toBe("collection");
+    expect(info!.name).toBe("a");
+    expect(info!.type).toBe("collection");
     expect((info as { options: unknown }).options).toEqual({ changeStreamPreAndPostImages: { enabled: true } });
     expect(await db.collection("a").countDocuments()).toBe(0);
   });

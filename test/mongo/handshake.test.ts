@@ -11,8 +11,8 @@ describe("handshake and topology", () => {
     expect(description.type).toBe("ReplicaSetWithPrimary");
     const servers = [...description.servers.values()];
     expect(servers.map((s) => s.type)).toEqual(["RSPrimary"]);
-    expect(servers[0].setName).toBeTruthy();
-    expect(servers[0].logicalSessionTimeoutMinutes).toBeGreaterThan(0);
+    expect(servers[0]!.setName).toBeTruthy();
+    expect(servers[0]!.logicalSessionTimeoutMinutes).toBeGreaterThan(0);
   });
 
   it("answers hello as a writable primary that lists itself in hosts", async () => {

@@ -75,8 +75,8 @@ describe("session table", () => {
     expect(oplog.size).toBe(before + 1);
     const [entry] = [...oplog.newerThan(oplog.truncatedThrough)];
     expect(entry).toMatchObject({ op: "applyOps", txnNumber: 1, lsid: { id: lsid.id } });
-    expect(entry.lsid!.uid).toBeDefined();
-    expect(entry.ops!.map((o) => [o.op, o.db, o.coll, o.id])).toEqual([
+    expect(entry!.lsid!.uid).toBeDefined();
+    expect(entry!.ops!.map((o) => [o.op, o.db, o.coll, o.id])).toEqual([
       ["insert", "db", "c", 1],
       ["replace", "db", "c", 1],
       ["insert", "db", "c", 2],

@@ -53,7 +53,7 @@ describe("snapshot reads", () => {
       await session.endSession();
     }
     const reads = rec.seen.filter((e) => e.commandName === "find" || e.commandName === "aggregate").map((e) => e.reply.cursor as Document);
-    const atClusterTime = reads[0].atClusterTime as Timestamp;
+    const atClusterTime = reads[0]!.atClusterTime as Timestamp;
     expect(atClusterTime).toBeInstanceOf(Timestamp);
     const sent = started.seen.filter((e) => e.commandName === "find" || e.commandName === "aggregate").map((e) => e.command.readConcern);
     expect(sent[0]).toEqual({ level: "snapshot" });

@@ -16,7 +16,7 @@ describe.runIf(isSim)("standalone simulator (replicaSet: false)", () => {
     expect(hello.isWritablePrimary).toBe(true);
     const description = await topologyOf(h.backend.url);
     expect(description.type).toBe("Single");
-    expect([...description.servers.values()][0].type).toBe("Standalone");
+    expect([...description.servers.values()][0]!.type).toBe("Standalone");
   });
 
   it("still serves CRUD", async () => {

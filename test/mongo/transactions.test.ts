@@ -202,8 +202,8 @@ describe("transactions", () => {
         await coll(client.db(a.dbName), "a").insertOne({ _id: "committed" }, { session });
         await session.commitTransaction();
         const committed = numbers[numbers.length - 1];
-        await expectCode(statement(committed), 256);
-        await expectCode(statement(committed.subtract(1), { startTransaction: true }), 225);
+        await expectCode(statement(committed!), 256);
+        await expectCode(statement(committed!.subtract(1), { startTransaction: true }), 225);
       } finally {
         await session.endSession();
       }
@@ -238,10 +238,10 @@ describe("transactions", () => {
         await session.endSession();
       }
       const [first, second, commit] = started.filter((c) => c.insert || c.commitTransaction);
-      expect(first.readConcern).toMatchObject({ level: "snapshot" });
-      expect(second.readConcern).toBeUndefined();
-      expect(commit.maxTimeMS).toBe(5000);
-      expect(commit.writeConcern).toMatchObject({ w: "majority" });
+      expect(first!.readConcern).toMatchObject({ level: "snapshot" });
+      expect(second!.readConcern).toBeUndefined();
+      expect(commit!.maxTimeMS).toBe(5000);
+      expect(commit!.writeConcern).toMatchObject({ w: "majority" });
       expect(await a.countDocuments({})).toBe(2);
     });
   });
@@ -274,15 +274,15 @@ describe("transactions", () => {
         ["delete", "a", "a0"],
       ]);
       // The insert shows the document as inserted, not as the transaction left it.
-      expect(events[0].fullDocument).toEqual({ _id: "a1", v: 1 });
-      expect(events[1].updateDescription.updatedFields).toEqual({ v: 2 });
+      expect(events[0]!.fullDocument).toEqual({ _id: "a1", v: 1 });
+      expect(events[1]!.updateDescription.updatedFields).toEqual({ v: 2 });
       const times = new Set(events.map((e) => `${(e.clusterTime as Timestamp).toString()}`));
       expect(times.size).toBe(1);
       for (const e of events) {
         expect(e.lsid.id.toString("hex")).toBe(lsid.id.toString("hex"));
         // An int64 on the wire; the driver hands it out as a number.
         expect(typeof e.txnNumber).toBe("number");
-        expect(e.txnNumber).toBe(events[0].txnNumber);
+        expect(e.txnNumber).toBe(events[0]!.txnNumber);
       }
       expect(new Set(events.map((e) => e._id._data)).size).toBe(4);
     });
@@ -296,9 +296,9 @@ describe("transactions", () => {
       const events = await nextEvents(stream, 2);
       await stream.close();
       expect(events.map((e) => e.documentKey._id)).toEqual(["b1", "b2"]);
-      expect(events[0].lsid).toBeDefined();
-      expect(events[1].lsid).toBeUndefined();
-      expect(events[1].txnNumber).toBeUndefined();
+      expect(events[0]!.lsid).toBeDefined();
+      expect(events[1]!.lsid).toBeUndefined();
+      expect(events[1]!.txnNumber).toBeUndefined();
     });
 
     it("an aborted transaction leaves nothing: the next event is the write after it", async () => {
@@ -313,7 +313,7 @@ describe("transactions", () => {
       await a.insertOne({ _id: "sentinel" });
       const [next] = await nextEvents(stream, 1);
       await stream.close();
-      expect(next.documentKey._id).toBe("sentinel");
+      expect(next!.documentKey._id).toBe("sentinel");
     });
 
     it("resumeAfter and startAfter any event of a transaction yield exactly the rest of it, then what follows", async () => {
@@ -327,7 +327,7 @@ describe("transactions", () => {
       const ids = all.map((e) => `${e.ns.coll}:${e.documentKey._id}:${e.operationType}`);
       for (let i = 0; i < 4; i++) {
         for (const option of ["resumeAfter", "startAfter"] as const) {
-          const resumed = db.watch([], { [option]: all[i]._id, maxAwaitTimeMS: 100 });
+          const resumed = db.watch([], { [option]: all[i]!._id, maxAwaitTimeMS: 100 });
           const rest = await nextEvents(resumed as never, 4 - i);
           await resumed.close();
           expect(
@@ -351,15 +351,15 @@ describe("transactions", () => {
       );
       const [update, replace, del] = await nextEvents(stream, 3);
       await stream.close();
-      expect([update.fullDocumentBeforeChange, update.fullDocument]).toEqual([
+      expect([update!.fullDocumentBeforeChange, update!.fullDocument]).toEqual([
         { _id: 1, v: 0 },
         { _id: 1, v: 1 },
       ]);
-      expect([replace.fullDocumentBeforeChange, replace.fullDocument]).toEqual([
+      expect([replace!.fullDocumentBeforeChange, replace!.fullDocument]).toEqual([
         { _id: 1, v: 1 },
         { _id: 1, v: 2 },
       ]);
-      expect(del.fullDocumentBeforeChange).toEqual({ _id: 1, v: 2 });
+      expect(del!.fullDocumentBeforeChange).toEqual({ _id: 1, v: 2 });
     });
   });
 
@@ -380,7 +380,7 @@ describe("transactions", () => {
         return (reply.cursor.firstBatch as Document[]).map((d) => d._id);
       };
       expect(await at(before.operationTime as Timestamp)).toEqual([0]);
-      expect(await at(first.clusterTime as Timestamp)).toEqual([0, 1, 2, 3]);
+      expect(await at(first!.clusterTime as Timestamp)).toEqual([0, 1, 2, 3]);
     });
   });
 });
@@ -414,8 +414,8 @@ describe("retryable writes", () => {
       await client.db("admin").command({ configureFailPoint: "failCommand", mode: "off" });
     }
     expect(sent).toHaveLength(2);
-    expect(sent[1].txnNumber.toString()).toBe(sent[0].txnNumber.toString());
-    expect(sent[1].lsid.id.toString("hex")).toBe(sent[0].lsid.id.toString("hex"));
+    expect(sent[1]!.txnNumber.toString()).toBe(sent[0]!.txnNumber.toString());
+    expect(sent[1]!.lsid.id.toString("hex")).toBe(sent[0]!.lsid.id.toString("hex"));
     expect(await c.findOne({ _id: 1 })).toEqual({ _id: 1, n: 1 });
   });
 

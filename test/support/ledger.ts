@@ -29,7 +29,7 @@ export class Ledger {
     for (let k = 0; k < count; k++) {
       const n = ++this.#n;
       const flowId = this.flows[n % this.flows.length];
-      await this.#insert(flowId, `${flowId}-${n}`, n);
+      await this.#insert(flowId!, `${flowId}-${n}`, n);
       if (pauseMs > 0) await new Promise((r) => setTimeout(r, pauseMs));
     }
   }

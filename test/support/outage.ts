@@ -41,17 +41,17 @@ async function waitStatus(url: string, status: number, timeoutMs: number): Promi
 const heartbeats = (raw: string) => (raw.match(/^:\n/gm) ?? []).length;
 
 export async function outageScenario(backend: TestBackend, mode: CutMode, outageMs: number): Promise<OutageFigures> {
-  const proxy = await TcpProxy.start(backend.url.replace(/^mongodb:\/\//, "").split(/[/,?]/)[0]);
+  const proxy = await TcpProxy.start(backend.url.replace(/^mongodb:\/\//, "").split(/[/,?]/)[0]!);
   const writer = new MongoClient(backend.url);
   const dbName = uniqueDb("out");
   const fs = await startTestFlowsync(proxy.url("connectTimeoutMS=2000&heartbeatFrequencyMS=500"), { MONGO_DB: dbName, HEARTBEAT_MS: String(HEARTBEAT_MS) });
   const ledger = new Ledger(writer.db(dbName).collection("nodes"), FLOWS);
   const stay = FLOWS.map((flowId) => ({ flowId, c: new SseClient(subscribeUrl(fs, flowId)) }));
-  let mover = new SseClient(subscribeUrl(fs, FLOWS[0]));
+  let mover = new SseClient(subscribeUrl(fs, FLOWS[0]!));
   try {
     for (const c of [...stay.map((s) => s.c), mover]) await c.opened();
     await ledger.write(10);
-    await mover.until((x) => Ledger.received(x).length === ledger.expected.get(FLOWS[0])!.length, 10_000, "first events");
+    await mover.until((x) => Ledger.received(x).length === ledger.expected.get(FLOWS[0]!)!.length, 10_000, "first events");
     expect(await readyStatus(fs.url)).toBe(200);
 
     // The mover drops off just before the outage and misses a few events that flowsync still gets.
@@ -69,8 +69,8 @@ export async function outageScenario(backend: TestBackend, mode: CutMode, outage
     const seenAtCut = stay.map(({ c }) => Ledger.received(c).length);
 
     // MongoDB is out of reach: the mover comes back now, with its cursor, and is served from memory.
-    mover = new SseClient(subscribeUrl(fs, FLOWS[0]), { lastEventId: moverCursor });
-    const beforeOutage = ledger.expected.get(FLOWS[0])!.length;
+    mover = new SseClient(subscribeUrl(fs, FLOWS[0]!), { lastEventId: moverCursor });
+    const beforeOutage = ledger.expected.get(FLOWS[0]!)!.length;
     await mover.until((x) => moverSeen.length + Ledger.received(x).length === beforeOutage, 10_000, "the missed events, from memory, during the outage");
 
     // Other writers go on writing; readiness stays down the whole time.
@@ -98,9 +98,9 @@ export async function outageScenario(backend: TestBackend, mode: CutMode, outage
     let events = 0;
     for (const { flowId, c } of stay) events += await ledger.exactlyOnce(c, flowId);
     const deliveredAfterMs = Date.now() - restoredAt;
-    await ledger.sentinel(mover, FLOWS[0]);
+    await ledger.sentinel(mover, FLOWS[0]!);
     const moverAll = [...moverSeen, ...Ledger.received(mover)];
-    expect(moverAll).toEqual(ledger.expected.get(FLOWS[0]));
+    expect(moverAll).toEqual(ledger.expected.get(FLOWS[0]!));
     events += moverAll.length;
     for (const { c } of stay) expect(c.ended, "the subscriber stayed connected through the outage").toBe(false);
     expect(fs.watcher.restarts).toBe(0);

@@ -41,7 +41,7 @@ export function applyUpdate(
   }
   if (kind === "pipeline") {
     try {
-      [next] = new Aggregator(u as Document[], { variables: opts.variables }).run([clone(doc)]) as Document[];
+      next = (new Aggregator(u as Document[], { variables: opts.variables }).run([clone(doc)]) as Document[])[0] ?? {};
     } catch (err) {
       throw engineError(err, Codes.BadValue);
     }
@@ -108,7 +108,7 @@ function setPath(doc: Document, path: string, value: unknown): void {
   const parts = path.split(".");
   let cur = doc;
   for (const part of parts.slice(0, -1)) cur = cur[part] ??= {};
-  cur[parts[parts.length - 1]] = value;
+  cur[parts[parts.length - 1]!] = value;
 }
 
 function immutableId(): never {

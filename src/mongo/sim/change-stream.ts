@@ -303,7 +303,7 @@ export interface OpenedStream {
  */
 export function openChangeStream(db: string, target: unknown, pipeline: Document[], oplog: Oplog, topologyIsReplicaSet: boolean): OpenedStream {
   if (!topologyIsReplicaSet) fail(40573, "The $changeStream stage is only supported on replica sets");
-  const options = (pipeline[0].$changeStream ?? {}) as Document;
+  const options = (pipeline[0]!.$changeStream ?? {}) as Document;
   if (typeof options !== "object" || Array.isArray(options)) fail(Codes.TypeMismatch, "the $changeStream stage must be an object");
   for (const key of Object.keys(options)) {
     if (!STAGE_OPTIONS.has(key)) fail(40415, `BSON field '$changeStream.${key}' is an unknown field.`);
@@ -311,8 +311,8 @@ export function openChangeStream(db: string, target: unknown, pipeline: Document
   const stages = pipeline.slice(1);
   for (const stage of stages) {
     const name = Object.keys(stage)[0];
-    if (ALLOWED_STAGES.has(name)) continue;
-    if (KNOWN_STAGES.has(name)) fail(Codes.IllegalOperation, `${name} is not permitted in a $changeStream pipeline`);
+    if (ALLOWED_STAGES.has(name!)) continue;
+    if (KNOWN_STAGES.has(name!)) fail(Codes.IllegalOperation, `${name} is not permitted in a $changeStream pipeline`);
     fail(Codes.UnrecognizedPipelineStage, `Unrecognized pipeline stage name: '${name}'`);
   }
 

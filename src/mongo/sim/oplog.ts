@@ -119,7 +119,7 @@ export class Oplog {
     this.entries.push(entry);
     this.lastAppendMs = this.now();
     while (this.size > this.capacity) {
-      this.truncatedThrough = this.entries[this.head].ts;
+      this.truncatedThrough = this.entries[this.head]!.ts;
       this.head++;
     }
     // Compact lazily so that truncation stays O(1) amortised.
@@ -137,15 +137,15 @@ export class Oplog {
     let hi = this.entries.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (compareTs(this.entries[mid].ts, from) < 0) lo = mid + 1;
+      if (compareTs(this.entries[mid]!.ts, from) < 0) lo = mid + 1;
       else hi = mid;
     }
-    for (let k = lo; k < this.entries.length; k++) yield this.entries[k];
+    for (let k = lo; k < this.entries.length; k++) yield this.entries[k]!;
   }
 
   /** Entries newer than `ts`, newest first (for undo). */
   *newerThan(ts: Timestamp): Generator<OplogEntry> {
-    for (let k = this.entries.length - 1; k >= this.head && compareTs(this.entries[k].ts, ts) > 0; k--) yield this.entries[k];
+    for (let k = this.entries.length - 1; k >= this.head && compareTs(this.entries[k]!.ts, ts) > 0; k--) yield this.entries[k]!;
   }
 
   /** Resolves on the next append, or after `ms`, or when `signal` aborts. */

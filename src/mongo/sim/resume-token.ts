@@ -37,9 +37,9 @@ export function decodeToken(token: unknown): TokenData | undefined {
   const m = TOKEN.exec(data);
   if (!m) return undefined;
   return {
-    ts: new Timestamp({ t: parseInt(m[1], 16), i: parseInt(m[2], 16) }),
+    ts: new Timestamp({ t: parseInt(m[1]!, 16), i: parseInt(m[2]!, 16) }),
     kind: m[3] === "00" ? "hwm" : "event",
-    seq: parseInt(m[4], 16),
+    seq: parseInt(m[4]!, 16),
     fromInvalidate: m[5] === "01",
   };
 }

@@ -112,7 +112,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
         socket.destroy();
         return;
       }
-      const db = request.opCode === OP_QUERY ? (request.fullCollectionName ?? "admin").split(".")[0] : ((request.body.$db as string) ?? "admin");
+      const db = request.opCode === OP_QUERY ? ((request.fullCollectionName ?? "admin").split(".")[0] ?? "admin") : ((request.body.$db as string) ?? "admin");
       rememberClient(conn, request.body);
       conn.op = { opid: state.nextOpId++, command: request.body, db, startedAt: Date.now() };
       const reply = await runCommand(request.body, db, ctx).finally(() => (conn.op = undefined));

@@ -84,7 +84,7 @@ export function describeOperatorUpdate(before: Document, after: Document, u: Doc
 /** Follows an update path (with positional parts) through before/after, logging at the leaves. */
 function walk(rest: string[], b: unknown, a: unknown, at: Segment[], how: Logged, filters: Document[], d: UpdateDescription): void {
   if (rest.length === 0) return logLeaf(at, how, d, b, a);
-  const [head, ...tail] = rest;
+  const [head = "", ...tail] = rest;
   const positional = head === "$" || head === "$[]" || /^\$\[\w+\]$/.test(head);
   if (!positional) {
     const key: Segment = Array.isArray(b) && /^\d+$/.test(head) ? Number(head) : head;
@@ -110,7 +110,7 @@ function walk(rest: string[], b: unknown, a: unknown, at: Segment[], how: Logged
   }
   const modified = matching.filter(changed);
   if (modified.length > 1) set(d, at, a);
-  else if (modified.length === 1) set(d, [...at, modified[0]], a[modified[0]]);
+  else if (modified.length === 1) set(d, [...at, modified[0]!], a[modified[0]!]);
 }
 
 function elementMatches(identifier: string, element: unknown, filters: Document[]): boolean {

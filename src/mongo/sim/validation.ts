@@ -56,7 +56,7 @@ export function checkValidator(coll: Collection, doc: Document, before: Document
  */
 function explain(validator: Document, doc: Document): Document {
   const clauses = Object.entries(validator).flatMap(([key, cond]) => splitClause(key, cond));
-  if (clauses.length === 1) return explainClause(clauses[0], doc);
+  if (clauses.length === 1) return explainClause(clauses[0]!, doc);
   const failed = clauses
     .map((clause, index) => ({ index, clause }))
     .filter(({ clause }) => !new Query(clause).test(doc))
@@ -84,14 +84,14 @@ function isOperatorObject(value: unknown): boolean {
 const COMPARISONS = new Set(["$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin"]);
 
 function explainClause(clause: Document, doc: Document): Document {
-  const [key, cond] = Object.entries(clause)[0];
+  const [key, cond] = Object.entries(clause)[0] ?? ["", undefined];
   if (key.startsWith("$")) return { operatorName: key, specifiedAs: clause, reason: "expression did not match" };
   const [op] = isOperatorObject(cond) ? Object.keys(cond as Document) : ["$eq"];
   const value = valueAt(doc, key);
   if (op === "$exists") return { operatorName: op, specifiedAs: clause, reason: value === undefined ? "path does not exist" : "path exists" };
   if (value === undefined && op !== "$ne" && op !== "$nin") return { operatorName: op, specifiedAs: clause, reason: "field was missing" };
   if (op === "$type") return { operatorName: op, specifiedAs: clause, reason: "type did not match", consideredValue: value, consideredType: typeName(value) };
-  if (COMPARISONS.has(op)) return { operatorName: op, specifiedAs: clause, reason: "comparison failed", consideredValue: value };
+  if (COMPARISONS.has(op!)) return { operatorName: op, specifiedAs: clause, reason: "comparison failed", consideredValue: value };
   return { operatorName: op, specifiedAs: clause, reason: "expression did not match", consideredValue: value };
 }
 

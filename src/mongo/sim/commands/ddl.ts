@@ -65,7 +65,7 @@ export const renameCollection: Handler = (cmd, db, { server }) => {
     const dot = ns.indexOf(".");
     return { db: ns.slice(0, dot), coll: ns.slice(dot + 1) };
   });
-  server.store.rename(from.db, from.coll, to.db, to.coll, cmd.dropTarget === true);
+  server.store.rename(from!.db, from!.coll, to!.db, to!.coll, cmd.dropTarget === true);
   return { ok: 1 };
 };
 

@@ -103,7 +103,7 @@ export const aggregate: Handler = (cmd, db, ctx) => {
   if (first === "$changeStream") return openStream(cmd, db, ctx, pipeline, batchSize);
   if (cmd.aggregate === 1) {
     let source: Document[];
-    if (first === "$currentOp" && db === "admin") source = currentOp(ctx, (pipeline[0].$currentOp ?? {}) as Document);
+    if (first === "$currentOp" && db === "admin") source = currentOp(ctx, (pipeline[0]!.$currentOp ?? {}) as Document);
     // $listLocalSessions runs on any database (mongod allows it on admin and on others alike).
     else if (first === "$listLocalSessions") source = ctx.server.sessionCache.list();
     else notImplemented(`database-level aggregate starting with ${first}`);
@@ -121,7 +121,7 @@ export const aggregate: Handler = (cmd, db, ctx) => {
   const store = ctx.data;
   // Stages edit the documents they are given: the pipeline reads copies (immutable.ts).
   const docs = store.documentsAt(db, name, at).map(copyDeep);
-  const out = pipeline.length > 0 && "$out" in pipeline[pipeline.length - 1] ? pipeline[pipeline.length - 1].$out : undefined;
+  const out = pipeline.length > 0 && "$out" in pipeline[pipeline.length - 1]! ? pipeline[pipeline.length - 1]!.$out : undefined;
   const stages = out === undefined ? pipeline : pipeline.slice(0, -1);
   let result: Document[];
   try {

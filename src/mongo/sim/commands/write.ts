@@ -32,10 +32,10 @@ async function eachStatement<T>(statements: T[], ordered: boolean, run: (s: T, i
   for (let index = 0; index < statements.length; index++) {
     // Synchronous unless a statement must wait: one command's statements are one step of the
     // event loop, so no reader (a change stream's getMore) sees a multi-document write half done.
-    let failed = attempt(() => run(statements[index], index));
+    let failed = attempt(() => run(statements[index]!, index));
     while (failed instanceof Blocked) {
       await failed.until;
-      failed = attempt(() => run(statements[index], index));
+      failed = attempt(() => run(statements[index]!, index));
     }
     if (!failed) continue;
     errors.push(failed.toWriteError(index));
