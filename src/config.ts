@@ -51,6 +51,7 @@ const schema = z.object({
   AUTH_ISSUER: z.string().min(1).optional(),
   AUTH_AUDIENCE: z.string().min(1).optional(),
   AUTH_FLOWS_CLAIM: z.string().min(1).default("flows"),
+  AUTH_ADMIN_CLAIM: z.string().min(1).default("flowsync_admin"),
   AUTH_COOKIE: z
     .string()
     .regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, "not a valid cookie name")
@@ -103,6 +104,7 @@ export interface Config {
     issuer: string | undefined;
     audience: string | undefined;
     claim: string;
+    adminClaim: string;
     cookie: string;
     queryToken: boolean;
     clockToleranceS: number;
@@ -151,6 +153,7 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
       issuer: e.AUTH_ISSUER,
       audience: e.AUTH_AUDIENCE,
       claim: e.AUTH_FLOWS_CLAIM,
+      adminClaim: e.AUTH_ADMIN_CLAIM,
       cookie: e.AUTH_COOKIE,
       queryToken: e.AUTH_QUERY_TOKEN,
       clockToleranceS: e.AUTH_CLOCK_TOLERANCE_S,

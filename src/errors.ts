@@ -24,6 +24,8 @@ export const ERROR_CODES = {
   E_UNAUTHORIZED: { status: 401, expose: true },
   /** The token is valid but does not grant this flow. */
   E_FORBIDDEN: { status: 403, expose: true },
+  /** Auth is on and the token lacks the admin claim (AUTH_ADMIN_CLAIM) an admin route needs. */
+  E_ADMIN_REQUIRED: { status: 403, expose: true },
   /** A CORS preflight from an origin that is not in CORS_ORIGINS. */
   E_ORIGIN_NOT_ALLOWED: { status: 403, expose: true },
   /** This client IP already has MAX_STREAMS_PER_IP open event streams. */

@@ -21,7 +21,7 @@ import { StreamLimits } from "./http/limits";
 import { listen } from "./http/server";
 import { stopList } from "./lifecycle";
 import { ClientHealth, reconnectWhenStuck } from "./mongo/client-health";
-import { createMetrics, type Metrics } from "./metrics";
+import { createMetrics, watcherLagSeconds, type Metrics } from "./metrics";
 import { readSnapshot } from "./snapshot/read-snapshot";
 import { ChangeFeed } from "./hub/change-feed";
 import { FlowHub } from "./hub/flow-hub";
@@ -120,12 +120,20 @@ export async function startFlowsync(config: Readonly<Config>, logger: Logger): P
       basePath: config.basePath,
       subscriptions,
       snapshot: (flowId, options) => readSnapshot(snapshotOptions, flowId, options),
+      flows: () => hub.flows(),
       retryMs: config.retryMs,
       heartbeatMs: config.heartbeatMs,
       logger: logger.child({ component: "http" }),
       readiness: () => ({
         ready: !stopping && live.ready && mongo.reachable,
-        detail: { watcher: live.state, mongo: mongo.reachable ? "reachable" : "unreachable", subscribers: hub.subscriberCount() },
+        detail: {
+          watcher: live.state,
+          mongo: mongo.reachable ? "reachable" : "unreachable",
+          subscribers: hub.subscriberCount(),
+          flows: hub.stats.flows,
+          // As flowsync_watcher_lag_seconds; null before the first position.
+          lagSeconds: watcherLagSeconds(live.position, Date.now()) ?? null,
+        },
       }),
       metrics,
       auth,

@@ -15,6 +15,7 @@ import type { ChangeFeed } from "./hub/change-feed";
 import type { FlowHub } from "./hub/flow-hub";
 import type { Limiter } from "./hub/limiter";
 import type { Subscriptions } from "./hub/subscriptions";
+import { clusterTimeOfToken, type ResumeToken } from "./token";
 import type { ChangeWatcher } from "./watch/change-watcher";
 
 export interface MetricSources {
@@ -109,8 +110,7 @@ export function createMetrics(s: MetricSources, { processMetrics = true } = {}):
     "flowsync_watcher_lag_seconds",
     "Now minus the cluster time of the watcher's position: its last event, or the high-water mark of its last empty batch (so an idle stream stays near 0). NaN before the first position.",
     () => {
-      const seconds = clusterSecondsOfToken(s.watcher.position?._data);
-      return seconds === undefined ? Number.NaN : Math.max(0, now() / 1000 - seconds);
+      return watcherLagSeconds(s.watcher.position, now()) ?? Number.NaN;
     },
   );
   counterFrom(
@@ -146,13 +146,13 @@ export function createMetrics(s: MetricSources, { processMetrics = true } = {}):
   };
 }
 
-/**
- * The cluster time (seconds) in a resume token: `_data` is a KeyString whose first
- * value is the Timestamp (type byte 0x82, then 4 bytes of seconds). The same server
- * property the replay buffer's token order relies on (docs/mongodb.md#resume-tokens).
- */
+/** The cluster time's seconds in a token (src/token.ts: the same property the replay buffer's token order relies on). */
 export function clusterSecondsOfToken(data: string | undefined): number | undefined {
-  if (data === undefined || !data.startsWith("82") || data.length < 18) return undefined;
-  const seconds = Number.parseInt(data.slice(2, 10), 16);
-  return Number.isFinite(seconds) ? seconds : undefined;
+  return clusterTimeOfToken(data)?.t;
+}
+
+/** Now minus the cluster time of the watcher's position (seconds, ≥ 0); undefined before the first position. */
+export function watcherLagSeconds(position: ResumeToken | undefined, now: number): number | undefined {
+  const seconds = clusterSecondsOfToken(position?._data);
+  return seconds === undefined ? undefined : Math.max(0, now / 1000 - seconds);
 }

@@ -30,3 +30,13 @@ export function laterToken(a: string | undefined, b: string | undefined): string
   if (b === undefined) return a;
   return a > b ? a : b;
 }
+
+/**
+ * The cluster time inside a token: `_data` is a KeyString whose first value is the
+ * change's Timestamp (type byte 0x82, then 4 bytes of seconds and 4 of increment,
+ * big-endian); docs/mongodb.md#resume-tokens. Undefined for anything else.
+ */
+export function clusterTimeOfToken(data: string | undefined): ClusterTime | undefined {
+  if (data === undefined || !/^82[0-9A-Fa-f]{16}/.test(data)) return undefined;
+  return { t: Number.parseInt(data.slice(2, 10), 16), i: Number.parseInt(data.slice(10, 18), 16) };
+}

@@ -7,7 +7,9 @@ import Koa from "koa";
 import type { Logger } from "pino";
 import { FlowsyncError, isFlowsyncError } from "../errors";
 import { DOC_EVENT_TYPES, isValidFlowId, type SnapshotData } from "../events/schemas";
+import type { FlowInfo } from "../hub/flow-hub";
 import type { Subscriptions } from "../hub/subscriptions";
+import { clusterTimeOfToken } from "../token";
 import type { Authenticator, Grant } from "./auth";
 import { cors } from "./cors";
 import { mountInspector } from "./inspector";
@@ -21,6 +23,8 @@ export interface AppOptions extends SseOptions {
   subscriptions: Subscriptions;
   /** The flow's state at one point in time, with the cursor that continues after it. */
   snapshot: (flowId: string, options: { logs: boolean }) => Promise<SnapshotData>;
+  /** The flows with subscribers on this instance (FlowHub.flows), for `GET …/flows`. */
+  flows: () => readonly FlowInfo[];
   /** Whether MongoDB is reachable and the watcher's stream is open. */
   readiness: () => { ready: boolean; detail: Record<string, unknown> };
   /** `GET /metrics` (Prometheus text format); no route when absent. */
@@ -87,6 +91,21 @@ export function createApp(o: AppOptions): Koa {
     ctx.body = await o.snapshot(flowId, { logs: flag(ctx.query.logs) });
   });
 
+  // The active flows of this instance, for the inspector. An admin's view: with auth on, only a token whose
+  // admin claim is true sees it (another token could learn other flows' ids and activity).
+  router.get(`${o.basePath}/flows`, async (ctx) => {
+    if (o.auth) {
+      const grant = await o.auth.authenticate({
+        authorization: ctx.get("Authorization") || undefined,
+        cookie: ctx.cookies.get(o.auth.cookie),
+        query: ctx.query.access_token,
+      });
+      if (!grant.admin) throw new FlowsyncError("E_ADMIN_REQUIRED", "listing flows needs a token with the admin claim");
+    }
+    ctx.set("Cache-Control", "no-store");
+    ctx.body = flowList(o.flows());
+  });
+
   router.get("/healthz", (ctx) => {
     ctx.body = { status: "ok" };
   });
@@ -137,6 +156,34 @@ function validFlowId(flowId: string | undefined): string {
     throw new FlowsyncError("E_FLOW_ID_INVALID", "flowId must be 1-256 characters without control characters");
   }
   return flowId;
+}
+
+/** At most this many flows in one answer (the most recently active first); `total` counts them all. */
+export const MAX_LISTED_FLOWS = 1000;
+
+interface ListedFlow {
+  flowId: string;
+  subscribers: number;
+  /** When this instance received the flow's last event (ISO 8601), while the flow had subscribers here. */
+  lastEventAt: string | null;
+  /** That event's cluster time, `"<seconds>.<increment>"` like the events' `clusterTime`. */
+  lastClusterTime: string | null;
+}
+
+function flowList(flows: readonly FlowInfo[]): { total: number; flows: ListedFlow[] } {
+  const sorted = [...flows].sort((a, b) => (b.lastEventAt ?? -1) - (a.lastEventAt ?? -1) || (a.flowId < b.flowId ? -1 : a.flowId > b.flowId ? 1 : 0));
+  return {
+    total: flows.length,
+    flows: sorted.slice(0, MAX_LISTED_FLOWS).map((f) => {
+      const time = clusterTimeOfToken(f.lastToken);
+      return {
+        flowId: f.flowId,
+        subscribers: f.subscribers,
+        lastEventAt: f.lastEventAt === undefined ? null : new Date(f.lastEventAt).toISOString(),
+        lastClusterTime: time ? `${time.t}.${time.i}` : null,
+      };
+    }),
+  };
 }
 
 function flag(value: unknown): boolean {

@@ -21,6 +21,9 @@
  *
  *   no/invalid token → 401 E_UNAUTHORIZED (with WWW-Authenticate: Bearer)
  *   valid, flow not granted (or no usable claim) → 403 E_FORBIDDEN
+ *
+ * Admin: the claim AUTH_ADMIN_CLAIM (default `flowsync_admin`) set to `true` lets a
+ * token list this instance's flows (`GET …/flows`); any other token gets 403 E_ADMIN_REQUIRED.
  */
 import { readFile } from "node:fs/promises";
 import { createLocalJWKSet, createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from "jose";
@@ -37,6 +40,8 @@ export interface AuthOptions {
   audience?: string;
   /** The claim naming the readable flows. */
   claim: string;
+  /** The claim that, when `true`, makes a token an admin's (the flows list, `GET …/flows`). */
+  adminClaim: string;
   /** Cookie that may carry the token. */
   cookie: string;
   /** Whether `?access_token=` is accepted. */
@@ -49,6 +54,8 @@ export interface Grant {
   readonly subject: string | undefined;
   /** When the token expires (ms since the epoch): streams opened with it end then. */
   readonly expiresAt: number;
+  /** The token's admin claim (AUTH_ADMIN_CLAIM) is `true`. */
+  readonly admin: boolean;
   allows(flowId: string): boolean;
 }
 
@@ -123,6 +130,8 @@ export async function createAuthenticator(o: AuthOptions): Promise<Authenticator
     return {
       subject: typeof payload.sub === "string" ? payload.sub : undefined,
       expiresAt: (payload.exp as number) * 1000,
+      // Exactly `true`: a string "false" or a 1 must not pass for one.
+      admin: payload[o.adminClaim] === true,
       allows: (flowId) => patterns.some((p) => globMatch(p, flowId)),
     };
   };

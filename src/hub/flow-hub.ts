@@ -21,6 +21,8 @@ export interface FlowHubOptions {
   replay: ReplayBuffer;
   /** How the hub's subscriber queues defer their wake-ups; default one `checkPhaseScheduler()` per hub. */
   schedule?: Schedule;
+  /** Wall clock in ms, for `FlowInfo.lastEventAt` (test seam); default `Date.now`. */
+  now?: () => number;
 }
 
 export interface HubStats {
@@ -35,6 +37,16 @@ export interface HubStats {
   dropped: number;
 }
 
+/** One flow with subscribers on this instance, as `flows()` reports it (the inspector's list). */
+export interface FlowInfo {
+  flowId: string;
+  subscribers: number;
+  /** The token of the flow's last event published while it had subscribers here; undefined if none yet. */
+  lastToken?: string;
+  /** When that event arrived (ms since the epoch, this instance's clock). */
+  lastEventAt?: number;
+}
+
 /** Per event type: frames published, and live frames written to subscribers. */
 export interface TypeCounts {
   published: number;
@@ -46,6 +58,9 @@ export class FlowHub {
   /** Shared by every subscriber queue of this hub (subscriptions.ts passes it on). */
   readonly schedule: Schedule;
   #flows = new Map<string, Set<Subscriber>>();
+  // Kept only for flows in #flows, and removed with them: bounded by the flows with subscribers.
+  #lastEvent = new Map<string, { token: string; at: number }>();
+  readonly #now: () => number;
   #subscribers = 0;
   #published = 0;
   #delivered = 0;
@@ -53,9 +68,10 @@ export class FlowHub {
   // One entry per event type, made on first use: counting is then a field increment.
   #byType = new Map<string, TypeCounts>();
 
-  constructor({ replay, schedule = checkPhaseScheduler() }: FlowHubOptions) {
+  constructor({ replay, schedule = checkPhaseScheduler(), now = Date.now }: FlowHubOptions) {
     this.replay = replay;
     this.schedule = schedule;
+    this.#now = now;
   }
 
   /** Registers `subscriber` for `flowId`; returns its (idempotent) unsubscribe. */
@@ -80,7 +96,17 @@ export class FlowHub {
     counts.published++;
     this.replay.push(entry);
     const set = this.#flows.get(flowId);
-    if (set) counts.delivered += this.#fanOut(flowId, set, frame, token, type);
+    if (set) {
+      // Updated in place: no allocation per event once the flow has an entry.
+      const last = this.#lastEvent.get(flowId);
+      if (last) {
+        last.token = token;
+        last.at = this.#now();
+      } else {
+        this.#lastEvent.set(flowId, { token, at: this.#now() });
+      }
+      counts.delivered += this.#fanOut(flowId, set, frame, token, type);
+    }
   }
 
   /**
@@ -107,12 +133,23 @@ export class FlowHub {
   closeAll(reason: CloseReason): void {
     const flows = [...this.#flows.values()];
     this.#flows.clear();
+    this.#lastEvent.clear();
     this.#subscribers = 0;
     for (const set of flows) for (const subscriber of set) subscriber.close(reason);
   }
 
   subscriberCount(flowId?: string): number {
     return flowId === undefined ? this.#subscribers : (this.#flows.get(flowId)?.size ?? 0);
+  }
+
+  /** The flows with subscribers now, in no particular order (a copy: read-only for the caller). */
+  flows(): FlowInfo[] {
+    const list: FlowInfo[] = [];
+    for (const [flowId, set] of this.#flows) {
+      const last = this.#lastEvent.get(flowId);
+      list.push(last ? { flowId, subscribers: set.size, lastToken: last.token, lastEventAt: last.at } : { flowId, subscribers: set.size });
+    }
+    return list;
   }
 
   get stats(): HubStats {
@@ -165,6 +202,9 @@ export class FlowHub {
     const set = this.#flows.get(flowId);
     if (!set || !set.delete(subscriber)) return;
     this.#subscribers--;
-    if (set.size === 0) this.#flows.delete(flowId);
+    if (set.size === 0) {
+      this.#flows.delete(flowId);
+      this.#lastEvent.delete(flowId);
+    }
   }
 }

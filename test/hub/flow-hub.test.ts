@@ -128,3 +128,34 @@ describe("FlowHub", () => {
     expect(h.stats.delivered).toBe(5000);
   });
 });
+
+describe("FlowHub.flows (the inspector's list)", () => {
+  it("lists the flows with subscribers, their counts and their last event's token and arrival; forgets a flow with its last subscriber", () => {
+    let clock = 1_000;
+    const h = new FlowHub({ replay: new ReplayBuffer({ capacity: 10 }), now: () => clock });
+    const a1 = new Recorder();
+    const offA1 = h.subscribe("a", a1);
+    const offA2 = h.subscribe("a", new Recorder());
+    h.subscribe("b", new Recorder());
+    h.publish({ flowId: "nobody", frame: "f0", token: tok(1) });
+    h.publish({ flowId: "a", frame: "f1", token: tok(2) });
+    clock = 2_000;
+    h.publish({ flowId: "a", frame: "f2", token: tok(3) });
+    const byId = (list: ReturnType<FlowHub["flows"]>) => [...list].sort((x, y) => x.flowId.localeCompare(y.flowId));
+    expect(byId(h.flows())).toEqual([
+      { flowId: "a", subscribers: 2, lastToken: tok(3), lastEventAt: 2_000 },
+      { flowId: "b", subscribers: 1 },
+    ]);
+    // A copy: changing it changes nothing in the hub.
+    h.flows()[0]!.subscribers = 99;
+    expect(byId(h.flows())[0]!.subscribers).toBe(2);
+    offA1();
+    offA2();
+    expect(h.flows()).toEqual([{ flowId: "b", subscribers: 1 }]);
+    // Subscribed again: the old last event is not remembered.
+    h.subscribe("a", new Recorder());
+    expect(byId(h.flows())[0]).toEqual({ flowId: "a", subscribers: 1 });
+    h.closeAll("shutdown");
+    expect(h.flows()).toEqual([]);
+  });
+});
