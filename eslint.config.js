@@ -43,6 +43,18 @@ export const LAYER_ZONES = [
   zone("./src", ["./test", "./scripts"], "src/ never imports tests or scripts"),
 ];
 
+// A swallowed error says so by name (errors.ts: squashError), so a reader sees the decision.
+const NAMED_SWALLOW = {
+  selector: "CallExpression[callee.property.name='catch'] > ArrowFunctionExpression.arguments[params.length=0][body.type='BlockStatement'][body.body.length=0]",
+  message: "Swallow on purpose with .catch(squashError) (src/errors.ts), not an anonymous empty callback.",
+};
+const NO_MODULE_LET = ["Program > VariableDeclaration[kind=/let|var/]", "Program > ExportNamedDeclaration > VariableDeclaration[kind=/let|var/]"].map(
+  (selector) => ({
+    selector,
+    message: "No module-level mutable state: keep it in the instance that owns it.",
+  }),
+);
+
 export default tseslint.config(
   { ignores: ["**/node_modules/**", "**/dist/**", ".cache/**", "src/http/inspector/**", "test/lint/fixtures/**", "coverage/**"] },
   js.configs.recommended,
@@ -60,16 +72,14 @@ export default tseslint.config(
       // flowsync refuses control characters on purpose (SSE fields, flowIds), so its patterns name them.
       "no-control-regex": "off",
       "@typescript-eslint/consistent-type-imports": ["error", { fixStyle: "inline-type-imports" }],
-      "no-restricted-syntax": [
-        "error",
-        {
-          // A swallowed error says so by name (errors.ts: squashError), so a reader sees the decision.
-          selector:
-            "CallExpression[callee.property.name='catch'] > ArrowFunctionExpression.arguments[params.length=0][body.type='BlockStatement'][body.body.length=0]",
-          message: "Swallow on purpose with .catch(squashError) (src/errors.ts), not an anonymous empty callback.",
-        },
-      ],
+      "no-restricted-syntax": ["error", NAMED_SWALLOW],
     },
+  },
+  {
+    // State belongs to an instance (its owner starts and stops it), never to a module: two instances in one
+    // process, as the tests run them, must not share a counter, a timer or a cache.
+    files: ["src/**/*.ts"],
+    rules: { "no-restricted-syntax": ["error", NAMED_SWALLOW, ...NO_MODULE_LET] },
   },
   {
     // The leaf module: the token types every layer shares; it imports nothing at all.
@@ -91,7 +101,7 @@ export default tseslint.config(
     // from src/, so src/errors.ts's squashError is not its to use.
     files: ["packages/client/**"],
     rules: {
-      "no-restricted-syntax": "off", // `DocChange<Extra = {}>`: {} is the idiom for "no extra fields" in an intersection.
+      "no-restricted-syntax": ["error", ...NO_MODULE_LET], // `DocChange<Extra = {}>`: {} is the idiom for "no extra fields" in an intersection.
       "@typescript-eslint/no-empty-object-type": ["error", { allowObjectTypes: "always" }],
     },
   },

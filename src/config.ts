@@ -8,7 +8,7 @@ import { FlowsyncError } from "./errors";
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 const bool = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
 
-/** Variable → [schema, one-line description for the table in docs/configuration.md]. */
+/** Variable → schema. Each has a line in HELP below and a row in docs/configuration.md (test/config.test.ts). */
 const schema = z.object({
   MONGO_URL: z
     .string()
@@ -24,6 +24,7 @@ const schema = z.object({
   HOST: z.string().min(1).default("127.0.0.1"),
   FILTERS_DIR: z.string().min(1).default("./filters"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  LOG_FORMAT: z.enum(["json", "pretty"]).optional(),
   BASE_PATH: z
     .string()
     .regex(/^(\/[A-Za-z0-9._~-]+)*$/, "must be empty or like /api/creative-flowboard")
@@ -80,6 +81,8 @@ export interface Config {
   host: string;
   filtersDir: string;
   logLevel: z.output<typeof schema>["LOG_LEVEL"];
+  /** undefined: pretty on a terminal, json otherwise (src/log.ts). */
+  logFormat: "json" | "pretty" | undefined;
   basePath: string;
   replayBufferSize: number;
   clientBufferBytes: number;
@@ -130,6 +133,7 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
     host: e.HOST,
     filtersDir: e.FILTERS_DIR,
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
     basePath: e.BASE_PATH,
     replayBufferSize: e.REPLAY_BUFFER_SIZE,
     clientBufferBytes: e.CLIENT_BUFFER_BYTES,
@@ -160,4 +164,58 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
     }),
     corsOrigins: Object.freeze([...e.CORS_ORIGINS]),
   });
+}
+
+/** What `--help` says of each variable; the full table, with accepted values, is docs/configuration.md. */
+const HELP: { readonly [K in keyof typeof schema.shape]: string } = {
+  MONGO_URL: "MongoDB connection string (replica set or sharded cluster); unset: embedded backend",
+  MONGO_DB: "database to watch",
+  FLOWSYNC_MONGO: "embedded backend when MONGO_URL is unset: auto | mongod | sim",
+  PORT: "HTTP port (0: any free port)",
+  HOST: "interface to listen on (0.0.0.0 in containers)",
+  FILTERS_DIR: "directory of filter modules",
+  LOG_LEVEL: "fatal | error | warn | info | debug | trace | silent",
+  LOG_FORMAT: "json | pretty (default: pretty on a terminal, json otherwise)",
+  BASE_PATH: "prefix of the subscribe and snapshot routes",
+  REPLAY_BUFFER_SIZE: "events kept in memory for reconnects (all flows)",
+  CLIENT_BUFFER_BYTES: "unsent bytes after which a slow subscriber is disconnected",
+  HEARTBEAT_MS: "heartbeat comment interval",
+  RETRY_MS: "retry: hint sent to browsers",
+  CATCHUP_CONCURRENCY: "catch-up change streams running at once",
+  FLOW_ID_CACHE_SIZE: "id → flowId entries kept to route deletes without pre-images",
+  CHANGE_STREAM_AWAIT_MS: "maxAwaitTimeMS of the watcher's getMore",
+  SHUTDOWN_GRACE_MS: "how long shutdown waits for connections to close",
+  MONGO_MONITOR_STUCK_MS: "a driver heartbeat open this long counts as a wedged monitor (default: derived)",
+  SIM_OPLOG_SIZE: "oplog entries the embedded simulator keeps",
+  MAX_SUBSCRIBERS: "subscribers per process (0: no limit)",
+  MAX_SUBSCRIBERS_PER_FLOW: "subscribers of one flow per process (0: no limit)",
+  MAX_STREAMS_PER_IP: "open streams per client address (0: no limit)",
+  RETRY_AFTER_S: "Retry-After of the 429/503 answers",
+  TRUST_PROXY: "take the client address from X-Forwarded-For",
+  AUTH_JWT_SECRET: "HS256 key (≥ 32 characters); any AUTH_JWT_SECRET/AUTH_JWKS_* turns auth on",
+  AUTH_JWKS_FILE: "JWKS file of RS256/ES256 public keys",
+  AUTH_JWKS_URL: "JWKS URL of RS256/ES256 public keys",
+  AUTH_ISSUER: "required iss of tokens",
+  AUTH_AUDIENCE: "required aud of tokens",
+  AUTH_FLOWS_CLAIM: "claim naming the readable flows",
+  AUTH_COOKIE: "cookie that may carry the token",
+  AUTH_QUERY_TOKEN: "accept ?access_token= (EventSource cannot set headers)",
+  AUTH_CLOCK_TOLERANCE_S: "clock skew allowed on exp/nbf",
+  CORS_ORIGINS: "allowed origins, comma-separated (https://app.example.com, or *)",
+};
+
+export const CONFIG_VARIABLES = Object.keys(HELP) as readonly (keyof typeof HELP)[];
+
+/** The variables, their defaults and meanings, as `--help` prints them. */
+export function configHelp(): string {
+  const rows: (readonly [string, string, string])[] = [["variable", "default", "meaning"]];
+  for (const name of CONFIG_VARIABLES) {
+    const fallback = schema.shape[name].safeParse(undefined);
+    const value = fallback.success ? fallback.data : undefined;
+    const shown = value === undefined || (Array.isArray(value) && value.length === 0) ? "—" : String(value);
+    rows.push([name, shown, HELP[name]]);
+  }
+  const w0 = Math.max(...rows.map((r) => r[0].length));
+  const w1 = Math.max(...rows.map((r) => r[1].length));
+  return rows.map(([n, d, h]) => `${n.padEnd(w0)}  ${d.padEnd(w1)}  ${h}`).join("\n");
 }

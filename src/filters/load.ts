@@ -48,6 +48,9 @@ export async function resolve(specifier, context, next) {
     return next(specifier, { ...context, parentURL: service });
   }
 }`;
+// The one module-level flag: it mirrors a process-wide fact (a registered hook cannot be removed),
+// so it belongs to the process, not to an instance.
+// eslint-disable-next-line no-restricted-syntax
 let filterHookRegistered = false;
 
 function registerFilterHook(): void {

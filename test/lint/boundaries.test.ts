@@ -53,3 +53,14 @@ describe("lint: named swallowing", () => {
     expect(named).toEqual([]);
   });
 });
+
+describe("lint: no module-level mutable state", () => {
+  it.each(["src/hub/probe.ts", "packages/client/src/probe.ts"])("%s: a top-level let fails, a let inside a function passes", async (filePath) => {
+    const moduleLet = await problems(filePath, "let count = 0;\nexport const next = () => ++count;\n");
+    expect(moduleLet.some((p) => p.includes("No module-level mutable state"))).toBe(true);
+    const exported = await problems(filePath, "export let count = 0;\n");
+    expect(exported.some((p) => p.includes("No module-level mutable state"))).toBe(true);
+    const owned = await problems(filePath, "export function counter() {\n  let count = 0;\n  return () => ++count;\n}\n");
+    expect(owned).toEqual([]);
+  });
+});
