@@ -198,6 +198,7 @@ const HELP: { readonly [K in keyof typeof schema.shape]: string } = {
   AUTH_ISSUER: "required iss of tokens",
   AUTH_AUDIENCE: "required aud of tokens",
   AUTH_FLOWS_CLAIM: "claim naming the readable flows",
+  AUTH_ADMIN_CLAIM: "claim that must be true to list this instance's flows (GET …/flows)",
   AUTH_COOKIE: "cookie that may carry the token",
   AUTH_QUERY_TOKEN: "accept ?access_token= (EventSource cannot set headers)",
   AUTH_CLOCK_TOLERANCE_S: "clock skew allowed on exp/nbf",
