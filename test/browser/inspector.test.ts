@@ -3,6 +3,11 @@
  * playwright-core): nodes written with a plain MongoClient appear and move on the
  * SVG canvas; after a server-side cut and after the page's own "Drop connection",
  * the page resumes with every write in its event log exactly once, in order.
+ * As a debugger: the payload pane shows an event's `doc` and `changes` as sent,
+ * the type filter and search narrow the log, pause holds rows back, and "resume
+ * from this cursor" reconnects with the chosen row's cursor, after which the log
+ * holds exactly the events after it; the flows list and server figures come from
+ * the server.
  *
  * Chromium is required, not optional: without it this test fails and says how
  * to install it (.ci/run does). CHROMIUM_PATH overrides /usr/bin/chromium.
@@ -22,6 +27,7 @@ interface PageElement {
   dataset: Record<string, string | undefined>;
   getAttribute(name: string): string | null;
   textContent: string | null;
+  hidden: boolean;
 }
 declare const document: {
   querySelector(selector: string): PageElement | null;
@@ -71,17 +77,19 @@ afterAll(async () => {
   if (profile) await rm(profile, { recursive: true, force: true });
 });
 
-type Row = { type: string; op: string; id: string; cursor: string };
+type Row = { type: string; op: string; id: string; cursor: string; seq: string; visible: boolean };
 
-/** The page's event log, oldest first. */
+/** The page's event log (document events), oldest first; `visible` is false for rows a filter hides. */
 async function eventLog(): Promise<Row[]> {
   return page.$$eval("#log tbody tr.event", (trs) =>
     trs
-      .map((tr) => (tr as unknown as PageElement).dataset)
-      .sort((a, b) => Number(a.seq) - Number(b.seq))
-      .map((d) => ({ type: d.type ?? "", op: d.op ?? "", id: d.id ?? "", cursor: d.cursor ?? "" })),
+      .map((tr) => ({ d: (tr as unknown as PageElement).dataset, hidden: (tr as unknown as PageElement).hidden }))
+      .sort((a, b) => Number(a.d.seq) - Number(b.d.seq))
+      .map(({ d, hidden }) => ({ type: d.type ?? "", op: d.op ?? "", id: d.id ?? "", cursor: d.cursor ?? "", seq: d.seq ?? "", visible: !hidden })),
   );
 }
+
+const visibleRows = async () => (await eventLog()).filter((r) => r.visible).map(({ type, op, id }) => ({ type, op, id }));
 
 async function nodePosition(id: string): Promise<{ x: number; y: number; transform: string | null } | null> {
   return page.evaluate((id) => {
@@ -186,6 +194,7 @@ describe("inspector page in Chromium", () => {
     await page.waitForFunction((n) => document.querySelectorAll("#log tbody tr.event").length >= n, writes.length);
     const log = await eventLog();
     expect(log.map(({ type, op, id }) => ({ type, op, id }))).toEqual(writes);
+    expect(log.every((r) => r.visible)).toBe(true);
     expect(new Set(log.map((r) => r.cursor)).size).toBe(log.length);
     expect(log.every((r) => r.cursor.startsWith("1."))).toBe(true);
     expect(await stat("duplicates")).toBe(0);
@@ -197,6 +206,116 @@ describe("inspector page in Chromium", () => {
     await mkdir(ARTIFACTS, { recursive: true });
     // The CSS transitions over before the picture.
     await page.waitForFunction(() => document.getAnimations().length === 0);
+    await page.screenshot({ path: path.join(ARTIFACTS, "inspector-canvas.png") });
+  }, 90_000);
+
+  it("as a debugger: payload pane, type filter, search, pause, flows list and server figures, and resume from a chosen cursor with exactly the events after it", async () => {
+    const flow = "debug-flow";
+    type Doc = { _id: string; flowId: string; [k: string]: unknown };
+    const nodes = t.db.collection<Doc>("nodes");
+    const execs = t.db.collection<Doc>("flow_executions");
+    const logs = t.db.collection<Doc>("flow_logs");
+    const writes: Array<{ type: string; op: string; id: string }> = [];
+    const wrote = (type: string, op: string, id: string) => writes.push({ type, op, id });
+
+    page ??= await launch();
+    const pageErrors: string[] = [];
+    page.on("pageerror", (err) => pageErrors.push(err.message));
+    page.on("console", (msg) => {
+      if (msg.type() === "error" || msg.type() === "warning") pageErrors.push(msg.text());
+    });
+    await page.goto(`${t.fs.url}/?flow=${flow}`);
+    await waitForState("open");
+
+    await nodes.insertOne({
+      _id: "d1",
+      flowId: flow,
+      type: "prompt",
+      position: { x: 40, y: 40 },
+      data: { label: "Needle in a haystack" },
+      secrets: { apiKey: "S3CRET" },
+    });
+    wrote("SYNC_CANVAS", "insert", "d1");
+    await execs.insertOne({ _id: "run-d", flowId: flow, status: "running", progress: 10 });
+    wrote("EXECUTION_UPDATE", "insert", "run-d");
+    await nodes.updateOne({ _id: "d1" }, { $set: { "position.x": 220, "data.label": "Moved" }, $unset: { type: "" } });
+    wrote("SYNC_CANVAS", "update", "d1");
+    await logs.insertOne({ _id: "chunk-d", flowId: flow, executionId: "run-d", nodeId: "d1", chunk: "token-1 " });
+    wrote("LOG_STREAM", "insert", "chunk-d");
+    await execs.updateOne({ _id: "run-d" }, { $set: { progress: 50 } });
+    wrote("EXECUTION_UPDATE", "update", "run-d");
+    await page.waitForFunction((n) => document.querySelectorAll("#log tbody tr.event").length >= n, writes.length);
+    expect(await visibleRows()).toEqual(writes);
+
+    // Payload pane: the update's doc (the document as read, private field removed) and its exact change.
+    const rows = await eventLog();
+    const update = rows[2]!;
+    await page.click(`#log tbody tr[data-seq="${update.seq}"]`);
+    await page.waitForSelector("#payload-changes:not([hidden])");
+    expect(JSON.parse((await page.textContent("#payload-doc"))!)).toEqual({ _id: "d1", flowId: flow, position: { x: 220, y: 40 }, data: { label: "Moved" } });
+    expect(JSON.parse((await page.textContent("#payload-changes"))!)).toEqual({ set: { "position.x": 220, "data.label": "Moved" }, unset: ["type"] });
+    expect(await page.textContent("#payload-cursor")).toBe(update.cursor);
+    expect(await page.textContent("#payload-title")).toContain("SYNC_CANVAS update d1");
+    // An insert has a doc and no changes.
+    await page.click(`#log tbody tr[data-seq="${rows[1]!.seq}"]`);
+    await page.waitForSelector("#payload-changes[hidden]", { state: "attached" });
+    expect(JSON.parse((await page.textContent("#payload-doc"))!)).toEqual({ _id: "run-d", flowId: flow, status: "running", progress: 10 });
+
+    // Type filter, then search (in the payload too), then both off.
+    await page.selectOption("#type-filter", "EXECUTION_UPDATE");
+    expect(await visibleRows()).toEqual(writes.filter((w) => w.type === "EXECUTION_UPDATE"));
+    await page.selectOption("#type-filter", "LOG_STREAM");
+    expect(await visibleRows()).toEqual(writes.filter((w) => w.type === "LOG_STREAM"));
+    await page.selectOption("#type-filter", "");
+    await page.fill("#search", "haystack");
+    expect(await visibleRows()).toEqual([writes[0]]);
+    await page.fill("#search", "");
+    expect(await visibleRows()).toEqual(writes);
+
+    // The flows list (GET …/flows) and the server figures (/readyz), polled by the page.
+    await page.waitForSelector(`#flows button[data-flow-id="${flow}"].current`);
+    await page.waitForFunction(() => document.querySelector("#server-subscribers")?.textContent === "1");
+    expect(await page.textContent("#server-lag")).toMatch(/^\d+\.\d s$/);
+
+    // Pause: rows wait (the button counts them) and come on resume, in order.
+    await page.click("#pause");
+    await nodes.insertOne({ _id: "d2", flowId: flow, type: "llm", position: { x: 300, y: 200 } });
+    wrote("SYNC_CANVAS", "insert", "d2");
+    await page.waitForFunction(() => document.querySelector("#pause")?.textContent === "Resume (1)");
+    expect(await visibleRows()).toEqual(writes.slice(0, -1));
+    await page.click("#pause");
+    expect(await visibleRows()).toEqual(writes);
+
+    // Resume from the EXECUTION_UPDATE insert's cursor: the log then holds exactly the events after it, then live ones.
+    const from = (await eventLog())[1]!;
+    await page.click(`#log tbody tr[data-seq="${from.seq}"]`);
+    await page.click("#resume-from");
+    await page.waitForSelector(`#log tbody tr.meta[data-type="resume"][data-cursor="${from.cursor}"]`, { state: "attached" });
+    await waitForState("open");
+    await nodes.updateOne({ _id: "d2" }, { $set: { sentinel: true } });
+    wrote("SYNC_CANVAS", "update", "d2");
+    await page.waitForFunction((n) => document.querySelectorAll("#log tbody tr.event").length >= n, writes.length - 2);
+    const resumed = await eventLog();
+    expect(resumed.map(({ type, op, id }) => ({ type, op, id }))).toEqual(writes.slice(2));
+    // The same events, not look-alikes: their cursors are those of the first time.
+    expect(resumed.slice(0, 3).map((r) => r.cursor)).toEqual(rows.slice(2, 5).map((r) => r.cursor));
+    // The canvas converged to the current state (the store replayed the same events).
+    await waitForPosition("d2", 300, 200);
+    await waitForPosition("d1", 220, 40);
+
+    // The picture in docs/inspector.md (`cp artifacts/inspector.png docs/`): an update selected in the payload pane.
+    await page.setViewportSize({ width: 1440, height: 900 });
+    await page.click(`#log tbody tr[data-seq="${resumed[0]!.seq}"]`);
+    await page.waitForSelector("#payload-changes:not([hidden])");
+    await mkdir(ARTIFACTS, { recursive: true });
+    await page.waitForFunction(() => document.getAnimations().length === 0);
     await page.screenshot({ path: path.join(ARTIFACTS, "inspector.png") });
+
+    // Clear empties the log and the payload pane.
+    await page.click("#clear");
+    expect(await eventLog()).toEqual([]);
+    expect(await page.textContent("#payload-title")).toBe("select an event");
+    expect(await page.content()).not.toContain("S3CRET");
+    expect(pageErrors).toEqual([]);
   }, 90_000);
 });
