@@ -28,17 +28,22 @@ function quantile(xs: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
 }
 
-/** Writes EVENTS events of CHUNK bytes to `flowId`, one at a time; per event, the ms until every reader has it. */
-async function latencies(logs: Collection, flowId: string, readers: SseClient[]): Promise<number[]> {
-  const out: number[] = [];
+/**
+ * Writes EVENTS events of CHUNK bytes to `flowId`, one at a time; per event, the ms until every reader has it,
+ * and whether `alongside()` was still true then (the stalled subscriber still registered).
+ */
+async function latencies(logs: Collection, flowId: string, readers: SseClient[], alongside = () => false): Promise<{ ms: number[]; servedAlongside: number }> {
+  const ms: number[] = [];
+  let servedAlongside = 0;
   const base = readers[0]!.messages.length;
   for (let k = 1; k <= EVENTS; k++) {
     const t0 = performance.now();
     await logs.insertOne({ flowId, k, chunk: CHUNK });
     for (const r of readers) await r.until((x) => x.messages.length >= base + k, 10_000, `event ${k}`);
-    out.push(performance.now() - t0);
+    ms.push(performance.now() - t0);
+    if (alongside()) servedAlongside++;
   }
-  return out;
+  return { ms, servedAlongside };
 }
 
 describe("a subscriber that never reads", () => {
@@ -50,22 +55,24 @@ describe("a subscriber that never reads", () => {
     for (const r of readers) await r.opened();
     // Warm-up, then a baseline without the stalled client.
     await latencies(logs, "hot", readers);
-    const without = await latencies(logs, "hot", readers);
+    const { ms: without } = await latencies(logs, "hot", readers);
 
     const stalled = new StalledSseClient(subscribeUrl(t.fs, "hot"));
     await stalled.sent();
     await eventually("every reader subscribed", () => t.fs.hub.subscriberCount("hot") === READERS + 1);
     const droppedBefore = t.fs.hub.stats.dropped;
-    const withStalled = await latencies(logs, "hot", readers);
+    const stalledRegistered = () => t.fs.hub.subscriberCount("hot") === READERS + 1;
+    const { ms: withStalled, servedAlongside } = await latencies(logs, "hot", readers, stalledRegistered);
 
     const p50 = [quantile(without, 0.5), quantile(withStalled, 0.5)];
     const p90 = [quantile(without, 0.9), quantile(withStalled, 0.9)];
     console.log(
       `load: latency p50 ${p50[0]!.toFixed(1)} → ${p50[1]!.toFixed(1)} ms, p90 ${p90[0]!.toFixed(1)} → ${p90[1]!.toFixed(1)} ms (without → with a stalled subscriber); ${EVENTS} × ${CHUNK.length} B`,
     );
-    // "Within noise", generously: a stalled peer costs the others nothing but the shared write loop.
-    expect(p50[1]).toBeLessThan(Math.max(3 * p50[0]!, p50[0]! + 50));
-    expect(p90[1]).toBeLessThan(Math.max(3 * p90[0]!, p90[0]! + 100));
+    // Not delayed, shown without a clock: the others had events while the stalled subscriber was still there
+    // holding unsent bytes (a writer that waited on its slowest socket would deliver nothing until the drop).
+    // The latencies above are printed for a reader, not asserted (timings are not tests on a shared machine).
+    expect(servedAlongside).toBeGreaterThan(0);
 
     // 60 × 120 KB = 7.2 MB written, past loopback socket buffers (a few MB) + 64 KB: dropped, and the socket is cut soon after.
     expect(t.fs.hub.stats.dropped).toBe(droppedBefore + 1);
