@@ -114,11 +114,11 @@ describe("subscribeFlow (fetch reader)", () => {
       "http://x",
       "f/1",
       { onState: (s) => states.push(s) },
-      { fetch: f.fetch, lastEventId: "L0", getToken: async () => `t${++token}`, types: ["SYNC_CANVAS", "LOG_STREAM"] },
+      { fetch: f.fetch, lastEventId: "L0", getToken: async () => `t${++token}`, types: ["SYNC_CANVAS", "LOG_STREAM"], presence: false },
     );
     cleanup.push(() => sub.close());
     const first = await f.next(1);
-    expect(first.url).toBe("http://x/api/creative-flowboard/subscribe/f%2F1?types=SYNC_CANVAS,LOG_STREAM");
+    expect(first.url).toBe("http://x/api/creative-flowboard/subscribe/f%2F1?types=SYNC_CANVAS,LOG_STREAM&presence=0");
     expect(first.headers).toMatchObject({ "Last-Event-ID": "L0", Authorization: "Bearer t1" });
     write(first, `retry: 20\n\n${frame("c1", "SYNC_CANVAS", nodeInsert("b"))}`);
     await tick();
@@ -280,13 +280,13 @@ describe("subscribeFlow (EventSource)", () => {
       "",
       "f",
       { onState: (s) => states.push(s) },
-      { fetch: f.fetch, EventSource: FakeES, retry: { initialMs: 5 }, types: ["SYNC_CANVAS"] },
+      { fetch: f.fetch, EventSource: FakeES, retry: { initialMs: 5 }, types: ["SYNC_CANVAS"], presence: false },
     );
     cleanup.push(() => sub.close());
     expect(sub.transport).toBe("eventsource");
     while (FakeES.all.length < 1) await tick();
     const es = FakeES.all[0]!;
-    expect(es.url).toBe("/api/creative-flowboard/subscribe/f?types=SYNC_CANVAS&lastEventId=S1");
+    expect(es.url).toBe("/api/creative-flowboard/subscribe/f?types=SYNC_CANVAS&presence=0&lastEventId=S1");
     es.readyState = 1;
     es.onopen?.({});
     es.emit("SYNC_CANVAS", "c1", nodeInsert("a"));
@@ -297,7 +297,7 @@ describe("subscribeFlow (EventSource)", () => {
     es.readyState = 2;
     es.onerror?.({}); // the browser gave up
     while (FakeES.all.length < 2) await tick();
-    expect(FakeES.all[1]!.url).toBe("/api/creative-flowboard/subscribe/f?types=SYNC_CANVAS&lastEventId=c1");
+    expect(FakeES.all[1]!.url).toBe("/api/creative-flowboard/subscribe/f?types=SYNC_CANVAS&presence=0&lastEventId=c1");
     expect(states).toEqual(["open", "reconnecting", "open", "reconnecting"]);
     expect(sub.stats).toMatchObject({ events: 1, duplicates: 1 });
     sub.reconnect(0);

@@ -103,6 +103,8 @@ export interface SubscribeOptions {
   retry?: { initialMs?: number; maxMs?: number } | undefined;
   /** How many recent event ids to remember for deduplication. Default 10 000. */
   dedupWindow?: number | undefined;
+  /** `false`: watch the flow without being listed in its presence (`?presence=0`; an inspector, a bot). */
+  presence?: boolean | undefined;
   /** Injected for tests or other runtimes. */
   fetch?: FetchLike | undefined;
   EventSource?: EventSourceConstructor | undefined;
@@ -163,7 +165,8 @@ export function subscribeFlow(baseUrl: string, flowId: string, handlers: FlowHan
   const maxRetryMs = options.retry?.maxMs ?? DEFAULT_MAX_RETRY_MS;
   const jitter = clientJitter(Math.random);
   const dedup = createDedupWindow(options.dedupWindow ?? 10_000);
-  const types = options.types?.length ? `types=${options.types.join(",")}` : "";
+  // What every stream request carries, each part as "&k=v" (the first "&" becomes "?"; the cursor is added per request).
+  const query = (options.types?.length ? `&types=${options.types.join(",")}` : "") + (options.presence === false ? "&presence=0" : "");
   const credentials = options.withCredentials ?? false;
 
   const stats: SubscriptionStats = { events: 0, duplicates: 0, invalid: 0, resets: 0, snapshots: 0, reconnects: 0 };
@@ -278,8 +281,8 @@ export function subscribeFlow(baseUrl: string, flowId: string, handlers: FlowHan
     };
     const url = `${root}/subscribe/${encodeURIComponent(flowId)}`;
     if (kind === "eventsource") {
-      const query = [types, from === undefined ? "" : `lastEventId=${encodeURIComponent(from)}`].filter(Boolean).join("&");
-      current = openEventSource(ES!, `${url}${query ? `?${query}` : ""}`, credentials, on);
+      const q = query + (from === undefined ? "" : `&lastEventId=${encodeURIComponent(from)}`);
+      current = openEventSource(ES!, url + q.replace("&", "?"), credentials, on);
       return;
     }
     // Headers may come from an async getToken: hold the slot so that close() during the wait is seen.
@@ -293,7 +296,7 @@ export function subscribeFlow(baseUrl: string, flowId: string, handlers: FlowHan
     };
     void requestHeaders().then(
       (headers) => {
-        if (!closed) stream = openFetchStream(fetchFn, `${url}${types ? `?${types}` : ""}`, headers, from, credentials, on);
+        if (!closed) stream = openFetchStream(fetchFn, url + query.replace("&", "?"), headers, from, credentials, on);
       },
       (err: Error) => !closed && on.ended(err),
     );
