@@ -6,8 +6,9 @@
  * As a debugger: the payload pane shows an event's `doc` and `changes` as sent,
  * the type filter and search narrow the log, pause holds rows back, and "resume
  * from this cursor" reconnects with the chosen row's cursor, after which the log
- * holds exactly the events after it; the flows list and server figures come from
- * the server.
+ * holds exactly the events after it; copy cursor fills the clipboard; the flows
+ * list and server figures come from the server, and with auth on the list shows
+ * for an admin's `#token=` only.
  *
  * Chromium is required, not optional: without it this test fails and says how
  * to install it (.ci/run does). CHROMIUM_PATH overrides /usr/bin/chromium.
@@ -17,6 +18,7 @@ import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { SignJWT } from "jose";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, describe, expect, it } from "vitest";
 import { useFlowsync } from "../support/flowsync";
@@ -255,6 +257,13 @@ describe("inspector page in Chromium", () => {
     expect(JSON.parse((await page.textContent("#payload-doc"))!)).toEqual({ _id: "d1", flowId: flow, position: { x: 220, y: 40 }, data: { label: "Moved" } });
     expect(JSON.parse((await page.textContent("#payload-changes"))!)).toEqual({ set: { "position.x": 220, "data.label": "Moved" }, unset: ["type"] });
     expect(await page.textContent("#payload-cursor")).toBe(update.cursor);
+    // Copy cursor puts exactly that cursor on the clipboard.
+    await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: t.fs.url });
+    await page.click("#copy-cursor");
+    await page.waitForFunction(() => document.querySelector("#copy-cursor")?.textContent === "Copied");
+    expect(
+      await page.evaluate(() => (globalThis as unknown as { navigator: { clipboard: { readText(): Promise<string> } } }).navigator.clipboard.readText()),
+    ).toBe(update.cursor);
     expect(await page.textContent("#payload-title")).toContain("SYNC_CANVAS update d1");
     // An insert has a doc and no changes.
     await page.click(`#log tbody tr[data-seq="${rows[1]!.seq}"]`);
@@ -318,4 +327,29 @@ describe("inspector page in Chromium", () => {
     expect(await page.content()).not.toContain("S3CRET");
     expect(pageErrors).toEqual([]);
   }, 90_000);
+});
+
+describe("inspector page with auth on", () => {
+  const SECRET = "a-browser-test-secret-of-at-least-32-bytes";
+  const a = useFlowsync("browser-auth", { AUTH_JWT_SECRET: SECRET, RETRY_MS: "300" });
+  const sign = (claims: Record<string, unknown>) =>
+    new SignJWT(claims)
+      .setProtectedHeader({ alg: "HS256" })
+      .setExpirationTime(Math.floor(Date.now() / 1000) + 300)
+      .sign(new TextEncoder().encode(SECRET));
+
+  it("#token= is sent for the stream and the flows list: an admin token lists the flows, a reader's token gets the admin note", async () => {
+    page ??= await launch();
+    await page.goto(`${a.fs.url}/?flow=guarded#token=${await sign({ flows: "*", flowsync_admin: true })}`);
+    await waitForState("open");
+    await page.waitForSelector('#flows button[data-flow-id="guarded"].current');
+    expect(await page.isHidden("#flows-note")).toBe(true);
+
+    await page.goto(`${a.fs.url}/?flow=guarded#token=${await sign({ flows: "*" })}`);
+    // A new document (the hash alone would not reload it).
+    await page.reload();
+    await waitForState("open");
+    await page.waitForFunction(() => document.querySelector("#flows-note")?.textContent?.includes("E_ADMIN_REQUIRED") === true);
+    expect(await page.$$("#flows button")).toHaveLength(0);
+  }, 60_000);
 });
