@@ -59,6 +59,36 @@ const schema = z.object({
     .default("flowsync_token"),
   AUTH_QUERY_TOKEN: bool.default(true),
   AUTH_CLOCK_TOLERANCE_S: int(0, 300).default(5),
+  // Presence (src/hub/presence.ts, docs/presence.md): off unless asked for; then flowsync writes to one collection.
+  PRESENCE: z
+    .enum(["on", "off", "true", "false", "1", "0"])
+    .transform((v) => v === "on" || v === "true" || v === "1")
+    .default(false),
+  PRESENCE_COLLECTION: z
+    .string()
+    .regex(/^[^$\u0000]+$/, "not a valid collection name")
+    .refine((v) => !v.startsWith("system."), "must not start with system.")
+    .default("flowsync_presence"),
+  PRESENCE_TTL_MS: int(300, 3_600_000).default(30_000),
+  PRESENCE_CLAIMS: z
+    .string()
+    .transform((v) => [
+      ...new Set(
+        v
+          .split(",")
+          .map((c) => c.trim())
+          .filter((c) => c !== ""),
+      ),
+    ])
+    .pipe(
+      z.array(
+        z
+          .string()
+          .regex(/^[A-Za-z_][A-Za-z0-9_-]{0,63}$/, "each claim must be a name like color")
+          .refine((c) => c !== "id" && c !== "connections", "id and connections are not claims"),
+      ),
+    )
+    .default([]),
   CORS_ORIGINS: z
     .string()
     .transform((v) =>
@@ -113,6 +143,13 @@ export interface Config {
     clockToleranceS: number;
   };
   corsOrigins: readonly string[];
+  presence: {
+    enabled: boolean;
+    collection: string;
+    ttlMs: number;
+    /** Token claims shown in the presence list besides `sub` (the id): `name` and PRESENCE_CLAIMS. */
+    claims: readonly string[];
+  };
 }
 
 /** Parses the environment; throws E_CONFIG_INVALID naming each bad variable. */
@@ -163,6 +200,13 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
       clockToleranceS: e.AUTH_CLOCK_TOLERANCE_S,
     }),
     corsOrigins: Object.freeze([...e.CORS_ORIGINS]),
+    presence: Object.freeze({
+      enabled: e.PRESENCE,
+      collection: e.PRESENCE_COLLECTION,
+      ttlMs: e.PRESENCE_TTL_MS,
+      // `name` is always shown; the list adds to it.
+      claims: Object.freeze([...new Set(["name", ...e.PRESENCE_CLAIMS])]),
+    }),
   });
 }
 
@@ -203,6 +247,10 @@ const HELP: { readonly [K in keyof typeof schema.shape]: string } = {
   AUTH_QUERY_TOKEN: "accept ?access_token= (EventSource cannot set headers)",
   AUTH_CLOCK_TOLERANCE_S: "clock skew allowed on exp/nbf",
   CORS_ORIGINS: "allowed origins, comma-separated (https://app.example.com, or *)",
+  PRESENCE: "on | off: list who is on each flow, across instances (writes PRESENCE_COLLECTION)",
+  PRESENCE_COLLECTION: "collection of the presence documents, in MONGO_DB",
+  PRESENCE_TTL_MS: "an instance's presence entries count as gone when not refreshed this long",
+  PRESENCE_CLAIMS: "token claims shown on the presence list besides sub and name, comma-separated",
 };
 
 export const CONFIG_VARIABLES = Object.keys(HELP) as readonly (keyof typeof HELP)[];

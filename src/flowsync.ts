@@ -9,11 +9,12 @@
  * guard in mongo/client-health.ts, the graceful HTTP close in http/server.ts.
  * `src/main.ts` adds the environment and signals; tests call `startFlowsync` directly.
  */
-import { MongoClient } from "mongodb";
+import { randomBytes } from "node:crypto";
+import { MongoClient, type Collection } from "mongodb";
 import type { Logger } from "pino";
 import type { Config } from "./config";
 import { cursorScope } from "./events/cursor";
-import { flowMatchStage } from "./filters/compile";
+import { flowMatchStage, watchPipeline } from "./filters/compile";
 import { loadFilters } from "./filters/load";
 import { createApp } from "./http/app";
 import { authEnabled, createAuthenticator } from "./http/auth";
@@ -27,6 +28,7 @@ import { ChangeFeed } from "./hub/change-feed";
 import { FlowHub } from "./hub/flow-hub";
 import { FlowIdCache } from "./hub/flow-id-cache";
 import { Limiter } from "./hub/limiter";
+import { Presence, type PresenceDoc, type PresenceStore } from "./hub/presence";
 import { ReplayBuffer } from "./hub/replay-buffer";
 import { Subscriptions } from "./hub/subscriptions";
 import { openBackend, redact, type Backend } from "./mongo/backend";
@@ -47,6 +49,8 @@ export interface Flowsync {
   /** MongoDB reachability (part of /readyz) and the wedged-driver guard. */
   readonly health: ClientHealth;
   readonly limits: StreamLimits;
+  /** Who is on each flow (PRESENCE=on), else undefined. */
+  readonly presence: Presence | undefined;
   /** Graceful, idempotent: stop accepting, end every stream, close the watcher, then MongoDB. */
   stop(): Promise<void>;
 }
@@ -54,7 +58,9 @@ export interface Flowsync {
 export async function startFlowsync(config: Readonly<Config>, logger: Logger): Promise<Flowsync> {
   const filters = await loadFilters(config.filtersDir);
   // Before MongoDB: a bad key file stops start-up at once.
-  const auth = authEnabled(config.auth) ? await createAuthenticator(config.auth) : undefined;
+  const auth = authEnabled(config.auth)
+    ? await createAuthenticator({ ...config.auth, publicClaims: config.presence.enabled ? config.presence.claims : [] })
+    : undefined;
   if (!auth) logger.warn("auth is disabled: anyone who can reach this port can read every flow (set AUTH_JWT_SECRET, AUTH_JWKS_FILE or AUTH_JWKS_URL)");
   const backend = await openBackend({ mongoUrl: config.mongoUrl, mode: config.backendMode, logger, sim: { oplogSize: config.simOplogSize } });
   const started = stopList();
@@ -81,12 +87,31 @@ export async function startFlowsync(config: Readonly<Config>, logger: Logger): P
     const ids = new FlowIdCache(config.flowIdCacheSize);
     const feed = new ChangeFeed({ rules: filters.byCollection, hub, ids, scope, logger: logger.child({ component: "feed" }) });
     const snapshotOptions = { db, rules: filters.byCollection, scope, logger: logger.child({ component: "snapshot" }), remember: ids.set.bind(ids) };
+    // PRESENCE=off: no presence collection in the stream, no Presence, no write.
+    const presenceCollection = config.presence.enabled ? config.presence.collection : undefined;
+    const presence = presenceCollection
+      ? new Presence({
+          // Random per start: a restarted instance is a new one, and its predecessor's entries expire.
+          instance: randomBytes(8).toString("hex"),
+          store: presenceStore(db.collection<PresenceDoc>(presenceCollection)),
+          ttlMs: config.presence.ttlMs,
+          send: (flowId, frame) => hub.send(flowId, frame, "PRESENCE"),
+          audience: (flowId) => hub.subscriberCount(flowId),
+          logger: logger.child({ component: "presence" }),
+        })
+      : undefined;
     const live = new ChangeWatcher({
       db,
-      pipeline: filters.pipeline,
+      pipeline: presenceCollection ? watchPipeline(filters, [presenceCollection]) : filters.pipeline,
       logger: logger.child({ component: "watcher" }),
-      onChange: (change) => feed.handle(change),
-      onRestart: (reason, position) => feed.restarted(reason, position),
+      // Presence documents are not document events: no event, no replay, no cursor.
+      onChange: presence
+        ? (change) => ((change as { ns?: { coll?: string } }).ns?.coll === presenceCollection ? presence.handle(change) : feed.handle(change))
+        : (change) => feed.handle(change),
+      onRestart: (reason, position) => {
+        feed.restarted(reason, position);
+        presence?.reload().catch((err: unknown) => logger.warn({ err }, "presence: reload after a stream restart failed"));
+      },
       maxAwaitTimeMS: config.changeStreamAwaitMs,
     });
     // Registered before start(): close() also settles a start that is still opening.
@@ -94,6 +119,10 @@ export async function startFlowsync(config: Readonly<Config>, logger: Logger): P
     await live.start();
     // From here on every change is pushed: the buffer can answer for cursors at or after this point.
     if (hub.replay.size === 0) hub.replay.reset(live.position?._data);
+    // After the stream is open: entries written from here on come through it, older ones from this read.
+    await presence?.start();
+    // Also here, for a start-up that fails later; stop() is idempotent, the graceful order is below.
+    if (presence) started.push(() => presence.stop());
 
     const catchUps = new Limiter(config.catchUpConcurrency);
     const subscriptions = new Subscriptions({
@@ -140,6 +169,7 @@ export async function startFlowsync(config: Readonly<Config>, logger: Logger): P
       limits,
       corsOrigins: config.corsOrigins,
       trustProxy: config.trustProxy,
+      presence,
     });
     const http = await listen(app.callback(), {
       port: config.port,
@@ -149,6 +179,8 @@ export async function startFlowsync(config: Readonly<Config>, logger: Logger): P
     });
     // Ending every stream is what lets the server close: SSE connections are never idle.
     started.push(() => http.close(() => hub.closeAll("shutdown")));
+    // Before the streams end: the other instances drop this one's users at once, not after the TTL.
+    if (presence) started.push(() => presence.stop());
     const { url } = http;
     logger.info(
       {
@@ -169,9 +201,18 @@ export async function startFlowsync(config: Readonly<Config>, logger: Logger): P
         logger.info("flowsync stopped");
       })());
 
-    return { url, mongoUrl: backend.url, backend: backend.kind, watcher: live, hub, feed, subscriptions, metrics, health: mongo, limits, stop };
+    return { url, mongoUrl: backend.url, backend: backend.kind, watcher: live, hub, feed, subscriptions, metrics, health: mongo, limits, presence, stop };
   } catch (err) {
     await stopAll().catch((cleanupErr) => logger.warn({ err: cleanupErr }, "stopping what had started after a failed start-up failed too"));
     throw err;
   }
+}
+
+/** The presence collection behind `Presence`: upserts by `_id`, removals, and one read of everything at start. */
+function presenceStore(collection: Collection<PresenceDoc>): PresenceStore {
+  return {
+    put: async (doc) => void (await collection.replaceOne({ _id: doc._id }, doc, { upsert: true })),
+    remove: async (ids) => void (await collection.deleteMany({ _id: { $in: [...ids] } })),
+    readAll: () => collection.find({}).toArray(),
+  };
 }

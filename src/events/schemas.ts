@@ -11,9 +11,11 @@ import {
   CLUSTER_TIME_PATTERN,
   FLOW_ID_MAX_LENGTH,
   FLOW_ID_PATTERN,
+  PRESENCE,
   RESET,
   RESET_REASONS,
   SNAPSHOT,
+  type PresenceData as WirePresenceData,
   type FlowEvent as WireFlowEvent,
   type ResetData as WireResetData,
   type SnapshotData as WireSnapshotData,
@@ -23,9 +25,10 @@ import {
   type EventType,
 } from "flowsync-client/wire";
 
-export { DOC_EVENT_TYPES, EVENT_TYPES, FLOW_ID_MAX_LENGTH, isValidFlowId, OPERATIONS, RESET, RESET_REASONS, SNAPSHOT } from "flowsync-client/wire";
+export { DOC_EVENT_TYPES, EVENT_TYPES, FLOW_ID_MAX_LENGTH, isValidFlowId, OPERATIONS, PRESENCE, RESET, RESET_REASONS, SNAPSHOT } from "flowsync-client/wire";
 export type {
   Changes,
+  ClaimValue,
   DocEvent,
   DocEventType,
   EventType,
@@ -33,6 +36,8 @@ export type {
   FlowEvent,
   LogStreamData,
   Operation,
+  PresenceData,
+  PresenceUser,
   ResetData,
   ResetEvent,
   ResetReason,
@@ -79,6 +84,19 @@ export const snapshotDataSchema = z.object({
   logs: z.array(docSchema).optional(),
 });
 
+export const claimValueSchema = z.union([z.string(), z.number(), z.boolean()]);
+
+export const presenceUserSchema = z
+  .object({ id: z.string(), name: claimValueSchema.optional(), connections: z.number().int().positive() })
+  .catchall(claimValueSchema);
+
+export const presenceDataSchema = z.object({
+  flowId: flowIdSchema,
+  users: z.array(presenceUserSchema),
+  joined: z.array(z.string()),
+  left: z.array(z.string()),
+});
+
 /** Look-up by SSE `event:` name, for code that validates `MessageEvent.data` itself. */
 export const EVENT_DATA_SCHEMAS = {
   SYNC_CANVAS: syncCanvasDataSchema,
@@ -86,6 +104,7 @@ export const EVENT_DATA_SCHEMAS = {
   LOG_STREAM: logStreamDataSchema,
   RESET: resetDataSchema,
   SNAPSHOT: snapshotDataSchema,
+  PRESENCE: presenceDataSchema,
 } as const satisfies Record<EventType, z.ZodType>;
 
 export const flowEventSchema = z.discriminatedUnion("type", [
@@ -94,6 +113,7 @@ export const flowEventSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("LOG_STREAM"), data: logStreamDataSchema }),
   z.object({ type: z.literal(RESET), data: resetDataSchema }),
   z.object({ type: z.literal(SNAPSHOT), data: snapshotDataSchema }),
+  z.object({ type: z.literal(PRESENCE), data: presenceDataSchema }),
 ]);
 
 /** Parses one SSE message (its `event:` name and `data:` text) into a typed event, with zod. */
@@ -116,4 +136,5 @@ agree<Same<z.infer<typeof syncCanvasDataSchema>, WireSyncCanvasData>>();
 agree<Same<z.infer<typeof executionUpdateDataSchema>, WireExecutionUpdateData>>();
 agree<Same<z.infer<typeof resetDataSchema>, WireResetData>>();
 agree<Same<z.infer<typeof snapshotDataSchema>, WireSnapshotData>>();
+agree<Same<z.infer<typeof presenceDataSchema>, WirePresenceData>>();
 agree<Same<z.infer<typeof flowEventSchema>, WireFlowEvent>>();

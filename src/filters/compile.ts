@@ -178,3 +178,15 @@ export function flowMatchStage(compiled: CompiledFilters, flowId: string): Docum
   }));
   return { $match: { $or: [{ operationType: { $nin: [...OPERATIONS] } }, ...perCollection] } };
 }
+
+/**
+ * The watcher's pipeline: the filters' pipeline whose first `$match` also lets through every
+ * change of `collections` (flowsync's own, e.g. the presence collection: not document events,
+ * the watcher's consumer routes them elsewhere). Catch-up streams keep `compiled.pipeline`.
+ */
+export function watchPipeline(compiled: CompiledFilters, collections: readonly string[]): readonly Document[] {
+  if (collections.length === 0) return compiled.pipeline;
+  const [first, ...rest] = compiled.pipeline;
+  const match = (first as { $match: { $or: Document[] } }).$match;
+  return deepFreeze([{ $match: { $or: [...match.$or, { "ns.coll": { $in: [...collections] } }] } }, ...rest]);
+}

@@ -2,12 +2,15 @@
  * The Koa application: routes, JSON errors, and the SSE endpoint. It knows the
  * hub only through `Subscriptions` and readiness through a function.
  */
+import { randomUUID } from "node:crypto";
 import Router from "@koa/router";
 import Koa from "koa";
 import type { Logger } from "pino";
 import { FlowsyncError, isFlowsyncError } from "../errors";
-import { DOC_EVENT_TYPES, isValidFlowId, type SnapshotData } from "../events/schemas";
+import { DOC_EVENT_TYPES, isValidFlowId, PRESENCE, type SnapshotData } from "../events/schemas";
 import type { FlowInfo } from "../hub/flow-hub";
+import type { Presence, PresenceIdentity } from "../hub/presence";
+import type { CloseReason } from "../hub/subscriber-queue";
 import type { Subscriptions } from "../hub/subscriptions";
 import { clusterTimeOfToken } from "../token";
 import type { Authenticator, Grant } from "./auth";
@@ -37,6 +40,8 @@ export interface AppOptions extends SseOptions {
   corsOrigins?: readonly string[];
   /** Take the client IP from X-Forwarded-For (behind a trusted proxy). */
   trustProxy?: boolean;
+  /** Who is on each flow (PRESENCE=on): subscribers are listed, and get PRESENCE frames. */
+  presence?: Presence;
   /** The heartbeat registry of this app's SSE connections; default a new one (tests may inject their own). */
   heartbeats?: Heartbeats;
   logger: Logger;
@@ -54,6 +59,8 @@ export function createApp(o: AppOptions): Koa {
     const flowId = validFlowId(ctx.params.flowId);
     const grant = await authorize(ctx, flowId);
     const types = eventTypes(ctx.query.types);
+    // `?presence=0`: watch without being listed (the inspector); PRESENCE frames still come unless `types` leaves them out.
+    const listed = presenceFlag(ctx.query.presence);
     if (ctx.method === "HEAD") {
       // What a GET would answer, without opening a subscription nobody can read.
       ctx.status = 200;
@@ -77,11 +84,23 @@ export function createApp(o: AppOptions): Koa {
     // Admission and registration in one synchronous step (limits.ts).
     const release = o.limits?.admit(ctx.ip, flowId);
     o.logger.debug({ flowId, cursor: lastEventId }, "subscriber connected");
-    streamSubscription(ctx, (onClose) => o.subscriptions.open(flowId, { lastEventId, types, first, onClose }), {
+    const { presence } = o;
+    let leave: (() => void) | undefined;
+    const open = (onClose: (reason: CloseReason) => void) => {
+      if (!presence) return o.subscriptions.open(flowId, { lastEventId, types, first, onClose });
+      // One synchronous step: listed, registered and given the list now, so every later change follows as a frame.
+      if (listed) leave = presence.join(flowId, identity(grant));
+      const current = !types || types.has(PRESENCE) ? presence.initialFrame(flowId) : "";
+      return o.subscriptions.open(flowId, { lastEventId, types, first: first === undefined && current === "" ? undefined : (first ?? "") + current, onClose });
+    };
+    streamSubscription(ctx, open, {
       ...o,
       heartbeats,
       expiresAt: grant?.expiresAt,
-      onEnd: release,
+      onEnd: () => {
+        leave?.();
+        release?.();
+      },
     });
   });
 
@@ -190,9 +209,25 @@ function flag(value: unknown): boolean {
   return value === "1" || value === "true";
 }
 
-const KNOWN_TYPES: ReadonlySet<string> = new Set(DOC_EVENT_TYPES);
+const KNOWN_TYPES: ReadonlySet<string> = new Set([...DOC_EVENT_TYPES, PRESENCE]);
 
-/** `?types=SYNC_CANVAS,EXECUTION_UPDATE` → that set; RESET and SNAPSHOT always pass. */
+/** `?presence=0|1` (default listed). */
+function presenceFlag(value: unknown): boolean {
+  if (value === undefined || value === "1" || value === "true") return true;
+  if (value === "0" || value === "false") return false;
+  throw new FlowsyncError("E_BAD_REQUEST", "presence must be 0 or 1");
+}
+
+/**
+ * Who a connection is on the presence list: with auth, the token's `sub` and its public claims
+ * (the grant holds no other); without auth (or without `sub`), an anonymous id of its own.
+ */
+function identity(grant: Grant | undefined): PresenceIdentity {
+  const sub = grant?.subject;
+  return sub === undefined ? { id: `anonymous-${randomUUID()}` } : { id: sub, ...grant!.claims };
+}
+
+/** `?types=SYNC_CANVAS,EXECUTION_UPDATE,PRESENCE` → that set; RESET and SNAPSHOT always pass. */
 function eventTypes(value: unknown): ReadonlySet<string> | undefined {
   if (value === undefined) return undefined;
   if (typeof value !== "string" || value === "") throw new FlowsyncError("E_BAD_REQUEST", "types must be a comma-separated list of event types");

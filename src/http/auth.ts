@@ -47,11 +47,15 @@ export interface AuthOptions {
   /** Whether `?access_token=` is accepted. */
   queryToken: boolean;
   clockToleranceS: number;
+  /** Claims that may be shown to other users (presence); every other claim stays here. */
+  publicClaims?: readonly string[];
 }
 
 /** What a verified token allows. */
 export interface Grant {
   readonly subject: string | undefined;
+  /** The token's public claims (`publicClaims`) that are a string, number or boolean; nothing else from it. */
+  readonly claims: Readonly<Record<string, string | number | boolean>>;
   /** When the token expires (ms since the epoch): streams opened with it end then. */
   readonly expiresAt: number;
   /** The token's admin claim (AUTH_ADMIN_CLAIM) is `true`. */
@@ -127,8 +131,14 @@ export async function createAuthenticator(o: AuthOptions): Promise<Authenticator
       throw unauthorized(describeJoseError(err), err);
     }
     const patterns = flowPatterns(payload[o.claim]);
+    const claims: Record<string, string | number | boolean> = {};
+    for (const name of o.publicClaims ?? []) {
+      const value = payload[name];
+      if (typeof value === "string" || typeof value === "boolean" || (typeof value === "number" && Number.isFinite(value))) claims[name] = value;
+    }
     return {
       subject: typeof payload.sub === "string" ? payload.sub : undefined,
+      claims,
       expiresAt: (payload.exp as number) * 1000,
       // Exactly `true`: a string "false" or a 1 must not pass for one.
       admin: payload[o.adminClaim] === true,

@@ -124,6 +124,16 @@ export class FlowHub {
     }
   }
 
+  /**
+   * Writes a frame of state (not history: PRESENCE) to the subscribers of one flow. Not recorded
+   * for replay and without a token, so it never moves a subscriber's cursor; `type` lets a
+   * subscriber's `?types=` leave it out, and counts it in `typeCounts()`.
+   */
+  send(flowId: string, frame: string, type: string): void {
+    const set = this.#flows.get(flowId);
+    if (set) this.#countsOf(type).delivered += this.#fanOut(flowId, set, frame, undefined, type);
+  }
+
   /** The replay entries of `flowId` after `token`, or undefined if the buffer cannot tell. */
   replayAfter(token: string, flowId: string): ReplayEntry[] | undefined {
     return this.replay.after(token, flowId);

@@ -37,6 +37,7 @@ export {
   isValidFlowId,
   OPERATIONS,
   parseFlowEvent,
+  PRESENCE,
   RESET_REASONS,
 } from "./wire.js";
 export type {
@@ -49,6 +50,8 @@ export type {
   FlowEvent,
   LogStreamData,
   Operation,
+  PresenceData,
+  PresenceUser,
   ResetData,
   ResetEvent,
   ResetReason,

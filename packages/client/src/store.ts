@@ -12,8 +12,10 @@
  * - update with `doc: null` (deleted by the time the change was read) → keep
  *   what we have: the delete follows;
  * - delete → removed.
- * - `entities[kind]` holds every SYNC_CANVAS entity; `nodes`, `edges` and
- *   `presence` are `entities.node`, `entities.edge` and `entities.presence`.
+ * - `entities[kind]` holds every SYNC_CANVAS entity; `nodes` and `edges` are
+ *   `entities.node` and `entities.edge`.
+ * - `presence` is the users of the last PRESENCE event (the full list, so each
+ *   one replaces the last, and the first after a reconnect resets it).
  * - `execution` is the newest execution by `_id` (as the snapshot picks it:
  *   ObjectIds grow with time); `executions` holds every one seen.
  * - `logs[executionId][nodeId]` is the text of that node's LOG_STREAM chunks
@@ -31,7 +33,7 @@
  */
 import type { ConnectionState } from "./connection.js";
 import { createDedupWindow, type DedupWindow } from "./dedup.js";
-import type { Doc, DocEvent, SnapshotData } from "./wire.js";
+import type { Doc, DocEvent, PresenceData, PresenceUser, SnapshotData } from "./wire.js";
 
 export type { Doc };
 
@@ -54,8 +56,8 @@ export interface FlowState {
   readonly entities: Readonly<Record<string, ById>>;
   readonly nodes: ById;
   readonly edges: ById;
-  /** `entities.presence`: who else is on the flow, if a filter maps a collection to entity `presence`. */
-  readonly presence: ById;
+  /** Who is on the flow (the last PRESENCE event's users, sorted by id), each with its `connections`. */
+  readonly presence: readonly PresenceUser[];
   /** The newest execution of the flow (greatest `_id`), or null. */
   readonly execution: Doc | null;
   readonly executions: ById;
@@ -95,6 +97,8 @@ export interface FlowStore {
   load(snapshot: SnapshotData): void;
   /** Applies one document event. */
   apply(event: DocEvent, cursor?: string): void;
+  /** Replaces the presence list with a PRESENCE event's. */
+  setPresence(data: PresenceData): void;
   /** Records the connection's state (subscribeFlow does this for the store it keeps). */
   setStatus(status: ConnectionState, error?: Error): void;
   /**
@@ -111,7 +115,7 @@ export const EMPTY_FLOW_STATE: FlowState = Object.freeze({
   entities: EMPTY,
   nodes: EMPTY,
   edges: EMPTY,
-  presence: EMPTY,
+  presence: Object.freeze([]),
   execution: null,
   executions: EMPTY,
   logs: EMPTY,
@@ -164,7 +168,6 @@ export function createFlowStore(options: FlowStoreOptions = {}): FlowStore {
     entities,
     nodes: entities.node ?? EMPTY,
     edges: entities.edge ?? EMPTY,
-    presence: entities.presence ?? EMPTY,
   });
 
   const visible = (kind: string): ById | undefined => {
@@ -285,7 +288,9 @@ export function createFlowStore(options: FlowStoreOptions = {}): FlowStore {
     };
   };
 
-  return { getState, subscribe, load, apply, setStatus, optimistic };
+  const setPresence = (data: PresenceData) => set({ ...state, flowId: data.flowId, presence: data.users });
+
+  return { getState, subscribe, load, apply, setPresence, setStatus, optimistic };
 }
 
 function byId(docs: readonly Doc[]): Record<string, Doc> {

@@ -26,10 +26,12 @@ import {
   isSnapshotData,
   isValidFlowId,
   parseFlowEvent,
+  type PRESENCE,
   type DocEvent,
   type DocEventType,
   type ExecutionUpdateData,
   type LogStreamData,
+  type PresenceData,
   type ResetData,
   type SnapshotData,
   type SyncCanvasData,
@@ -68,6 +70,8 @@ export interface FlowHandlers {
   onEvent?(event: DocEvent, meta: EventMeta): void;
   /** The server cannot resume this client; a snapshot follows (onSnapshot, reason "reset"). */
   onReset?(data: ResetData): void;
+  /** Who is on the flow now (a PRESENCE event: the full list, replace yours with it). */
+  onPresence?(data: PresenceData): void;
   /** A full state: replace yours with it. */
   onSnapshot?(snapshot: SnapshotData, meta: SnapshotMeta): void;
   onState?(state: ConnectionState, info: StateInfo): void;
@@ -87,8 +91,8 @@ export interface SubscribeOptions {
   snapshot?: SnapshotData | boolean | undefined;
   /** Fetch snapshots with log chunks (`?logs=1`). */
   logs?: boolean | undefined;
-  /** Only these event types (`?types=`); RESET always arrives. */
-  types?: readonly DocEventType[] | undefined;
+  /** Only these event types (`?types=`; add `PRESENCE` to keep presence); RESET and SNAPSHOT always arrive. */
+  types?: readonly (DocEventType | typeof PRESENCE)[] | undefined;
   /** A store to keep up to date (`createFlowStore()`): snapshots are loaded into it, events applied. */
   store?: FlowStore | undefined;
   /** Extra request headers (fetch reader only; setting them selects it). */
@@ -249,6 +253,11 @@ export function subscribeFlow(baseUrl: string, flowId: string, handlers: FlowHan
     if (event.type === "SNAPSHOT") {
       applySnapshot(event.data, "server");
       feed({ type: "snapshot", cursor: event.data.cursor });
+      return;
+    }
+    if (event.type === "PRESENCE") {
+      store?.setPresence(event.data);
+      call(handlers.onPresence, event.data);
       return;
     }
     if (id !== undefined && !dedup.remember(id)) {

@@ -33,7 +33,8 @@ export type DocEventType = (typeof DOC_EVENT_TYPES)[number];
 
 export const RESET = "RESET" as const;
 export const SNAPSHOT = "SNAPSHOT" as const;
-export const EVENT_TYPES = [...DOC_EVENT_TYPES, RESET, SNAPSHOT] as const;
+export const PRESENCE = "PRESENCE" as const;
+export const EVENT_TYPES = [...DOC_EVENT_TYPES, RESET, SNAPSHOT, PRESENCE] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
 export const OPERATIONS = ["insert", "update", "replace", "delete"] as const;
@@ -112,13 +113,42 @@ export interface SnapshotData {
   logs?: Doc[];
 }
 
+/** A public claim's value, as the access token carried it. */
+export type ClaimValue = string | number | boolean;
+
+/**
+ * One user on a flow: `id` (the access token's `sub`, or an anonymous id per connection when
+ * auth is off), the public claims the service is configured to show (`name` and `PRESENCE_CLAIMS`),
+ * and `connections`: how many streams this user has open on the flow, across every instance.
+ */
+export interface PresenceUser {
+  id: string;
+  connections: number;
+  /** `name` and the other public claims, when the token had them. */
+  [claim: string]: ClaimValue;
+}
+
+/**
+ * `event: PRESENCE` (sent without `id:`, so `Last-Event-ID` stays a document cursor): who is
+ * on the flow now, the full list every time, sorted by `id`. `joined` / `left`: the ids that
+ * came or went since this instance's previous PRESENCE frame of the flow (both empty in the
+ * first frame of a connection). Presence is state, not history: a resume gets the current list.
+ */
+export interface PresenceData {
+  flowId: string;
+  users: PresenceUser[];
+  joined: string[];
+  left: string[];
+}
+
 export type FlowEvent =
   | { type: "SYNC_CANVAS"; data: SyncCanvasData }
   | { type: "EXECUTION_UPDATE"; data: ExecutionUpdateData }
   | { type: "LOG_STREAM"; data: LogStreamData }
   | { type: typeof RESET; data: ResetData }
-  | { type: typeof SNAPSHOT; data: SnapshotData };
-/** An event made from a document change (everything but RESET and SNAPSHOT). */
+  | { type: typeof SNAPSHOT; data: SnapshotData }
+  | { type: typeof PRESENCE; data: PresenceData };
+/** An event made from a document change (everything but RESET, SNAPSHOT and PRESENCE). */
 export type DocEvent = Extract<FlowEvent, { type: DocEventType }>;
 export type ResetEvent = Extract<FlowEvent, { type: typeof RESET }>;
 
@@ -167,6 +197,15 @@ export function isSnapshotData(v: unknown): v is SnapshotData {
   );
 }
 
+const isClaimValue = (v: unknown) => isString(v) || typeof v === "number" || typeof v === "boolean";
+const isUser = (u: unknown) =>
+  isObject(u) && isString(u.id) && Number.isSafeInteger(u.connections) && (u.connections as number) > 0 && Object.values(u).every(isClaimValue);
+
+/** Is `v` a PRESENCE event's data? */
+export function isPresenceData(v: unknown): v is PresenceData {
+  return isObject(v) && isValidFlowId(v.flowId) && Array.isArray(v.users) && v.users.every(isUser) && isStringArray(v.joined) && isStringArray(v.left);
+}
+
 /** Is `data` valid for the SSE event named `type`? */
 export function isEventData(type: string, data: unknown): boolean {
   switch (type) {
@@ -179,6 +218,8 @@ export function isEventData(type: string, data: unknown): boolean {
       return isObject(data) && isValidFlowId(data.flowId) && (RESET_REASONS as readonly unknown[]).includes(data.reason);
     case SNAPSHOT:
       return isSnapshotData(data);
+    case PRESENCE:
+      return isPresenceData(data);
     default:
       return false;
   }
