@@ -137,7 +137,7 @@ export async function startFlowsync(config: Readonly<Config>, logger: Logger): P
       logger: logger.child({ component: "subscriptions" }),
     });
 
-    const metrics = createMetrics({ hub, feed, subscriptions, watcher: live, catchUps });
+    const metrics = createMetrics({ hub, feed, subscriptions, watcher: live, catchUps, presence });
     const limits = new StreamLimits({
       maxSubscribers: config.maxSubscribers,
       maxSubscribersPerFlow: config.maxSubscribersPerFlow,

@@ -14,6 +14,7 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
 import type { ChangeFeed } from "./hub/change-feed";
 import type { FlowHub } from "./hub/flow-hub";
 import type { Limiter } from "./hub/limiter";
+import type { Presence } from "./hub/presence";
 import type { Subscriptions } from "./hub/subscriptions";
 import { clusterTimeOfToken, type ResumeToken } from "./token";
 import type { ChangeWatcher } from "./watch/change-watcher";
@@ -24,6 +25,8 @@ export interface MetricSources {
   subscriptions: Subscriptions;
   watcher: Pick<ChangeWatcher, "position" | "restarts">;
   catchUps: Pick<Limiter, "active" | "queued">;
+  /** PRESENCE=on only. */
+  presence?: Pick<Presence, "counters" | "usersPresent">;
   /** Wall clock in ms (test seam). */
   now?: () => number;
 }
@@ -73,11 +76,11 @@ export function createMetrics(s: MetricSources, { processMetrics = true } = {}):
   gaugeFrom("flowsync_flows_subscribed", "Flows with at least one subscriber.", () => s.hub.stats.flows);
   counterFrom("flowsync_changes_received_total", "Change events read from the MongoDB change stream.", [], (set) => set(s.feed.counters.received));
   counterFrom("flowsync_events_published_total", "Changes turned into events (serialized once each), by event type.", ["type"], (set) => {
-    for (const [type, c] of s.hub.typeCounts()) if (type !== "RESET") set(c.published, { type });
+    for (const [type, c] of s.hub.typeCounts()) if (type !== "RESET" && type !== "PRESENCE") set(c.published, { type });
   });
   counterFrom(
     "flowsync_events_delivered_total",
-    "Live frames handed to subscriber queues, by event type (RESET: broadcast after a stream restart).",
+    "Live frames handed to subscriber queues, by event type (RESET: broadcast after a stream restart; PRESENCE: presence lists).",
     ["type"],
     (set) => {
       for (const [type, c] of s.hub.typeCounts()) set(c.delivered, { type });
@@ -119,6 +122,36 @@ export function createMetrics(s: MetricSources, { processMetrics = true } = {}):
     [],
     (set) => set(s.watcher.restarts),
   );
+
+  const { presence } = s;
+  if (presence) {
+    counterFrom(
+      "flowsync_presence_writes_total",
+      "Presence documents this instance wrote or removed (at most one per flow per second; rate() gives writes per second).",
+      [],
+      (set) => set(presence.counters.writes),
+    );
+    counterFrom("flowsync_presence_write_errors_total", "Presence writes that failed (MongoDB unreachable: retried).", [], (set) =>
+      set(presence.counters.writeErrors),
+    );
+    counterFrom(
+      "flowsync_presence_expired_total",
+      "Other instances' presence entries dropped because they were not refreshed within PRESENCE_TTL_MS.",
+      [],
+      (set) => set(presence.counters.expired),
+    );
+    new Gauge({
+      name: "flowsync_presence_users",
+      help: "Users on presence lists: of this instance's connections (instance), or of every flow this instance knows, all instances merged (all).",
+      labelNames: ["scope"],
+      registers,
+      collect() {
+        const { local, all } = presence.usersPresent();
+        this.set({ scope: "instance" }, local);
+        this.set({ scope: "all" }, all);
+      },
+    });
+  }
 
   let closedBytes = 0;
   const open = new Set<Socket>();

@@ -94,15 +94,54 @@ describe("createFlowStore", () => {
     expect(Object.keys(store.getState().nodes)).toEqual(["constructor"]);
   });
 
-  it("keeps every canvas entity by kind, from the snapshot and from events; presence is entities.presence", () => {
+  it("keeps every canvas entity by kind, from the snapshot and from events; an entity called presence stays under entities", () => {
     const store = createFlowStore();
     store.load({ ...snap, canvas: { ...snap.canvas, group: [{ _id: "g1" }], presence: [{ _id: "u1", cursor: { x: 1 } }] } });
     expect(Object.keys(store.getState().entities).sort()).toEqual(["edge", "group", "node", "presence"]);
-    expect(store.getState().presence).toEqual({ u1: { _id: "u1", cursor: { x: 1 } } });
+    expect(store.getState().entities.presence).toEqual({ u1: { _id: "u1", cursor: { x: 1 } } });
+    // `presence` is the PRESENCE list, not that entity view.
+    expect(store.getState().presence).toEqual([]);
     store.apply(canvas("insert", "c1", { _id: "c1" }, "comment"));
     store.apply(canvas("delete", "g1", null, "group"));
     expect(store.getState().entities.comment).toEqual({ c1: { _id: "c1" } });
     expect(store.getState().entities.group).toEqual({});
+  });
+});
+
+describe("createFlowStore: presence", () => {
+  const frame = (users: Array<{ id: string; connections: number; name?: string }>, joined: string[] = [], left: string[] = []) => ({
+    flowId: "f",
+    users,
+    joined,
+    left,
+  });
+
+  it("each PRESENCE replaces the list (the first after a reconnect resets it), immutably, and leaves documents alone", () => {
+    const store = createFlowStore();
+    store.load(snap);
+    const before = store.getState();
+    const seen: unknown[] = [];
+    store.subscribe((s) => seen.push(s.presence));
+    store.setPresence(
+      frame(
+        [
+          { id: "a", name: "A", connections: 2 },
+          { id: "b", connections: 1 },
+        ],
+        ["a", "b"],
+      ),
+    );
+    expect(store.getState().presence).toEqual([
+      { id: "a", name: "A", connections: 2 },
+      { id: "b", connections: 1 },
+    ]);
+    expect(store.getState().nodes).toBe(before.nodes);
+    expect(store.getState().cursor).toBe(before.cursor);
+    // A reconnect's first frame has empty joined/left: the list is whatever it says.
+    store.setPresence(frame([{ id: "c", connections: 1 }]));
+    expect(store.getState().presence).toEqual([{ id: "c", connections: 1 }]);
+    expect(seen).toHaveLength(2);
+    expect(before.presence).toEqual([]);
   });
 });
 

@@ -27,6 +27,18 @@ const valid: Array<[string, Record<string, unknown>]> = [
   ["LOG_STREAM", { flowId: "f", op: "delete", id: "l", clusterTime: T, doc: null }],
   ["RESET", { flowId: "f", reason: "history-lost" }],
   ["SNAPSHOT", { flowId: "f", cursor: "c", clusterTime: T, canvas: { node: [{ _id: "a" }], edge: [] }, executions: [], logs: [{ _id: "l" }] }],
+  [
+    "PRESENCE",
+    {
+      flowId: "f",
+      users: [
+        { id: "a", name: "A", color: "#f00", n: 2, admin: true, connections: 2 },
+        { id: "b", connections: 1 },
+      ],
+      joined: ["b"],
+      left: ["c"],
+    },
+  ],
 ];
 
 // Values that break one rule or another: wrong types, empty, control characters, arrays for objects, …
@@ -66,8 +78,33 @@ const oddValue = fc.constantFrom<unknown>(
   { node: [{}] },
   { node: [1] },
   { node: {} },
+  [{ id: "a", connections: 1 }],
+  [{ id: "a", connections: 0 }],
+  [{ id: "a", connections: 1.5 }],
+  [{ id: 1, connections: 1 }],
+  [{ id: "a" }],
+  [{ id: "a", connections: 1, name: null }],
+  [{ id: "a", connections: 1, name: {} }],
+  [{ id: "a", connections: 1, avatar: [] }],
 );
-const keys = ["flowId", "op", "id", "entity", "clusterTime", "doc", "changes", "reason", "cursor", "canvas", "executions", "logs", "extra"];
+const keys = [
+  "flowId",
+  "op",
+  "id",
+  "entity",
+  "clusterTime",
+  "doc",
+  "changes",
+  "reason",
+  "cursor",
+  "canvas",
+  "executions",
+  "logs",
+  "users",
+  "joined",
+  "left",
+  "extra",
+];
 
 describe("wire guards agree with the zod schemas", () => {
   it("accept every valid example", () => {

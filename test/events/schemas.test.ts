@@ -5,8 +5,8 @@ import { EVENT_DATA_SCHEMAS, EVENT_TYPES, flowEventSchema, isValidFlowId, parseF
 const base = { flowId: "flow-a", id: "n1", clusterTime: "1700848049.1" };
 
 describe("event schemas", () => {
-  it("has the five wire event types", () => {
-    expect(EVENT_TYPES).toEqual(["SYNC_CANVAS", "EXECUTION_UPDATE", "LOG_STREAM", "RESET", "SNAPSHOT"]);
+  it("has the six wire event types", () => {
+    expect(EVENT_TYPES).toEqual(["SYNC_CANVAS", "EXECUTION_UPDATE", "LOG_STREAM", "RESET", "SNAPSHOT", "PRESENCE"]);
     expect(Object.keys(EVENT_DATA_SCHEMAS)).toEqual([...EVENT_TYPES]);
   });
 

@@ -74,6 +74,24 @@ describe("one change stream per instance", () => {
   );
 });
 
+describe("one change stream per instance, with presence on", () => {
+  const appName = `cursors-presence-${uniqueDb()}`;
+  // Presence documents ride the same stream: its $match lets the presence collection through.
+  const t = useFlowsync("curp", { PRESENCE: "on" }, { backend: h, url: (url) => withAppName(url, appName) });
+
+  it("with 20 listed subscribers the server sees exactly one change-stream cursor, while its presence documents are written", async () => {
+    const clients = await openAll(t.fs, 20);
+    try {
+      await eventually("every flow's presence document written", async () =>
+        expect(await t.db.collection("flowsync_presence").countDocuments()).toBe(1 + COLD.length),
+      );
+      expect(await changeStreamCursors(h.client, t.db.databaseName)).toBe(1);
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+    }
+  }, 60_000);
+});
+
 describe("catch-up cursors", () => {
   const appName = `catch-up-${uniqueDb()}`;
   // A replay buffer of 1: every resume from an older cursor needs a catch-up stream.

@@ -197,9 +197,8 @@ export function isSnapshotData(v: unknown): v is SnapshotData {
   );
 }
 
-const isClaimValue = (v: unknown) => isString(v) || typeof v === "number" || typeof v === "boolean";
-const isUser = (u: unknown) =>
-  isObject(u) && isString(u.id) && Number.isSafeInteger(u.connections) && (u.connections as number) > 0 && Object.values(u).every(isClaimValue);
+const isClaimValue = (v: unknown) => isString(v) || Number.isFinite(v) || typeof v === "boolean";
+const isUser = (u: unknown) => isObject(u) && isString(u.id) && isSize(u.connections) && (u.connections as number) > 0 && Object.values(u).every(isClaimValue);
 
 /** Is `v` a PRESENCE event's data? */
 export function isPresenceData(v: unknown): v is PresenceData {
