@@ -38,7 +38,7 @@ export interface FlowRegistry {
 
 // Options that make a different connection; functions (getToken, fetch) are taken from the first caller.
 const keyOf = (flowId: string, o: FlowOptions) =>
-  JSON.stringify([o.baseUrl, flowId, o.basePath, o.logs, o.types, o.transport, o.withCredentials, o.lastEventId, o.headers]);
+  JSON.stringify([o.baseUrl, flowId, o.basePath, o.logs, o.types, o.presence, o.transport, o.withCredentials, o.lastEventId, o.headers]);
 
 export function createFlowRegistry(): FlowRegistry {
   const entries = new Map<string, Entry>();
