@@ -183,8 +183,13 @@ class SseConnection implements HeartbeatMember {
       return;
     }
     if (this.#blocked) return;
-    const chunk = queue.take();
-    if (chunk !== null) this.#write(chunk);
+    const chunks = queue.take();
+    if (chunks === null) return;
+    if (chunks.length === 1) return this.#write(chunks[0]!);
+    // Corked: the shared Buffers leave in one writev, with no copy into a string of this connection's own.
+    this.#res.cork();
+    for (const chunk of chunks) this.#write(chunk);
+    this.#res.uncork();
   };
 
   readonly #onDrain = (): void => {
@@ -197,7 +202,7 @@ class SseConnection implements HeartbeatMember {
     this.#flush();
   };
 
-  #write(chunk: string): void {
+  #write(chunk: string | Buffer): void {
     if (!this.#res.write(chunk)) this.#blocked = true;
   }
 

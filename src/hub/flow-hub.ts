@@ -4,8 +4,11 @@
  * - Subscribers are kept per flowId, so publishing to one flow costs nothing
  *   for the others, and a flow's entry disappears with its last subscriber
  *   (the map does not grow with every flow ever seen).
- * - A frame is serialized once by the caller and the SAME string is written to
- *   every subscriber; its UTF-8 size is computed once here, not per subscriber.
+ * - A frame is serialized once by the caller and encoded to bytes once here; the
+ *   SAME Buffer is written to every subscriber. The frames of one flow published
+ *   in one tick form a batch (subscriber-queue.ts: FrameBatch) that is joined once
+ *   and shared by every subscriber that holds all of it, so memory grows with the
+ *   backlog, not with subscribers × backlog.
  * - Every published frame is also recorded in the replay buffer, whether or not
  *   anyone listens now: the next reconnect may need it.
  * - A subscriber that overflows during a write closes itself; the hub removes
@@ -15,7 +18,10 @@
  * (in practice a SubscriberQueue owned by one SSE connection).
  */
 import type { ReplayBuffer, ReplayEntry } from "./replay-buffer";
-import { checkPhaseScheduler, type CloseReason, type Schedule, type Subscriber } from "./subscriber-queue";
+import { checkPhaseScheduler, type Chunk, type CloseReason, type FrameBatch, type Schedule, type Subscriber } from "./subscriber-queue";
+
+/** A batch stops growing at this many frames (a long burst is then several shared batches). */
+const BATCH_MAX_FRAMES = 512;
 
 export interface FlowHubOptions {
   replay: ReplayBuffer;
@@ -67,6 +73,13 @@ export class FlowHub {
   #dropped = 0;
   // One entry per event type, made on first use: counting is then a field increment.
   #byType = new Map<string, TypeCounts>();
+  // The open batch of each flow published to in this tick; cleared once per tick.
+  #open = new Map<string, FrameBatch>();
+  #closeScheduled = false;
+  readonly #closeBatches = (): void => {
+    this.#closeScheduled = false;
+    this.#open.clear();
+  };
 
   constructor({ replay, schedule = checkPhaseScheduler(), now = Date.now }: FlowHubOptions) {
     this.replay = replay;
@@ -105,8 +118,25 @@ export class FlowHub {
       } else {
         this.#lastEvent.set(flowId, { token, at: this.#now() });
       }
-      counts.delivered += this.#fanOut(flowId, set, frame, token, type);
+      const encoded = Buffer.from(frame);
+      const batch = this.#batchOf(flowId);
+      const index = batch.frames.push(encoded) - 1;
+      batch.count++;
+      counts.delivered += this.#fanOut(flowId, set, encoded, token, type, batch, index);
     }
+  }
+
+  #batchOf(flowId: string): FrameBatch {
+    let batch = this.#open.get(flowId);
+    if (batch === undefined || batch.joined !== undefined || batch.count >= BATCH_MAX_FRAMES) {
+      batch = { count: 0, frames: [], joined: undefined };
+      this.#open.set(flowId, batch);
+      if (!this.#closeScheduled) {
+        this.#closeScheduled = true;
+        this.schedule(this.#closeBatches);
+      }
+    }
+    return batch;
   }
 
   /**
@@ -144,6 +174,7 @@ export class FlowHub {
     const flows = [...this.#flows.values()];
     this.#flows.clear();
     this.#lastEvent.clear();
+    this.#open.clear();
     this.#subscribers = 0;
     for (const set of flows) for (const subscriber of set) subscriber.close(reason);
   }
@@ -187,8 +218,8 @@ export class FlowHub {
   }
 
   /** Writes the frame to each open subscriber of the set; returns how many took it. */
-  #fanOut(flowId: string, set: Set<Subscriber>, frame: string, token: string | undefined, type: string | undefined): number {
-    const bytes = Buffer.byteLength(frame);
+  #fanOut(flowId: string, set: Set<Subscriber>, frame: Chunk, token: string | undefined, type: string | undefined, batch?: FrameBatch, index?: number): number {
+    const bytes = typeof frame === "string" ? Buffer.byteLength(frame) : frame.length;
     let delivered = 0;
     // Deleting the current element while iterating a Set is safe in JS.
     for (const subscriber of set) {
@@ -196,7 +227,7 @@ export class FlowHub {
         this.#remove(flowId, subscriber);
         continue;
       }
-      subscriber.write(frame, token, bytes, type);
+      subscriber.write(frame, token, bytes, type, batch, index);
       if (subscriber.closed) {
         this.#dropped++;
         this.#remove(flowId, subscriber);

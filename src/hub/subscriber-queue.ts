@@ -28,13 +28,30 @@ import { FlowsyncError } from "../errors";
 
 export type CloseReason = "overflow" | "shutdown" | "client-gone" | "reset" | "expired";
 
+/** A frame as written to a socket: encoded once by the hub (Buffer), or a string for one-off frames. */
+export type Chunk = string | Buffer;
+
+/**
+ * The frames of one flow published in one tick (flow-hub.ts), each encoded once. The first subscriber
+ * that takes the whole batch joins it into ONE Buffer, which every other subscriber holding the whole
+ * batch then writes as is: a burst of 100 events to 10,000 subscribers is one join, not 10,000.
+ * Joining seals the batch: later frames start a new one.
+ */
+export interface FrameBatch {
+  /** How many frames the batch holds (its frames, until it is joined). */
+  count: number;
+  frames: Buffer[];
+  joined: Buffer | undefined;
+}
+
 /** What the hub needs from a subscriber. */
 export interface Subscriber {
   /**
    * Queues a frame. `token`: its stream position, if it has one; `bytes`: its UTF-8 size if known;
-   * `type`: its event type, if it is an event (a subscriber may want only some types).
+   * `type`: its event type, if it is an event (a subscriber may want only some types); `batch` and
+   * `index`: the frame is `batch.frames[index]` (see FrameBatch).
    */
-  write(chunk: string, token?: string, bytes?: number, type?: string): void;
+  write(chunk: Chunk, token?: string, bytes?: number, type?: string, batch?: FrameBatch, index?: number): void;
   close(reason: CloseReason): void;
   readonly closed: boolean;
 }
@@ -61,36 +78,57 @@ export interface SubscriberQueueOptions {
 
 export type Schedule = (fn: () => void) => void;
 
+/** Callbacks a check phase runs before it yields to the event loop (see checkPhaseScheduler). */
+export const SLICE = 256;
+
 /**
- * A scheduler that runs each `fn` in the next check phase, like `setImmediate`,
- * but with ONE immediate per tick for all the queues that share it: a frame fanned
- * out to 10,000 subscribers schedules one timer, not 10,000 (docs/benchmarks.md,
- * profile). One per hub, so that no state is shared between instances.
+ * A scheduler that runs each `fn` in a later check phase, like `setImmediate`, but with ONE
+ * immediate for all the queues that share it: a frame fanned out to 10,000 subscribers schedules
+ * one timer, not 10,000. One per hub, so that no state is shared between instances.
+ *
+ * Time-sliced: a check phase runs at most `slice` callbacks (in order), then yields, so that the
+ * change stream's next batch is read while a big sweep is still under way. Subscribers the sweep has
+ * not reached yet then find the new events already queued and write them in the same socket write
+ * as the earlier ones: under saturation, frames coalesce instead of each waiting for a whole sweep.
+ * First in, first out: what waits longest runs first, whichever flow it belongs to.
  */
-export function checkPhaseScheduler(): Schedule {
-  let deferred: Array<() => void> = [];
-  let spare: Array<() => void> = [];
-  const runDeferred = () => {
-    // Swap first: a callback that defers again runs in the next check phase.
-    const batch = deferred;
-    deferred = spare;
-    spare = batch;
-    for (let i = 0; i < batch.length; i++) batch[i]!();
-    batch.length = 0;
+export function checkPhaseScheduler(slice = SLICE): Schedule {
+  let queue: Array<() => void> = [];
+  let head = 0;
+  const run = () => {
+    // What is deferred while this runs goes after it: it runs in a later check phase.
+    const end = Math.min(queue.length, head + slice);
+    while (head < end) {
+      const fn = queue[head]!;
+      queue[head++] = noop; // let it be collected
+      fn();
+    }
+    if (head < queue.length) {
+      setImmediate(run);
+    } else {
+      queue = [];
+      head = 0;
+    }
   };
   return (fn) => {
-    if (deferred.push(fn) === 1) setImmediate(runDeferred);
+    if (queue.push(fn) - head === 1) setImmediate(run);
   };
 }
+
+const noop = () => {};
 
 const immediately: Schedule = (fn) => void setImmediate(fn);
 
 export class SubscriberQueue implements Subscriber {
   readonly maxBytes: number;
   readonly #schedule: Schedule;
-  #chunks: string[] = [];
+  #chunks: Chunk[] = [];
   #tokens: (string | undefined)[] = [];
   #sizes: number[] = [];
+  #batches: (FrameBatch | undefined)[] = [];
+  #indexes: number[] = [];
+  // What take() returns, reused: valid until the next take().
+  #out: Chunk[] = [];
   #bytes = 0;
   #paused: boolean;
   readonly #types: ReadonlySet<string> | undefined;
@@ -128,7 +166,7 @@ export class SubscriberQueue implements Subscriber {
     return this.#bytes;
   }
 
-  write(chunk: string, token?: string, bytes = Buffer.byteLength(chunk), type?: string): void {
+  write(chunk: Chunk, token?: string, bytes = Buffer.byteLength(chunk), type?: string, batch?: FrameBatch, index = -1): void {
     if (this.closed) return;
     if (type !== undefined && this.#types !== undefined && !this.#types.has(type)) return;
     if (token !== undefined && this.#backlogEnd !== undefined && token <= this.#backlogEnd) return;
@@ -136,6 +174,8 @@ export class SubscriberQueue implements Subscriber {
     this.#chunks.push(chunk);
     this.#tokens.push(token);
     this.#sizes.push(bytes);
+    this.#batches.push(batch);
+    this.#indexes.push(index);
     this.#bytes += bytes;
     if (this.#bytes > this.maxBytes && behind) {
       this.close("overflow");
@@ -161,6 +201,9 @@ export class SubscriberQueue implements Subscriber {
     this.#chunks = [];
     this.#tokens = [];
     this.#sizes = [];
+    this.#batches = [];
+    this.#indexes = [];
+    this.#out = [];
     this.#bytes = 0;
     this.#onClose?.(reason);
     if (this.#listener) this.#schedule(this.#listener);
@@ -180,6 +223,8 @@ export class SubscriberQueue implements Subscriber {
       this.#chunks = this.#chunks.filter((_, i) => keep[i]);
       this.#tokens = this.#tokens.filter((_, i) => keep[i]);
       this.#sizes = this.#sizes.filter((_, i) => keep[i]);
+      this.#batches = this.#batches.filter((_, i) => keep[i]);
+      this.#indexes = this.#indexes.filter((_, i) => keep[i]);
       this.#bytes = this.#sizes.reduce((sum, n) => sum + n, 0);
     }
     this.#paused = false;
@@ -187,11 +232,12 @@ export class SubscriberQueue implements Subscriber {
   }
 
   /**
-   * Everything pending as one string, or null when nothing may be sent now
-   * (empty, paused or closed). Without a promise: the connection drives its own
-   * writes (sse-stream.ts).
+   * Everything pending, as the chunks to write in one go (corked: one writev), or null when
+   * nothing may be sent now (empty, paused or closed). A whole batch becomes its one shared
+   * joined Buffer. The array is reused: it is valid until the next take(). Without a promise:
+   * the connection drives its own writes (sse-stream.ts).
    */
-  take(): string | null {
+  take(): readonly Chunk[] | null {
     return this.closed || this.#paused || this.#chunks.length === 0 ? null : this.#take();
   }
 
@@ -204,13 +250,28 @@ export class SubscriberQueue implements Subscriber {
     this.#wake();
   }
 
-  #take(): string {
+  #take(): Chunk[] {
     const chunks = this.#chunks;
-    const out = chunks.length === 1 ? (chunks[0] as string) : chunks.join("");
+    const batches = this.#batches;
+    const indexes = this.#indexes;
+    const out = this.#out;
+    out.length = 0;
+    for (let i = 0; i < chunks.length;) {
+      const batch = batches[i];
+      if (batch !== undefined && indexes[i] === 0 && holdsWhole(batches, indexes, i, batch)) {
+        out.push((batch.joined ??= joinBatch(batch)));
+        i += batch.count;
+      } else {
+        out.push(chunks[i]!);
+        i++;
+      }
+    }
     // Emptied in place: the steady state allocates nothing here.
     chunks.length = 0;
     this.#tokens.length = 0;
     this.#sizes.length = 0;
+    batches.length = 0;
+    indexes.length = 0;
     this.#bytes = 0;
     return out;
   }
@@ -228,4 +289,20 @@ export class SubscriberQueue implements Subscriber {
     if (this.closed || this.#paused || this.#chunks.length === 0) return;
     this.#listener?.();
   };
+}
+
+/** Whether entries from `start` on are frames 0 … count-1 of `batch`, in order. */
+function holdsWhole(batches: readonly (FrameBatch | undefined)[], indexes: readonly number[], start: number, batch: FrameBatch): boolean {
+  const count = batch.count;
+  if (start + count > batches.length) return false;
+  for (let k = 1; k < count; k++) if (batches[start + k] !== batch || indexes[start + k] !== k) return false;
+  return true;
+}
+
+/** Joins a batch's frames once; the batch is sealed from then on (the hub opens a new one). */
+function joinBatch(batch: FrameBatch): Buffer {
+  const joined = batch.count === 1 ? batch.frames[0]! : Buffer.concat(batch.frames);
+  // The joined copy replaces the frames for the batch; subscribers holding single frames keep their own references.
+  batch.frames = [];
+  return joined;
 }

@@ -1,15 +1,16 @@
 import { describe, expect, it } from "vitest";
+import { text } from "../support/chunks";
 import { FlowHub } from "../../src/hub/flow-hub";
 import { ReplayBuffer } from "../../src/hub/replay-buffer";
-import { SubscriberQueue, type CloseReason, type Subscriber } from "../../src/hub/subscriber-queue";
+import { SubscriberQueue, type Chunk, type CloseReason, type Subscriber } from "../../src/hub/subscriber-queue";
 
 class Recorder implements Subscriber {
-  chunks: string[] = [];
+  chunks: Chunk[] = [];
   closedWith: CloseReason | undefined;
   get closed() {
     return this.closedWith !== undefined;
   }
-  write(chunk: string) {
+  write(chunk: Chunk) {
     this.chunks.push(chunk);
   }
   close(reason: CloseReason) {
@@ -21,7 +22,7 @@ const hub = (capacity = 100) => new FlowHub({ replay: new ReplayBuffer({ capacit
 const tok = (n: number) => `82${String(n).padStart(8, "0")}`;
 
 describe("FlowHub", () => {
-  it("writes the SAME string instance to every subscriber of the flow and nothing to others", () => {
+  it("encodes a frame once and writes the SAME Buffer to every subscriber of the flow, nothing to others", () => {
     const h = hub();
     const flowA = Array.from({ length: 5 }, () => new Recorder());
     const flowB = new Recorder();
@@ -29,9 +30,11 @@ describe("FlowHub", () => {
     h.subscribe("b", flowB);
     const frame = ["id: 1\n", "data: {}\n\n"].join(""); // built at runtime: one heap string
     h.publish({ flowId: "a", frame, token: tok(1) });
+    const first = flowA[0]!.chunks[0];
+    expect(Buffer.isBuffer(first) && first.toString()).toBe(frame);
     for (const s of flowA) {
       expect(s.chunks).toHaveLength(1);
-      expect(Object.is(s.chunks[0], frame)).toBe(true);
+      expect(Object.is(s.chunks[0], first)).toBe(true);
     }
     expect(flowB.chunks).toEqual([]);
     expect(h.stats).toMatchObject({ flows: 2, subscribers: 6, published: 1, delivered: 5, dropped: 0 });
@@ -69,16 +72,16 @@ describe("FlowHub", () => {
     h.subscribe("a", fast);
     const frame = "x".repeat(40);
     h.publish({ flowId: "a", frame, token: tok(1) });
-    expect(fast.take()).toBe(frame); // the fast one reads; the slow one never does
+    expect(text(fast.take())).toBe(frame); // the fast one reads; the slow one never does
     h.publish({ flowId: "a", frame, token: tok(2) });
-    expect(fast.take()).toBe(frame);
+    expect(text(fast.take())).toBe(frame);
     h.publish({ flowId: "a", frame, token: tok(3) }); // slow now holds 120 bytes > 100
     expect(slow.closeReason).toBe("overflow");
     expect(slow.pendingBytes).toBe(0);
     expect(h.subscriberCount("a")).toBe(1);
     expect(h.stats.dropped).toBe(1);
-    expect(fast.take()).toBe(frame);
-    expect(slow.take()).toBeNull();
+    expect(text(fast.take())).toBe(frame);
+    expect(text(slow.take())).toBeNull();
   });
 
   it("forgets subscribers that closed on their own without counting them as dropped", () => {

@@ -3,6 +3,7 @@
  * live): take() / onReadable(), and the one shared check-phase flush.
  */
 import { describe, expect, it } from "vitest";
+import { text } from "../support/chunks";
 import { checkPhaseScheduler, SubscriberQueue } from "../../src/hub/subscriber-queue";
 
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -10,22 +11,22 @@ const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
 describe("SubscriberQueue pull side", () => {
   it("take() hands out everything pending as one string, and null when empty, paused or closed", () => {
     const q = new SubscriberQueue({ maxBytes: 1 << 20 });
-    expect(q.take()).toBeNull();
+    expect(text(q.take())).toBeNull();
     q.write("a\n\n", "01");
     q.write("b\n\n", "02");
-    expect(q.take()).toBe("a\n\nb\n\n");
+    expect(text(q.take())).toBe("a\n\nb\n\n");
     expect(q.pendingBytes).toBe(0);
-    expect(q.take()).toBeNull();
+    expect(text(q.take())).toBeNull();
 
     const paused = new SubscriberQueue({ maxBytes: 1 << 20, paused: true });
     paused.write("x\n\n", "01");
-    expect(paused.take()).toBeNull();
+    expect(text(paused.take())).toBeNull();
     paused.release("00");
-    expect(paused.take()).toBe("x\n\n");
+    expect(text(paused.take())).toBe("x\n\n");
 
     q.write("c\n\n", "03");
     q.close("shutdown");
-    expect(q.take()).toBeNull();
+    expect(text(q.take())).toBeNull();
   });
 
   it("onReadable() calls back once per tick however many frames arrived, and once on close", async () => {
@@ -34,7 +35,7 @@ describe("SubscriberQueue pull side", () => {
     let calls = 0;
     q.onReadable(() => {
       calls++;
-      got.push(q.take());
+      got.push(text(q.take()));
     });
     for (let i = 0; i < 5; i++) q.write(`e${i}\n\n`, `0${i}`);
     expect(calls).toBe(0); // deferred: the frames of this tick leave together
@@ -58,7 +59,7 @@ describe("SubscriberQueue pull side", () => {
     q.write("b\n\n");
     await tick();
     expect(calls).toBe(2);
-    expect(q.take()).toBe("a\n\nb\n\n");
+    expect(text(q.take())).toBe("a\n\nb\n\n");
   });
 
   it("checkPhaseScheduler runs callbacks in order in the next check phase, and a callback that defers again runs a tick later", async () => {

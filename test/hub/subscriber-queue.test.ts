@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { text } from "../support/chunks";
 import { SubscriberQueue } from "../../src/hub/subscriber-queue";
 
 // A manual scheduler: wake-ups run when the test says the tick is over.
@@ -16,7 +17,7 @@ describe("SubscriberQueue", () => {
     queue.write("a\n\n");
     queue.write("b\n\n");
     expect(queue.pendingBytes).toBe(6);
-    expect(queue.take()).toBe("a\n\nb\n\n");
+    expect(text(queue.take())).toBe("a\n\nb\n\n");
     expect(queue.pendingBytes).toBe(0);
   });
 
@@ -24,7 +25,7 @@ describe("SubscriberQueue", () => {
     const clock = manual();
     const queue = new SubscriberQueue({ maxBytes: 1000, schedule: clock.schedule });
     const chunks: Array<string | null> = [];
-    queue.onReadable(() => chunks.push(queue.take()));
+    queue.onReadable(() => chunks.push(text(queue.take())));
     queue.write("1");
     queue.write("2");
     queue.write("3");
@@ -35,7 +36,7 @@ describe("SubscriberQueue", () => {
 
   it("wakes its reader on the default scheduler", async () => {
     const queue = new SubscriberQueue({ maxBytes: 1000 });
-    const chunk = new Promise<string | null>((resolve) => queue.onReadable(() => resolve(queue.take())));
+    const chunk = new Promise<string | null>((resolve) => queue.onReadable(() => resolve(text(queue.take()))));
     queue.write("x");
     expect(await chunk).toBe("x");
   });
@@ -49,7 +50,7 @@ describe("SubscriberQueue", () => {
     expect(queue.closed).toBe(true);
     expect(queue.closeReason).toBe("overflow");
     expect(queue.pendingBytes).toBe(0);
-    expect(queue.take()).toBeNull();
+    expect(text(queue.take())).toBeNull();
     queue.write("ignored");
     expect(queue.pendingBytes).toBe(0);
   });
@@ -58,7 +59,7 @@ describe("SubscriberQueue", () => {
     const queue = new SubscriberQueue({ maxBytes: 10 });
     queue.write("a".repeat(50));
     expect(queue.closed).toBe(false);
-    expect(queue.take()).toBe("a".repeat(50));
+    expect(text(queue.take())).toBe("a".repeat(50));
     queue.write("b".repeat(50));
     expect(queue.closed).toBe(false);
     queue.write("c");
@@ -71,9 +72,9 @@ describe("SubscriberQueue", () => {
     queue.write(big, "t1");
     queue.writeIdle(":\n\n");
     expect(queue.closed).toBe(false);
-    expect(queue.take()).toBe(big);
+    expect(text(queue.take())).toBe(big);
     queue.writeIdle(":\n\n"); // idle again: the heartbeat is written
-    expect(queue.take()).toBe(":\n\n");
+    expect(text(queue.take())).toBe(":\n\n");
     // A real event behind the big frame still overflows, as before.
     queue.write(big, "t2");
     queue.write("y", "t3");
@@ -92,7 +93,7 @@ describe("SubscriberQueue", () => {
     const clock = manual();
     const queue = new SubscriberQueue({ maxBytes: 1000, paused: true, schedule: clock.schedule });
     const chunks: Array<string | null> = [];
-    queue.onReadable(() => chunks.push(queue.take()));
+    queue.onReadable(() => chunks.push(text(queue.take())));
     queue.write("live1 ", "8201");
     queue.write("live2 ", "8202");
     queue.write("live3 ", "8203");
