@@ -89,6 +89,22 @@ export function createMetrics(s: MetricSources, { processMetrics = true } = {}):
   counterFrom("flowsync_changes_skipped_total", "Changes that became no event (logged), by reason.", ["reason"], (set) => {
     for (const [reason, n] of Object.entries(s.feed.counters.skipped)) set(n ?? 0, { reason });
   });
+  counterFrom(
+    "flowsync_elements_skipped_total",
+    "Elements of an embedded-entity document left out of an event (no valid key, duplicate key, not an object), by reason.",
+    ["reason"],
+    (set) => {
+      for (const [reason, n] of Object.entries(s.feed.counters.elementsSkipped)) set(n ?? 0, { reason });
+    },
+  );
+  counterFrom(
+    "flowsync_element_derivations_total",
+    "How the events of an embedded-entity kind were derived from a change (docs/filters.md), by case.",
+    ["case"],
+    (set) => {
+      for (const [how, n] of Object.entries(s.feed.counters.derivations)) set(n ?? 0, { case: how });
+    },
+  );
   counterFrom("flowsync_replays_total", "Resumes with a backlog, by where it was served from.", ["source"], (set) => {
     set(s.subscriptions.counters.replayedFromMemory, { source: "memory" });
     set(s.subscriptions.counters.replayedFromMongo, { source: "mongodb" });

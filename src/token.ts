@@ -11,6 +11,11 @@
  * - *cursor*: the opaque SSE id a client holds (events/cursor.ts encodes a token or a
  *   cluster time into one); never a token itself.
  * - *position*: only the watcher's own place in its stream (a `ResumeToken`).
+ * - *sub-position*: the place of one event among the several that one change of an
+ *   embedded-entity document becomes: `<token>-<index>-<t>-<i>` (index from 0, and the
+ *   change's cluster time, where a catch-up must restart to see that change again).
+ *   The LAST event of a change carries the plain token, so "after the token" still
+ *   means "after the whole change". Compare with `comparePositions`, never with `<`.
  */
 
 /** The resume token as the driver hands it to us and accepts it back. */
@@ -24,11 +29,54 @@ export interface ClusterTime {
   i: number;
 }
 
-/** The later of two tokens (undefined counts as "before everything"). */
+export interface SubPosition {
+  readonly token: string;
+  /** Which event of the change (from 0); absent for a plain token (= after the whole change). */
+  readonly index?: number;
+  readonly time?: ClusterTime;
+}
+
+const SUB_POSITION = /^([0-9A-F]+)-(\d{1,9})-(\d{1,10})-(\d{1,10})$/;
+
+/** The position of event `index` of the change at `token` (not its last event: that one carries `token`). */
+export function subPosition(token: string, index: number, time: ClusterTime): string {
+  return `${token}-${index}-${time.t}-${time.i}`;
+}
+
+/** Splits a token or sub-position; undefined if `value` is neither (a token is not checked further here). */
+export function parsePosition(value: string): SubPosition | undefined {
+  if (!value.includes("-")) return /^[0-9A-F]+$/.test(value) ? { token: value } : undefined;
+  const m = SUB_POSITION.exec(value);
+  if (!m) return undefined;
+  return { token: m[1]!, index: Number(m[2]), time: { t: Number(m[3]), i: Number(m[4]) } };
+}
+
+/**
+ * Stream order of two positions (tokens or sub-positions): by token as strings (the server's
+ * KeyString order), then by index, a plain token last (it stands for the whole change).
+ */
+export function comparePositions(a: string, b: string): number {
+  if (a === b) return 0;
+  const da = a.indexOf("-");
+  const db = b.indexOf("-");
+  const ta = da === -1 ? a : a.slice(0, da);
+  const tb = db === -1 ? b : b.slice(0, db);
+  if (ta !== tb) return ta < tb ? -1 : 1;
+  if (da === -1) return 1;
+  if (db === -1) return -1;
+  return subIndex(a, da) - subIndex(b, db);
+}
+
+function subIndex(position: string, dash: number): number {
+  const end = position.indexOf("-", dash + 1);
+  return Number(position.slice(dash + 1, end === -1 ? undefined : end));
+}
+
+/** The later of two positions (undefined counts as "before everything"). */
 export function laterToken(a: string | undefined, b: string | undefined): string | undefined {
   if (a === undefined) return b;
   if (b === undefined) return a;
-  return a > b ? a : b;
+  return comparePositions(a, b) > 0 ? a : b;
 }
 
 /**

@@ -10,13 +10,16 @@
  *   (see `cursorScope`): a cursor from another deployment is "foreign", never
  *   fed to this deployment's change stream, where it would fail or, worse, resume
  *   from an unrelated position.
- * - `hex` is the resume token's `_data`, uppercase hex as MongoDB issues it.
+ * - `hex` is the resume token's `_data`, uppercase hex as MongoDB issues it, or,
+ *   for an event that is not the last of the several one change became (entities
+ *   embedded in one document), its sub-position `<_data>-<index>-<t>-<i>`: the
+ *   event's index in the change and the change's cluster time (src/token.ts).
  *
  * The cursor is opaque to clients but not secret: it only reveals the oplog
  * position. It is untrusted input, so decoding is strict and bounded.
  */
 import { FlowsyncError } from "../errors";
-import type { ClusterTime, ResumeToken } from "../token";
+import { parsePosition, type ClusterTime, type ResumeToken } from "../token";
 
 export const CURSOR_VERSION = "1";
 /**
@@ -29,7 +32,12 @@ export const CURSOR_MAX_LENGTH = 512;
 const SCOPE_PATTERN = /^[a-z0-9]{1,32}$/;
 const HEX_PATTERN = /^(?:[0-9A-F]{2})+$/;
 
-export type DecodedCursor = { ok: ResumeToken } | { time: ClusterTime } | { error: "malformed" | "foreign" };
+/**
+ * `ok`: the change's token; `position`: the cursor's exact place (the token, or a sub-position
+ * inside that change, then `within` gives the event's index and the change's cluster time).
+ */
+export type DecodedCursor =
+  { ok: ResumeToken; position: string; within?: { index: number; time: ClusterTime } } | { time: ClusterTime } | { error: "malformed" | "foreign" };
 
 /**
  * A time cursor `1.<scope>.T<seconds>_<increment>` names "everything after cluster
@@ -74,7 +82,8 @@ export function cursorScope(...parts: string[]): string {
  */
 export function encodeCursor(token: ResumeToken | string, scope: string): string {
   const hex = typeof token === "string" ? token : token._data;
-  if (!isTokenHex(hex)) {
+  const sub = parsePosition(hex);
+  if (!isTokenHex(sub?.token) || (sub.time !== undefined && !validTime(sub.time.t, sub.time.i))) {
     throw new FlowsyncError("E_INTERNAL", `resume token _data is not uppercase hex: ${String(hex).slice(0, 40)}`);
   }
   if (!isValidScope(scope)) throw new FlowsyncError("E_INTERNAL", `cursor scope must match ${SCOPE_PATTERN}: ${scope}`);
@@ -100,9 +109,19 @@ export function decodeCursor(cursor: unknown, expectedScope: string): DecodedCur
   const [version, scope, hex] = parts as [string, string, string];
   if (version !== CURSOR_VERSION || !isValidScope(scope)) return { error: "malformed" };
   const time = TIME_PATTERN.exec(hex);
-  const t = time ? Number(time[1]) : 0;
-  const i = time ? Number(time[2]) : 0;
-  if (time ? t > UINT32_MAX || i > UINT32_MAX : !isTokenHex(hex)) return { error: "malformed" };
+  if (time) {
+    const t = Number(time[1]);
+    const i = Number(time[2]);
+    if (!validTime(t, i)) return { error: "malformed" };
+    return scope !== expectedScope ? { error: "foreign" } : { time: { t, i } };
+  }
+  const sub = parsePosition(hex);
+  if (!sub || !isTokenHex(sub.token) || (sub.time !== undefined && !validTime(sub.time.t, sub.time.i))) return { error: "malformed" };
   if (scope !== expectedScope) return { error: "foreign" };
-  return time ? { time: { t, i } } : { ok: { _data: hex } };
+  const ok = { _data: sub.token };
+  return sub.index === undefined ? { ok, position: hex } : { ok, position: hex, within: { index: sub.index, time: sub.time! } };
+}
+
+function validTime(t: number, i: number): boolean {
+  return t <= UINT32_MAX && i <= UINT32_MAX;
 }

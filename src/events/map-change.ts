@@ -21,6 +21,8 @@ import { redactChanges, redactDoc } from "./redact";
 import { isValidFlowId, OPERATIONS, type Changes, type DocEvent, type Operation } from "./schemas";
 import { isTokenHex } from "./cursor";
 import type { Rule } from "./rule";
+import type { ClusterTime } from "../token";
+import { deriveElements, documentChanges, withoutElements, type Derivation, type ElementSkip, type UpdateDescriptionJson } from "./elements";
 
 export type FlowIdLookup = (id: string, collection: string) => string | undefined;
 
@@ -106,7 +108,23 @@ export function mapChange(change: unknown, rules: ReadonlyMap<string, Rule>, loo
   }
 }
 
-function mapUnchecked(change: unknown, rules: ReadonlyMap<string, Rule>, lookupFlowId?: FlowIdLookup): MapResult {
+interface Prepared {
+  readonly rule: Rule;
+  readonly op: Operation;
+  readonly token: string;
+  readonly collection: string;
+  readonly id: string;
+  readonly clusterTime: string;
+  readonly flowId: string;
+  readonly where: string;
+  /** The redacted, schema-checked `fullDocument` (null on delete or when there is none). */
+  readonly doc: Obj | null;
+  readonly post: Obj | undefined;
+  readonly pre: Obj | undefined;
+}
+
+/** What every document change goes through first: shape checks, routing, redaction, schema. */
+function prepare(change: unknown, rules: ReadonlyMap<string, Rule>, lookupFlowId?: FlowIdLookup): Prepared | SkippedChange {
   if (!isObj(change)) return { skip: "malformed", detail: "not an object" };
   const token = isObj(change._id) ? change._id._data : undefined;
   if (!isTokenHex(token)) return { skip: "malformed", detail: "no resume token (_id._data)" };
@@ -135,8 +153,12 @@ function mapUnchecked(change: unknown, rules: ReadonlyMap<string, Rule>, lookupF
   // Routed by the value AS STORED, not by its JSON form: an ObjectId, Timestamp or Date is not a
   // flowId. The catch-up stream and the snapshot select a flow by string equality inside MongoDB,
   // so routing a converted value live would deliver events that no resume or snapshot could see.
+  // `routeBy: "_id"` is the exception: the document is the flow, named by its id as events name it
+  // (an ObjectId as its hex), and the catch-up and the snapshot select it by that id (compile.ts).
   let route: unknown;
-  if (post) {
+  if (rule.routeBy === "_id") {
+    route = id;
+  } else if (post) {
     route = getPath(change.fullDocument as Obj, rule.routePath);
     if (route === undefined) return skip("unroutable", `${where}: document has no '${rule.routeBy}'`);
   } else if (pre && getPath(change.fullDocumentBeforeChange as Obj, rule.routePath) !== undefined) {
@@ -146,7 +168,6 @@ function mapUnchecked(change: unknown, rules: ReadonlyMap<string, Rule>, lookupF
     if (route === undefined) return skip("unroutable", `${op} on ${where}: no image and not in the id cache`);
   }
   if (!isValidFlowId(route)) return skip("flowId-invalid", `${where}: '${rule.routeBy}' is ${describe(route)}`);
-  const flowId = route;
 
   let doc: Obj | null = null;
   if (post && op !== "delete") {
@@ -156,15 +177,136 @@ function mapUnchecked(change: unknown, rules: ReadonlyMap<string, Rule>, lookupF
     const parsed = rule.schema?.safeParse(doc);
     if (parsed && !parsed.success) return skip("schema", `${where} (${rule.source}): ${z.prettifyError(parsed.error)}`);
   }
+  return {
+    rule,
+    op: op as Operation,
+    token,
+    collection,
+    id,
+    clusterTime,
+    flowId: route,
+    where,
+    doc,
+    post,
+    pre: pre && redactDoc(pre, rule.privateFields),
+  };
+}
 
+function mapUnchecked(change: unknown, rules: ReadonlyMap<string, Rule>, lookupFlowId?: FlowIdLookup): MapResult {
+  const p = prepare(change, rules, lookupFlowId);
+  if ("skip" in p) return p;
+  const { rule, op, id, clusterTime, flowId, doc, token, collection } = p;
   const common = { flowId, op, id, ...(rule.entity === undefined ? {} : { entity: rule.entity }), clusterTime, doc };
   let data: Obj = common;
   if (op === "update") {
-    const changes = toChanges(change.updateDescription);
-    if (!changes) return skip("malformed", `update on ${where} without a valid updateDescription`);
+    const changes = toChanges((change as Obj).updateDescription);
+    if (!changes) return { skip: "malformed", detail: `update on ${p.where} without a valid updateDescription`, token };
     data = { ...common, changes: redactChanges(changes, rule.privateFields) };
   }
   // The shapes above follow schemas.ts by construction; tests parse the result with flowEventSchema.
   const event = { type: rule.event, data } as unknown as DocEvent;
   return { event, flowId, token, collection };
 }
+
+/** The events of one change, in order, with what the derivation found on the way. */
+export interface MappedChanges {
+  readonly events: readonly DocEvent[];
+  readonly flowId: string;
+  readonly token: string;
+  readonly collection: string;
+  /** The document's id (the event `id` of its document-level events). */
+  readonly id: string;
+  readonly clusterTime: ClusterTime;
+  /** Elements left out (logged and counted by the caller); the rest of the change still flows. */
+  readonly skips: readonly ElementSkip[];
+  /** How each entity kind's events were derived (counted by the caller). */
+  readonly derivations: readonly Derivation[];
+}
+
+/**
+ * Maps one change into all of its events: exactly one for a filter without `entities`
+ * (as `mapChange`), and for a document of embedded entities the document-level event
+ * (when the document's own fields changed) followed by one event per changed element
+ * (events/elements.ts), possibly none.
+ */
+export function mapChanges(change: unknown, rules: ReadonlyMap<string, Rule>, lookupFlowId?: FlowIdLookup): MappedChanges | SkippedChange {
+  try {
+    return mapAllUnchecked(change, rules, lookupFlowId);
+  } catch (err) {
+    return { skip: "malformed", detail: `mapping failed: ${err instanceof Error ? err.message : String(err)}` };
+  }
+}
+
+function clusterTimeOf(text: string): ClusterTime {
+  const [t, i] = text.split(".");
+  return { t: Number(t), i: Number(i) };
+}
+
+function mapAllUnchecked(change: unknown, rules: ReadonlyMap<string, Rule>, lookupFlowId?: FlowIdLookup): MappedChanges | SkippedChange {
+  const collection = isObj(change) && isObj(change.ns) ? change.ns.coll : undefined;
+  const rule = typeof collection === "string" ? rules.get(collection) : undefined;
+  if (!rule || rule.elements.length === 0) {
+    const one = mapUnchecked(change, rules, lookupFlowId);
+    if ("skip" in one) return one;
+    return { ...one, events: [one.event], id: one.event.data.id, clusterTime: clusterTimeOf(one.event.data.clusterTime), skips: [], derivations: [] };
+  }
+  const p = prepare(change, rules, lookupFlowId);
+  if ("skip" in p) return p;
+  const { op, id, flowId, token, where } = p;
+  let update: UpdateDescriptionJson | undefined;
+  let changes: Changes | undefined;
+  if (op === "update") {
+    const ud = (change as Obj).updateDescription;
+    changes = toChanges(ud);
+    if (!changes) return { skip: "malformed", detail: `update on ${where} without a valid updateDescription`, token };
+    changes = redactChanges(changes, rule.privateFields);
+    const paths = isObj(ud) && isObj(ud.disambiguatedPaths) ? (toPlainJson(ud.disambiguatedPaths) as UpdateDescriptionJson["disambiguatedPaths"]) : undefined;
+    update = {
+      updatedFields: changes.set,
+      removedFields: changes.unset,
+      truncatedArrays: changes.truncated ?? [],
+      ...(paths ? { disambiguatedPaths: paths } : {}),
+    };
+  }
+  const post = p.doc ?? undefined;
+  const derived = deriveElements(rule.elements, { op, pre: p.pre, post, update });
+
+  const base = { flowId, clusterTime: p.clusterTime };
+  const events: DocEvent[] = [];
+  const own = (data: Obj) => events.push({ type: rule.event, data: { ...base, ...data } } as unknown as DocEvent);
+  const docLevel = rule.entity!;
+  if (op === "insert" || op === "replace") own({ op, id, entity: docLevel, doc: withoutElements(post!, rule.elements) });
+  else if (op === "delete") own({ op, id, entity: docLevel, doc: null });
+  else {
+    const after = derived.after ?? post;
+    const mine =
+      p.pre && derived.after
+        ? sameJson(withoutElements(p.pre, rule.elements), withoutElements(derived.after, rule.elements))
+          ? undefined
+          : documentChanges(changes!, rule.elements)
+        : documentChanges(changes!, rule.elements);
+    if (mine) own({ op, id, entity: docLevel, doc: after ? withoutElements(after, rule.elements) : null, changes: mine });
+  }
+  for (const kind of derived.kinds) {
+    const entity = kind.rule.entity;
+    if ("replaceAll" in kind) {
+      own({ op: "replace", id, entity, doc: {}, elements: kind.replaceAll, key: kind.rule.key });
+      continue;
+    }
+    for (const e of kind.events) {
+      own({ op: e.op, id: e.id, entity, doc: e.doc, ...(e.changes ? { changes: e.changes } : {}) });
+    }
+  }
+  return {
+    events,
+    flowId,
+    token,
+    collection: p.collection,
+    id,
+    clusterTime: clusterTimeOf(p.clusterTime),
+    skips: derived.skips,
+    derivations: derived.kinds.map((k) => k.how),
+  };
+}
+
+const sameJson = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);

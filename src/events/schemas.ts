@@ -70,7 +70,7 @@ function docChangeData<Extra extends z.ZodRawShape>(extra: Extra) {
   ]);
 }
 
-export const syncCanvasDataSchema = docChangeData({ entity: z.string().min(1) });
+export const syncCanvasDataSchema = docChangeData({ entity: z.string().min(1), elements: z.array(docSchema).optional(), key: z.string().optional() });
 export const executionUpdateDataSchema = docChangeData({});
 export const logStreamDataSchema = docChangeData({});
 export const resetDataSchema = z.object({ flowId: flowIdSchema, reason: z.enum(RESET_REASONS) });
@@ -80,6 +80,7 @@ export const snapshotDataSchema = z.object({
   cursor: z.string(),
   clusterTime: clusterTimeSchema,
   canvas: z.record(z.string(), z.array(docSchema)),
+  keys: z.record(z.string(), z.string()).optional(),
   executions: z.array(docSchema),
   logs: z.array(docSchema).optional(),
 });

@@ -44,6 +44,21 @@ export interface FilterDefinition {
    * is skipped and counted.
    */
   document?: ZodType;
+  /**
+   * A flow stored as one document: field paths (`nodes`, `graph.nodes`) whose value is an
+   * array of canvas entities, or an object keyed by their id. Each changed element becomes
+   * its own SYNC_CANVAS event (docs/filters.md, "Embedded entities").
+   */
+  entities?: Readonly<Record<string, EntitiesDefinition>>;
+}
+
+export interface EntitiesDefinition {
+  /** The `entity` of the elements' events (`node`, `edge`). */
+  entity: string;
+  /** The element field that is its id. Default `id`. Ignored for an object keyed by id (the property name is the id). */
+  key?: string;
+  /** Top-level fields of each element that must never leave MongoDB. */
+  privateFields?: readonly string[];
 }
 
 export function defineFilter<const T extends FilterDefinition>(filter: T): T {

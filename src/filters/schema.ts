@@ -46,6 +46,22 @@ const plainObject = z.custom<Record<string, unknown>>(
   { message: "must be a plain object (a $match filter on the change event)" },
 );
 
+const elementSchema = z.strictObject({
+  entity: z.string().regex(/^[A-Za-z][A-Za-z0-9_-]{0,63}$/, "must be a short identifier such as 'node'"),
+  key: z
+    .string()
+    .min(1)
+    .max(100)
+    .regex(/^[^.$\u0000][^.\u0000]*$/, "must be a top-level field name of the element (no '.', not starting with '$')")
+    .default("id"),
+  privateFields: z
+    .array(privateFieldName)
+    .default([])
+    .transform((fields) => [...new Set(fields)]),
+});
+
+const under = (path: string, prefix: string) => path === prefix || path.startsWith(`${prefix}.`);
+
 export const filterSchema = z
   .strictObject({
     collection: collectionName,
@@ -66,6 +82,8 @@ export const filterSchema = z
       .transform((fields) => [...new Set(fields)]),
     match: plainObject.optional(),
     document: zodSchema.optional(),
+    /** Embedded canvas entities: field path → which kind its elements are (docs/filters.md). */
+    entities: z.record(fieldPath, elementSchema).optional(),
   })
   .superRefine((filter, ctx) => {
     if (filter.event === "SYNC_CANVAS" && filter.entity === undefined) {
@@ -75,6 +93,7 @@ export const filterSchema = z
       ctx.addIssue({ code: "custom", path: ["entity"], message: `entity only applies to SYNC_CANVAS, not ${filter.event}` });
     }
     const routeHead = filter.routeBy.split(".")[0];
+    if (filter.entities !== undefined) checkEntities(filter as EntitiesFilter, ctx);
     filter.privateFields.forEach((field, i) => {
       if (field === "_id") {
         ctx.addIssue({ code: "custom", path: ["privateFields", i], message: "_id cannot be private: it is the event's id" });
@@ -88,6 +107,36 @@ export const filterSchema = z
       }
     });
   });
+
+type EntitiesFilter = {
+  event: string;
+  entity?: string | undefined;
+  routeBy: string;
+  privateFields: string[];
+  entities: Record<string, { entity: string; key: string; privateFields: string[] }>;
+};
+
+function checkEntities(filter: EntitiesFilter, ctx: z.RefinementCtx): void {
+  const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path: ["entities", ...path], message });
+  if (filter.event !== "SYNC_CANVAS") issue([], `entities only apply to SYNC_CANVAS, not ${filter.event}`);
+  const paths = Object.keys(filter.entities);
+  if (paths.length === 0) issue([], "must name at least one field path (or leave entities out)");
+  const kinds = new Map<string, string>();
+  for (const path of paths) {
+    const spec = filter.entities[path]!;
+    const other = paths.find((p) => p !== path && (under(path, p) || under(p, path)));
+    if (other !== undefined && under(path, other)) issue([path], `overlaps '${other}': one path cannot hold another's entities`);
+    const head = path.split(".")[0]!;
+    if (head === "_id") issue([path], "_id cannot hold entities");
+    if (filter.privateFields.includes(head)) issue([path], `'${path}' is under the private field '${head}': its entities would never leave MongoDB`);
+    if (under(filter.routeBy, path) || under(path, filter.routeBy)) issue([path], `overlaps the routing field '${filter.routeBy}'`);
+    if (spec.privateFields.includes(spec.key)) issue([path, "privateFields"], `'${spec.key}' cannot be private: it is the elements' id`);
+    if (spec.entity === filter.entity) issue([path, "entity"], `'${spec.entity}' is already the document's own entity`);
+    const previous = kinds.get(spec.entity);
+    if (previous !== undefined) issue([path, "entity"], `'${spec.entity}' is already the entity of '${previous}'`);
+    kinds.set(spec.entity, path);
+  }
+}
 
 /** A validated filter, defaults applied, plus the file it came from (for messages). */
 export type FilterSpec = z.output<typeof filterSchema> & { readonly source: string };

@@ -7,11 +7,12 @@
 import type { ChangeStreamDocument } from "mongodb";
 import type { Logger } from "pino";
 import { encodeCursor } from "../events/cursor";
-import { mapChange, type SkippedChange, type SkipReason } from "../events/map-change";
+import type { Derivation, ElementSkipReason } from "../events/elements";
+import { mapChanges, type SkipReason } from "../events/map-change";
 import type { Rule } from "../events/rule";
 import type { ResetReason } from "../events/schemas";
 import { formatEvent } from "../events/sse-frame";
-import type { ResumeToken } from "../token";
+import { subPosition, type ResumeToken } from "../token";
 import type { FlowHub } from "./flow-hub";
 import type { FlowIdCache } from "./flow-id-cache";
 import type { ReplayEntry } from "./replay-buffer";
@@ -21,6 +22,10 @@ export interface FeedCounters {
   published: number;
   skipped: Partial<Record<SkipReason, number>>;
   resets: number;
+  /** Embedded-entity elements left out of a change that otherwise flowed, by reason. */
+  elementsSkipped: Partial<Record<ElementSkipReason, number>>;
+  /** How embedded-entity events were derived, per change and kind (events/elements.ts). */
+  derivations: Partial<Record<Derivation, number>>;
 }
 
 export interface ChangeFeedOptions {
@@ -33,7 +38,7 @@ export interface ChangeFeedOptions {
 }
 
 export class ChangeFeed {
-  readonly counters: FeedCounters = { received: 0, published: 0, skipped: {}, resets: 0 };
+  readonly counters: FeedCounters = { received: 0, published: 0, skipped: {}, resets: 0, elementsSkipped: {}, derivations: {} };
   readonly #o: ChangeFeedOptions;
 
   constructor(options: ChangeFeedOptions) {
@@ -51,31 +56,42 @@ export class ChangeFeed {
       else logger.warn({ reason: result.skip, detail: result.detail, token: result.token }, "change skipped");
       return;
     }
-    const { ids, hub } = this.#o;
+    const { ids, hub, logger } = this.#o;
     // Kept after a delete too: a catch-up stream replaying that delete later must still route it.
     // The cache is bounded, so deleted ids age out like any other.
     ids.set(result.collection, result.id, result.flowId);
-    hub.publish(result.entry);
-    this.counters.published++;
+    for (const how of result.derivations) this.counters.derivations[how] = (this.counters.derivations[how] ?? 0) + 1;
+    for (const { reason, detail } of result.skips) {
+      this.counters.elementsSkipped[reason] = (this.counters.elementsSkipped[reason] ?? 0) + 1;
+      logger.warn({ reason, detail, token: result.token, collection: result.collection }, "element skipped");
+    }
+    for (const entry of result.entries) hub.publish(entry);
+    this.counters.published += result.entries.length;
   }
 
   /**
-   * The frame of a change, exactly as live subscribers got it (for catch-up
-   * streams); undefined if it was skipped (already logged and counted live).
+   * The frames of a change, exactly as live subscribers got them (for catch-up
+   * streams); empty if it was skipped (already logged and counted live).
    */
-  frameOf(change: ChangeStreamDocument): ReplayEntry | undefined {
+  framesOf(change: ChangeStreamDocument): readonly ReplayEntry[] {
     const result = this.#map(change);
-    return "skip" in result ? undefined : result.entry;
+    return "skip" in result ? [] : result.entries;
   }
 
-  #map(change: ChangeStreamDocument): { entry: ReplayEntry; flowId: string; id: string; collection: string } | SkippedChange {
+  #map(change: ChangeStreamDocument) {
     const { rules, ids, scope } = this.#o;
-    const result = mapChange(change, rules, (id, collection) => ids.get(collection, id));
+    const result = mapChanges(change, rules, (id, collection) => ids.get(collection, id));
     if ("skip" in result) return result;
-    const { event, flowId, token, collection } = result;
-    // Serialized once here; every subscriber of the flow gets this same string.
-    const frame = formatEvent({ id: encodeCursor(token, scope), event: event.type, data: JSON.stringify(event.data) });
-    return { entry: { flowId, token, type: event.type, frame }, flowId, id: event.data.id, collection };
+    const { events, flowId, token, clusterTime } = result;
+    // One change, several events (embedded entities): each but the last at a sub-position of the
+    // change, the last at its token, so that "after the token" still means "after the whole change".
+    const entries = events.map((event, index): ReplayEntry => {
+      const position = index === events.length - 1 ? token : subPosition(token, index, clusterTime);
+      // Serialized once here; every subscriber of the flow gets this same string.
+      const frame = formatEvent({ id: encodeCursor(position, scope), event: event.type, data: JSON.stringify(event.data) });
+      return { flowId, token: position, type: event.type, frame };
+    });
+    return { ...result, entries };
   }
 
   /** The RESET frame for one flow; its id (when the token is known) is where the client continues from. */

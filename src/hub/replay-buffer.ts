@@ -4,7 +4,8 @@
  *
  * Tokens are resume-token `_data` strings: uppercase hex whose plain string
  * order is the stream order (KeyString encoding is bytewise-ordered; see
- * docs/mongodb.md#resume-tokens). So `after()` binary-searches by string comparison.
+ * docs/mongodb.md#resume-tokens). So `after()` binary-searches by string comparison,
+ * through `comparePositions`, which also orders the sub-positions of one change's events.
  *
  * The window: the buffer can vouch for "every event after T" only if no event
  * after T was ever evicted and nothing after T was missed. It keeps a `floor`:
@@ -18,6 +19,7 @@
  * entries would otherwise pretend that nothing happened in the gap.
  */
 import { FlowsyncError } from "../errors";
+import { comparePositions } from "../token";
 
 export interface ReplayEntry {
   readonly token: string;
@@ -72,7 +74,10 @@ export class ReplayBuffer {
    */
   push(entry: ReplayEntry): void {
     const newest = this.newestToken;
-    if ((newest !== undefined && entry.token <= newest) || (this.#floor !== undefined && entry.token <= this.#floor)) {
+    if (
+      (newest !== undefined && comparePositions(entry.token, newest) <= 0) ||
+      (this.#floor !== undefined && comparePositions(entry.token, this.#floor) <= 0)
+    ) {
       this.reset();
     }
     if (this.#size === this.capacity) {
@@ -100,7 +105,7 @@ export class ReplayBuffer {
   /** Whether `after(token)` can answer. */
   covers(token: string): boolean {
     const lowest = this.#floor ?? this.oldestToken;
-    return lowest !== undefined && token >= lowest;
+    return lowest !== undefined && comparePositions(token, lowest) >= 0;
   }
 
   /**
@@ -115,7 +120,7 @@ export class ReplayBuffer {
     let hi = this.#size;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (this.#at(mid).token <= token) lo = mid + 1;
+      if (comparePositions(this.#at(mid).token, token) <= 0) lo = mid + 1;
       else hi = mid;
     }
     const out: ReplayEntry[] = [];

@@ -25,6 +25,7 @@
  * no duplicate.
  */
 import { FlowsyncError } from "../errors";
+import { comparePositions } from "../token";
 
 export type CloseReason = "overflow" | "shutdown" | "client-gone" | "reset" | "expired";
 
@@ -169,7 +170,7 @@ export class SubscriberQueue implements Subscriber {
   write(chunk: Chunk, token?: string, bytes = Buffer.byteLength(chunk), type?: string, batch?: FrameBatch, index = -1): void {
     if (this.closed) return;
     if (type !== undefined && this.#types !== undefined && !this.#types.has(type)) return;
-    if (token !== undefined && this.#backlogEnd !== undefined && token <= this.#backlogEnd) return;
+    if (token !== undefined && this.#backlogEnd !== undefined && comparePositions(token, this.#backlogEnd) <= 0) return;
     const behind = this.#chunks.length > 0;
     this.#chunks.push(chunk);
     this.#tokens.push(token);
@@ -219,7 +220,7 @@ export class SubscriberQueue implements Subscriber {
     }
     const mark = this.#backlogEnd;
     if (mark !== undefined) {
-      const keep = this.#tokens.map((token) => token === undefined || token > mark);
+      const keep = this.#tokens.map((token) => token === undefined || comparePositions(token, mark) > 0);
       this.#chunks = this.#chunks.filter((_, i) => keep[i]);
       this.#tokens = this.#tokens.filter((_, i) => keep[i]);
       this.#sizes = this.#sizes.filter((_, i) => keep[i]);

@@ -19,7 +19,7 @@ import { restartReason, squashError } from "../errors";
 import { decodeCursor, encodeCursor } from "../events/cursor";
 import type { ResetReason } from "../events/schemas";
 import { idOnly } from "../events/sse-frame";
-import { laterToken, type ResumeToken } from "../token";
+import { comparePositions, laterToken, type ResumeToken } from "../token";
 import type { CatchUpStart } from "../watch/catch-up";
 import type { ChangeFeed } from "./change-feed";
 import type { FlowHub } from "./flow-hub";
@@ -75,7 +75,10 @@ export interface Subscription {
 
 /** How a subscription resumes: from nothing, with a RESET, from the replay buffer, or from MongoDB. */
 type Resume =
-  { kind: "none" } | { kind: "reset"; reason: ResetReason } | { kind: "memory"; from: ResumeToken; frames: string[] } | { kind: "mongo"; from: CatchUpStart };
+  | { kind: "none" }
+  | { kind: "reset"; reason: ResetReason }
+  | { kind: "memory"; from: string; frames: string[] }
+  | { kind: "mongo"; from: CatchUpStart; position?: string };
 
 export class Subscriptions {
   readonly counters: SubscriptionCounters = { opened: 0, replayedFromMemory: 0, replayedFromMongo: 0, resets: 0 };
@@ -105,13 +108,16 @@ export class Subscriptions {
     const decoded = decodeCursor(lastEventId, this.#o.scope);
     if ("error" in decoded) return { kind: "reset", reason: decoded.error === "foreign" ? "cursor-foreign" : "cursor-malformed" };
     // A snapshot's time cursor has no token to look up in memory: it always catches up from MongoDB.
-    if ("time" in decoded) return { kind: "mongo", from: { time: decoded.time } };
-    const buffered = this.#o.hub.replayAfter(decoded.ok._data, flowId);
+    if (!("ok" in decoded)) return { kind: "mongo", from: { time: decoded.time } };
+    const buffered = this.#o.hub.replayAfter(decoded.position, flowId);
     if (buffered) {
       const frames = buffered.filter((e) => !types || e.type === undefined || types.has(e.type)).map((e) => e.frame);
-      return { kind: "memory", from: decoded.ok, frames };
+      return { kind: "memory", from: decoded.position, frames };
     }
-    return { kind: "mongo", from: { token: decoded.ok } };
+    // Inside a change (one of several events of an embedded-entity document): the change itself
+    // must be read again, so the catch-up starts at its cluster time and drops what precedes the cursor.
+    if (decoded.within) return { kind: "mongo", from: { within: { token: decoded.ok, time: decoded.within.time } }, position: decoded.position };
+    return { kind: "mongo", from: { token: decoded.ok }, position: decoded.position };
   }
 
   async *#backlog(
@@ -126,7 +132,7 @@ export class Subscriptions {
     const { logger } = this.#o;
     // A client may be ahead of this instance's live token (it came from a faster one):
     // then nothing up to its own token may be sent again.
-    const fromToken = resume.kind === "memory" ? resume.from._data : resume.kind === "mongo" && "token" in resume.from ? resume.from.token._data : undefined;
+    const fromToken = resume.kind === "memory" ? resume.from : resume.kind === "mongo" ? resume.position : undefined;
     let backlogEnd = laterToken(fromToken, liveToken);
     if (first !== undefined) yield first;
     if (resume.kind === "none") {
@@ -147,7 +153,7 @@ export class Subscriptions {
       if (chunk !== "") yield chunk;
     } else if (resume.kind === "mongo") {
       this.counters.replayedFromMongo++;
-      const outcome = yield* this.#catchUp(flowId, resume.from, liveToken, types, signal);
+      const outcome = yield* this.#catchUp(flowId, resume.from, resume.position, liveToken, types, signal);
       if (typeof outcome === "object") {
         // The catch-up may have ended past the live token (a snapshot newer than the live position).
         backlogEnd = laterToken(backlogEnd, outcome.endToken);
@@ -165,12 +171,13 @@ export class Subscriptions {
   async *#catchUp(
     flowId: string,
     from: CatchUpStart,
+    position: string | undefined,
     liveToken: string | undefined,
     types: ReadonlySet<string> | undefined,
     signal: AbortSignal,
   ): AsyncGenerator<string, { endToken?: string } | ResetReason> {
     const { limiter, catchUp, feed, logger } = this.#o;
-    if (liveToken === undefined || ("token" in from && from.token._data >= liveToken)) return {};
+    if (liveToken === undefined || (position !== undefined && comparePositions(position, liveToken) >= 0)) return {};
     const releaseSlot = await limiter.acquire(signal).catch(() => undefined);
     if (!releaseSlot) return {}; // aborted while queued: the caller stops anyway
     const changes = catchUp(from, liveToken, flowId, signal);
@@ -180,8 +187,11 @@ export class Subscriptions {
         if (step.done) return { endToken: step.value };
         // dropDatabase (or the like) ended the history this cursor belongs to: nothing after it can be replayed.
         if (step.value.operationType === "invalidate") return "stream-invalidated";
-        const entry = feed.frameOf(step.value);
-        if (entry?.flowId === flowId && (!types || (entry.type !== undefined && types.has(entry.type)))) yield entry.frame;
+        for (const entry of feed.framesOf(step.value)) {
+          // A start inside a change re-reads that change: its events up to the cursor were delivered.
+          if (position !== undefined && comparePositions(entry.token, position) <= 0) continue;
+          if (entry.flowId === flowId && (!types || (entry.type !== undefined && types.has(entry.type)))) yield entry.frame;
+        }
       }
     } catch (err) {
       if (signal.aborted) return {};

@@ -12,8 +12,12 @@ import type { ClusterTime, ResumeToken } from "../token";
 import { FlowsyncError } from "../errors";
 import { ClosableChangeStream } from "./closable-stream";
 
-/** Where a catch-up starts: after a resume token, or after a cluster time (a snapshot's). */
-export type CatchUpStart = { token: ResumeToken } | { time: ClusterTime };
+/**
+ * Where a catch-up starts: after a resume token, after a cluster time (a snapshot's), or
+ * `within` a change (the cursor of one of its several events): from that change itself, found
+ * by its cluster time (inclusive), earlier changes at the same time dropped by token order.
+ */
+export type CatchUpStart = { token: ResumeToken } | { time: ClusterTime } | { within: { token: ResumeToken; time: ClusterTime } };
 
 export interface CatchUpOptions {
   db: Db;
@@ -27,11 +31,15 @@ export interface CatchUpOptions {
 
 /** Yields the changes; returns the token the stream ended at, if it got one. */
 export async function* catchUpChanges(o: CatchUpOptions): AsyncGenerator<ChangeStreamDocument, string | undefined> {
+  const from = o.from;
   const start =
-    "token" in o.from
-      ? { resumeAfter: o.from.token }
-      : // startAtOperationTime is inclusive and a snapshot at T holds every write at T: start just after it.
-        { startAtOperationTime: new Timestamp({ t: o.from.time.t, i: o.from.time.i + 1 }) };
+    "token" in from
+      ? { resumeAfter: from.token }
+      : "within" in from
+        ? { startAtOperationTime: new Timestamp({ t: from.within.time.t, i: from.within.time.i }) }
+        : // startAtOperationTime is inclusive and a snapshot at T holds every write at T: start just after it.
+          { startAtOperationTime: new Timestamp({ t: from.time.t, i: from.time.i + 1 }) };
+  const firstToken = "within" in from ? from.within.token._data : undefined;
   // Closable while still opening: the client may leave before the first batch arrives.
   const stream = new ClosableChangeStream(
     o.db.watch([...o.pipeline], {
@@ -49,6 +57,7 @@ export async function* catchUpChanges(o: CatchUpOptions): AsyncGenerator<ChangeS
       const change = await stream.tryNext();
       if (change) {
         const token = (change._id as ResumeToken)._data;
+        if (firstToken !== undefined && token < firstToken) continue;
         if (token > o.lastToken) return endToken;
         endToken = token;
         yield change;

@@ -12,6 +12,8 @@
  * - update with `doc: null` (deleted by the time the change was read) → keep
  *   what we have: the delete follows;
  * - delete → removed.
+ * - a replace with `elements` (entities embedded in one flow document) → that kind is
+ *   exactly those elements, keyed by their field `key`; snapshot `keys` name the same field.
  * - `entities[kind]` holds every SYNC_CANVAS entity; `nodes` and `edges` are
  *   `entities.node` and `entities.edge`.
  * - `presence` is the users of the last PRESENCE event (the full list, so each
@@ -124,9 +126,9 @@ export const EMPTY_FLOW_STATE: FlowState = Object.freeze({
   error: undefined,
 }) as FlowState;
 
-/** A document's `_id` as events name it (`id`): a string as is, anything else as its JSON text. */
-export function docId(doc: Doc): string {
-  const id = doc._id;
+/** A document's `_id` (or `key` field) as events name it (`id`): a string as is, anything else as its JSON text. */
+export function docId(doc: Doc, key = "_id"): string {
+  const id = doc[key];
   return typeof id === "string" ? id : JSON.stringify(id);
 }
 
@@ -214,7 +216,7 @@ export function createFlowStore(options: FlowStoreOptions = {}): FlowStore {
   const load = (snapshot: SnapshotData) => {
     dropAllOverlays();
     server = {};
-    for (const [kind, docs] of Object.entries(snapshot.canvas)) server[kind] = byId(docs);
+    for (const [kind, docs] of Object.entries(snapshot.canvas)) server[kind] = byId(docs, snapshot.keys?.[kind]);
     const executions = byId(snapshot.executions);
     logSeen = createDedupWindow(100_000);
     let logs: FlowState["logs"] = {};
@@ -245,7 +247,8 @@ export function createFlowStore(options: FlowStoreOptions = {}): FlowStore {
     if (event.type === "SYNC_CANVAS") {
       const kind = event.data.entity;
       const before = server[kind] ?? EMPTY;
-      const after = applyTo(before, data.op, data.id, data.doc);
+      const { elements, key } = event.data;
+      const after = elements ? byId(elements, key) : applyTo(before, data.op, data.id, data.doc);
       if (after !== before) server = { ...server, [kind]: after };
       // The server's word on this document replaces the local guess.
       const dropped = dropOverlay(kind, data.id);
@@ -293,9 +296,9 @@ export function createFlowStore(options: FlowStoreOptions = {}): FlowStore {
   return { getState, subscribe, load, apply, setPresence, setStatus, optimistic };
 }
 
-function byId(docs: readonly Doc[]): Record<string, Doc> {
+function byId(docs: readonly Doc[], key?: string): Record<string, Doc> {
   const out: Record<string, Doc> = {};
-  for (const doc of docs) out[docId(doc)] = doc;
+  for (const doc of docs) out[docId(doc, key)] = doc;
   return out;
 }
 

@@ -19,6 +19,10 @@
  *                  `unset` (removed paths), and `truncated` (arrays shortened in place,
  *                  present only when non-empty).
  * - `entity`       `SYNC_CANVAS` only: which canvas store the document belongs to (`node`, `edge`, …).
+ * - `elements`, `key`  `SYNC_CANVAS` `replace` only, for entities embedded in one flow document:
+ *                  the event replaces every `entity` of the flow with `elements` (as stored, private
+ *                  fields removed), each named by its field `key`; `id` is the flow document's id and
+ *                  `doc` is `{}`. Sent when a change cannot be told element by element (docs/filters.md).
  *
  * Clients should tolerate unknown fields: new fields may be added, never removed.
  *
@@ -88,7 +92,7 @@ export type DocChange<Extra = {}> =
   | (Common & Extra & { op: "update"; doc: Doc | null; changes: Changes })
   | (Common & Extra & { op: "delete"; doc: null });
 
-export type SyncCanvasData = DocChange<{ entity: string }>;
+export type SyncCanvasData = DocChange<{ entity: string; elements?: Doc[]; key?: string }>;
 export type ExecutionUpdateData = DocChange;
 export type LogStreamData = DocChange;
 export interface ResetData {
@@ -107,6 +111,8 @@ export interface SnapshotData {
   clusterTime: string;
   /** SYNC_CANVAS documents by entity, e.g. `{ node: [...], edge: [...] }`. */
   canvas: Record<string, Doc[]>;
+  /** For kinds embedded in a flow document: the element field that is each element's id (`{ node: "id" }`); other kinds use `_id`. */
+  keys?: Record<string, string>;
   /** EXECUTION_UPDATE documents: the latest one of each execution collection. */
   executions: Doc[];
   /** LOG_STREAM documents, only when asked for (`?logs=1`). */
@@ -170,6 +176,7 @@ function isChanges(v: unknown): v is Changes {
 function isDocChange(v: unknown, withEntity: boolean): boolean {
   if (!isObject(v) || !isValidFlowId(v.flowId) || !isString(v.id) || !isClusterTime(v.clusterTime)) return false;
   if (withEntity && !(isString(v.entity) && v.entity !== "")) return false;
+  if (withEntity && !((v.elements === undefined || isDocArray(v.elements)) && (v.key === undefined || isString(v.key)))) return false;
   switch (v.op) {
     case "insert":
     case "replace":
@@ -193,6 +200,7 @@ export function isSnapshotData(v: unknown): v is SnapshotData {
     isObject(v.canvas) &&
     Object.values(v.canvas).every(isDocArray) &&
     isDocArray(v.executions) &&
+    (v.keys === undefined || (isObject(v.keys) && Object.values(v.keys).every(isString))) &&
     (v.logs === undefined || isDocArray(v.logs))
   );
 }

@@ -1,0 +1,331 @@
+/**
+ * Embedded canvas entities (a filter's `entities`): one document holds arrays, or
+ * objects keyed by id, of nodes, edges, …; a change of the document becomes one
+ * event per element that changed. Pure functions on plain JSON (plain-json.ts).
+ *
+ * Exact by construction: the events compare the elements BEFORE the change with
+ * the elements AFTER it. Before is the pre-image (`fullDocumentBeforeChange`);
+ * after is that pre-image with the change's own `updateDescription` applied, not
+ * the `updateLookup` document, which is the document as read later and may hold
+ * later writes. Comparing states rather than interpreting the update description
+ * makes every way MongoDB reports one change (an array shrunk in `truncatedArrays`
+ * or sent whole in `updatedFields`, element paths or whole arrays) give the same
+ * events. Without a pre-image some changes still give exact element events and the
+ * others a "replace all of this kind" list; `Derivation` names each case
+ * (docs/filters.md, "Embedded entities").
+ */
+import { redactDoc } from "./redact";
+import type { ElementRule } from "./rule";
+import type { Changes } from "./schemas";
+
+type Obj = Record<string, unknown>;
+
+/** A plain-JSON `updateDescription`. */
+export interface UpdateDescriptionJson {
+  readonly updatedFields: Obj;
+  readonly removedFields: readonly string[];
+  readonly truncatedArrays: ReadonlyArray<{ field: string; newSize: number }>;
+  /** Path → its segments, for paths whose numeric or dotted parts would read otherwise (8.2+, or showExpandedEvents). */
+  readonly disambiguatedPaths?: Readonly<Record<string, ReadonlyArray<string | number>>>;
+}
+
+export interface ElementEvent {
+  readonly op: "insert" | "update" | "delete";
+  readonly id: string;
+  readonly doc: Obj | null;
+  readonly changes?: Changes;
+}
+
+/** How one kind's events were derived, counted in /metrics (`flowsync_element_derivations_total`). */
+export type Derivation =
+  /** Insert of the document: all its elements are inserted. */
+  | "insert"
+  /** Exact: the elements before (pre-image) vs after (pre-image + update description, or the new document). */
+  | "pre-image"
+  /** No pre-image, but the update does not touch this kind's path: exact, no events. */
+  | "untouched"
+  /** No pre-image, the update set (or removed) the whole collection: exact, as a replace-all. */
+  | "whole-value"
+  /** replaceOne without pre-image: exact, as a replace-all from the new document. */
+  | "new-document"
+  /** Delete without pre-image: exact, as a replace-all with no elements. */
+  | "deleted"
+  /** Update without pre-image: a replace-all from the `updateLookup` document, which may be newer than the change. */
+  | "lookup"
+  /** Update without pre-image of a document already gone at lookup: nothing (its delete follows). */
+  | "no-image";
+
+export type KindResult =
+  | { readonly rule: ElementRule; readonly how: Derivation; readonly events: readonly ElementEvent[] }
+  | { readonly rule: ElementRule; readonly how: Derivation; readonly replaceAll: readonly Obj[] };
+
+export type ElementSkipReason =
+  /** An element whose key field is missing, empty or not a string or number. */
+  | "element-key"
+  /** A second element with a key already seen in the same collection: the later one is left out. */
+  | "element-duplicate"
+  /** An element that is not an object, or a path whose value is neither an array nor an object. */
+  | "element-shape";
+
+export interface ElementSkip {
+  readonly reason: ElementSkipReason;
+  readonly detail: string;
+}
+
+export interface Derived {
+  readonly kinds: readonly KindResult[];
+  /** Skips found in the document after the change (those before it were reported when it was written). */
+  readonly skips: readonly ElementSkip[];
+  /** The document after the change, when it is known exactly (insert, replace, update with pre-image). */
+  readonly after: Obj | undefined;
+}
+
+export interface DeriveInput {
+  readonly op: "insert" | "update" | "replace" | "delete";
+  /** Pre-image, private fields removed. */
+  readonly pre: Obj | undefined;
+  /** `fullDocument`: the new document (insert, replace) or the `updateLookup` one (update). */
+  readonly post: Obj | undefined;
+  readonly update: UpdateDescriptionJson | undefined;
+}
+
+function isObj(value: unknown): value is Obj {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+const sameJson = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+
+export function getPath(doc: unknown, segments: readonly string[]): unknown {
+  let current = doc;
+  for (const segment of segments) {
+    if (!isObj(current)) return undefined;
+    current = current[segment];
+  }
+  return current;
+}
+
+/** An element key as the event `id`: a non-empty string as is, a finite number as its digits. */
+function keyOf(value: unknown): string | undefined {
+  if (typeof value === "string" && value.length > 0 && value.length <= 1024) return value;
+  if (typeof value === "number" && Number.isFinite(value)) return String(value);
+  return undefined;
+}
+
+interface Element {
+  readonly id: string;
+  readonly doc: Obj;
+}
+
+/**
+ * The elements of one kind in `doc`, in document order, private fields removed. An array's
+ * elements are named by their `key` field; an object's by their property name (written into
+ * the element's `key` field in events, so both shapes look the same to clients).
+ */
+export function elementsOf(doc: unknown, rule: ElementRule, skips?: ElementSkip[]): Element[] {
+  return elementsIn(getPath(doc, rule.segments), rule, skips);
+}
+
+function elementsIn(value: unknown, rule: ElementRule, skips?: ElementSkip[]): Element[] {
+  if (value === undefined || value === null) return [];
+  const out: Element[] = [];
+  const seen = new Set<string>();
+  const add = (id: string | undefined, raw: unknown, where: string) => {
+    if (!isObj(raw)) return void skips?.push({ reason: "element-shape", detail: `${where} is not an object` });
+    if (id === undefined) return void skips?.push({ reason: "element-key", detail: `${where} has no valid '${rule.key}' (a non-empty string or a number)` });
+    if (seen.has(id))
+      return void skips?.push({ reason: "element-duplicate", detail: `${where}: '${rule.key}' ${id} already appears earlier in '${rule.path}'` });
+    seen.add(id);
+    const named = Array.isArray(value) || raw[rule.key] === id ? raw : { ...raw, [rule.key]: id };
+    out.push({ id, doc: redactDoc(named, rule.privateFields) });
+  };
+  if (Array.isArray(value)) value.forEach((raw, i) => add(isObj(raw) ? keyOf(raw[rule.key]) : undefined, raw, `${rule.path}.${i}`));
+  else if (isObj(value)) for (const [name, raw] of Object.entries(value)) add(name, raw, `${rule.path}.${name}`);
+  else skips?.push({ reason: "element-shape", detail: `'${rule.path}' is neither an array nor an object` });
+  return out;
+}
+
+/** `changes` of one element: changed leaves of nested objects by dotted path; arrays and scalars whole. */
+export function diffElement(before: Obj, after: Obj): Changes {
+  const changes: Changes = { set: {}, unset: [] };
+  diffInto(before, after, "", changes);
+  return changes;
+}
+
+function diffInto(a: Obj, b: Obj, prefix: string, out: Changes): void {
+  for (const [key, value] of Object.entries(b)) {
+    const path = prefix + key;
+    if (!Object.hasOwn(a, key)) out.set[path] = value;
+    else if (isObj(a[key]) && isObj(value)) diffInto(a[key], value, `${path}.`, out);
+    else if (!sameJson(a[key], value)) out.set[path] = value;
+  }
+  for (const key of Object.keys(a)) if (!Object.hasOwn(b, key)) out.unset.push(prefix + key);
+}
+
+/** Deletes first (in the old order), then inserts and updates in the order of the document after the change. */
+export function diffElements(before: readonly Element[], after: readonly Element[]): ElementEvent[] {
+  const old = new Map(before.map((e) => [e.id, e.doc]));
+  const now = new Set(after.map((e) => e.id));
+  const events: ElementEvent[] = before.filter((e) => !now.has(e.id)).map((e) => ({ op: "delete", id: e.id, doc: null }));
+  for (const { id, doc } of after) {
+    const prev = old.get(id);
+    if (prev === undefined) events.push({ op: "insert", id, doc });
+    else if (!sameJson(prev, doc)) events.push({ op: "update", id, doc, changes: diffElement(prev, doc) });
+  }
+  return events;
+}
+
+// --- applying an update description --------------------------------------
+
+function segmentsOf(path: string, update: UpdateDescriptionJson): ReadonlyArray<string | number> {
+  return update.disambiguatedPaths?.[path] ?? path.split(".");
+}
+
+/** An array index, when `container` is an array and the segment names one (or was disambiguated as a number). */
+function indexIn(container: unknown, segment: string | number): number | undefined {
+  if (!Array.isArray(container)) return undefined;
+  if (typeof segment === "number") return segment;
+  return /^\d+$/.test(segment) ? Number(segment) : undefined;
+}
+
+function parentOf(doc: Obj, segments: ReadonlyArray<string | number>, create: boolean): unknown {
+  let current: unknown = doc;
+  for (const segment of segments.slice(0, -1)) {
+    const index = indexIn(current, segment);
+    const container = current as Record<string | number, unknown>;
+    const key = index ?? String(segment);
+    let next = container[key];
+    if ((next === undefined || next === null) && create && (isObj(current) || index !== undefined)) {
+      next = {};
+      container[key] = next;
+    }
+    if (typeof next !== "object" || next === null) return undefined;
+    current = next;
+  }
+  return current;
+}
+
+/**
+ * `pre` with `update` applied as MongoDB applied it: arrays truncated, fields removed, then
+ * fields set (a set past an array's end pads with null). A new object; `pre` is untouched.
+ */
+export function applyUpdateDescription(pre: Obj, update: UpdateDescriptionJson): Obj {
+  const doc = structuredClone(pre);
+  for (const { field, newSize } of update.truncatedArrays) {
+    const segments = segmentsOf(field, update);
+    const parent = parentOf(doc, segments, false);
+    const last = segments[segments.length - 1]!;
+    const array = parent === undefined ? undefined : (parent as Record<string | number, unknown>)[indexIn(parent, last) ?? String(last)];
+    if (Array.isArray(array) && array.length > newSize) array.length = newSize;
+  }
+  for (const path of update.removedFields) {
+    const segments = segmentsOf(path, update);
+    const parent = parentOf(doc, segments, false);
+    const last = segments[segments.length - 1]!;
+    const index = indexIn(parent, last);
+    // $unset of an array element leaves null in its place.
+    if (index !== undefined) (parent as unknown[])[index] = null;
+    else if (isObj(parent)) delete parent[String(last)];
+  }
+  for (const [path, value] of Object.entries(update.updatedFields)) {
+    const segments = segmentsOf(path, update);
+    const parent = parentOf(doc, segments, true);
+    const last = segments[segments.length - 1]!;
+    const index = indexIn(parent, last);
+    if (index !== undefined) {
+      const array = parent as unknown[];
+      while (array.length < index) array.push(null);
+      array[index] = structuredClone(value);
+    } else if (isObj(parent)) parent[String(last)] = structuredClone(value);
+  }
+  return doc;
+}
+
+// --- which case ------------------------------------------------------------
+
+const under = (path: string, prefix: string) => path === prefix || path.startsWith(`${prefix}.`);
+
+/** The whole collection's new value when the update set or removed it (or an ancestor) whole. */
+function wholeValue(rule: ElementRule, update: UpdateDescriptionJson): { value: unknown } | undefined {
+  for (const [key, value] of Object.entries(update.updatedFields)) {
+    if (under(rule.path, key)) return { value: getPath(value, rule.segments.slice(key.split(".").length)) };
+  }
+  if (update.removedFields.some((key) => under(rule.path, key))) return { value: undefined };
+  return undefined;
+}
+
+function touches(rule: ElementRule, update: UpdateDescriptionJson): boolean {
+  const hit = (key: string) => under(key, rule.path) || under(rule.path, key);
+  return Object.keys(update.updatedFields).some(hit) || update.removedFields.some(hit) || update.truncatedArrays.some((t) => hit(t.field));
+}
+
+/** The element events of one change, kind by kind (see the module comment and `Derivation`). */
+export function deriveElements(rules: readonly ElementRule[], input: DeriveInput): Derived {
+  const { op, pre, post, update } = input;
+  const skips: ElementSkip[] = [];
+  let after: Obj | undefined;
+  if (op === "insert" || op === "replace") after = post;
+  else if (op === "update" && pre && update) after = applyUpdateDescription(pre, update);
+
+  const kinds = rules.map((rule): KindResult => {
+    const events = (how: Derivation, before: unknown): KindResult => ({
+      rule,
+      how,
+      events: diffElements(elementsOf(before, rule), elementsOf(after, rule, skips)),
+    });
+    const replaceAll = (how: Derivation, value: unknown): KindResult => ({
+      rule,
+      how,
+      replaceAll: elementsIn(value, rule, skips).map((e) => e.doc),
+    });
+    if (op === "insert") return events("insert", undefined);
+    if (pre) return events("pre-image", pre);
+    if (op === "replace") return replaceAll("new-document", getPath(post, rule.segments));
+    if (op === "delete") return replaceAll("deleted", undefined);
+    if (!update || !touches(rule, update)) return { rule, how: "untouched", events: [] };
+    const whole = wholeValue(rule, update);
+    if (whole) return replaceAll("whole-value", whole.value);
+    if (post) return replaceAll("lookup", getPath(post, rule.segments));
+    return { rule, how: "no-image", events: [] };
+  });
+  return { kinds, skips, after };
+}
+
+// --- the document-level part ----------------------------------------------
+
+/** `doc` without the entity collections (they travel as their own events). */
+export function withoutElements(doc: Obj, rules: readonly ElementRule[]): Obj {
+  let out = doc;
+  for (const rule of rules) out = removePath(out, rule.segments);
+  return out;
+}
+
+function removePath(doc: Obj, segments: readonly string[]): Obj {
+  const [head, ...rest] = segments;
+  if (head === undefined || !Object.hasOwn(doc, head)) return doc;
+  if (rest.length === 0) {
+    const { [head]: _gone, ...others } = doc;
+    return others;
+  }
+  const child = doc[head];
+  return isObj(child) ? { ...doc, [head]: removePath(child, rest) } : doc;
+}
+
+/**
+ * The document-level part of an update description: keys under an entity path dropped, and
+ * values of keys above one (e.g. `data` for `data.nodes`) without it. Undefined if nothing is left.
+ */
+export function documentChanges(changes: Changes, rules: readonly ElementRule[]): Changes | undefined {
+  const inElements = (key: string) => rules.some((rule) => under(key, rule.path));
+  const set: Obj = {};
+  for (const [key, value] of Object.entries(changes.set)) {
+    if (inElements(key)) continue;
+    const inner = rules.filter((rule) => under(rule.path, key)).map((rule) => ({ ...rule, segments: rule.segments.slice(key.split(".").length) }));
+    set[key] = inner.length > 0 && isObj(value) ? withoutElements(value, inner) : value;
+  }
+  const unset = changes.unset.filter((key) => !inElements(key));
+  const truncated = changes.truncated?.filter((t) => !inElements(t.field));
+  if (Object.keys(set).length === 0 && unset.length === 0 && !truncated?.length) return undefined;
+  const out: Changes = { set, unset };
+  if (truncated?.length) out.truncated = truncated;
+  return out;
+}
