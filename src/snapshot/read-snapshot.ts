@@ -15,6 +15,8 @@ import type { Rule } from "../events/rule";
 import { encodeTimeCursor } from "../events/cursor";
 import { idToString, toPlainJson } from "../events/plain-json";
 import { redactDoc } from "../events/redact";
+import { elementsOf, withoutElements, type ElementSkip } from "../events/elements";
+import { idValues } from "../filters/compile";
 import type { SnapshotData } from "../events/schemas";
 
 export interface SnapshotOptions {
@@ -35,12 +37,32 @@ export async function readSnapshot(o: SnapshotOptions, flowId: string, { logs = 
   if (logs) out.logs = [];
   for (const rule of rules) {
     if (rule.event === "LOG_STREAM" && !logs) continue;
-    const find: Document = { find: rule.collection, filter: { [rule.routeBy]: flowId }, readConcern: { level: "snapshot", atClusterTime: at } };
+    // `routeBy: "_id"`: the flow is the document named by that id (a string, or the ObjectId it spells).
+    const filter = rule.routeBy === "_id" ? { _id: { $in: idValues(flowId) } } : { [rule.routeBy]: flowId };
+    const find: Document = { find: rule.collection, filter, readConcern: { level: "snapshot", atClusterTime: at } };
     // The latest execution state: the newest document (ObjectIds grow with time).
     if (rule.event === "EXECUTION_UPDATE") Object.assign(find, { sort: { _id: -1 }, limit: 1 });
     if (rule.event === "LOG_STREAM") Object.assign(find, { sort: { _id: 1 }, limit: o.maxLogs ?? 10_000 });
     const docs = await o.db.runCursorCommand(find).toArray();
     const shown = docs.flatMap((raw) => shape(o, rule, flowId, raw));
+    if (rule.elements.length > 0) {
+      // Embedded entities: the document without its entity collections, and each element as events carry it.
+      const own = (out.canvas[rule.entity!] ??= []);
+      for (const el of rule.elements) {
+        out.canvas[el.entity] ??= [];
+        (out.keys ??= {})[el.entity] = el.key;
+      }
+      for (const doc of shown) {
+        own.push(withoutElements(doc, rule.elements));
+        for (const el of rule.elements) {
+          const skips: ElementSkip[] = [];
+          out.canvas[el.entity]!.push(...elementsOf(doc, el, skips).map((e) => e.doc));
+          for (const skip of skips)
+            o.logger.warn({ flowId, collection: rule.collection, reason: skip.reason, detail: skip.detail }, "snapshot: element left out");
+        }
+      }
+      continue;
+    }
     if (rule.event === "SYNC_CANVAS") (out.canvas[rule.entity!] ??= []).push(...shown);
     else if (rule.event === "EXECUTION_UPDATE") out.executions.push(...shown);
     else out.logs!.push(...shown);

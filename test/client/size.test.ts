@@ -9,10 +9,12 @@ import { bundleSize, clientEntries, clientSizes } from "../../scripts/bundle-siz
 const KB = 1024;
 
 describe("flowsync-client bundle size", () => {
-  // 6 KB until the PRESENCE event (its guard, the store's list, the handler: 134 bytes gzip) — raised by that.
-  it("client ≤ 6.15 KB gzip; /react and /rxjs ≤ 1.5 KB more each", async () => {
+  // 6 KB until the PRESENCE event (its guard, the store's list, the handler: 134 bytes gzip) — raised by that;
+  // +64 B for embedded entities (issue 12: the store's replace-all of a kind, the snapshot's element
+  // keys and their guards), measured at +76 B gzip (6269 → 6345, scripts/bundle-size.ts).
+  it("client ≤ 6.15 KB + 64 B gzip; /react and /rxjs ≤ 1.5 KB more each", async () => {
     const { client, react, rxjs } = await clientSizes();
-    expect(client.gzip).toBeLessThanOrEqual(6.15 * KB);
+    expect(client.gzip).toBeLessThanOrEqual(6.15 * KB + 64);
     expect(react.gzip - client.gzip).toBeLessThanOrEqual(1.5 * KB);
     expect(rxjs.gzip - client.gzip).toBeLessThanOrEqual(1.5 * KB);
     // The bindings really are in their bundles (the deltas measure something).
