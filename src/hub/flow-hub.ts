@@ -5,8 +5,8 @@
  *   for the others, and a flow's entry disappears with its last subscriber
  *   (the map does not grow with every flow ever seen).
  * - A frame is serialized once by the caller and encoded to bytes once here; the
- *   SAME Buffer is written to every subscriber. The frames of one flow published
- *   in one tick form a batch (subscriber-queue.ts: FrameBatch) that is joined once
+ *   SAME Buffer is written to every subscriber. Consecutive frames of one flow,
+ *   until a subscriber takes them, form a batch (subscriber-queue.ts: FrameBatch) that is joined once
  *   and shared by every subscriber that holds all of it, so memory grows with the
  *   backlog, not with subscribers × backlog.
  * - Every published frame is also recorded in the replay buffer, whether or not
@@ -73,12 +73,14 @@ export class FlowHub {
   #dropped = 0;
   // One entry per event type, made on first use: counting is then a field increment.
   #byType = new Map<string, TypeCounts>();
-  // The open batch of each flow published to in this tick; cleared once per tick.
+  // The open batch of each flow: it grows until a subscriber takes all of it (which seals it), so frames
+  // that arrive over several ticks before the sweep reaches them are still one shared batch.
   #open = new Map<string, FrameBatch>();
-  #closeScheduled = false;
-  readonly #closeBatches = (): void => {
-    this.#closeScheduled = false;
-    this.#open.clear();
+  #forgetScheduled = false;
+  // Sealed batches are forgotten once per tick: the hub then holds no joined burst of an idle flow.
+  readonly #forgetSealed = (): void => {
+    this.#forgetScheduled = false;
+    for (const [flowId, batch] of this.#open) if (batch.joined !== undefined) this.#open.delete(flowId);
   };
 
   constructor({ replay, schedule = checkPhaseScheduler(), now = Date.now }: FlowHubOptions) {
@@ -131,10 +133,10 @@ export class FlowHub {
     if (batch === undefined || batch.joined !== undefined || batch.count >= BATCH_MAX_FRAMES) {
       batch = { count: 0, frames: [], joined: undefined };
       this.#open.set(flowId, batch);
-      if (!this.#closeScheduled) {
-        this.#closeScheduled = true;
-        this.schedule(this.#closeBatches);
-      }
+    }
+    if (!this.#forgetScheduled) {
+      this.#forgetScheduled = true;
+      this.schedule(this.#forgetSealed);
     }
     return batch;
   }
@@ -246,6 +248,7 @@ export class FlowHub {
     if (set.size === 0) {
       this.#flows.delete(flowId);
       this.#lastEvent.delete(flowId);
+      this.#open.delete(flowId);
     }
   }
 }

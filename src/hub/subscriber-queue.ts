@@ -33,7 +33,7 @@ export type CloseReason = "overflow" | "shutdown" | "client-gone" | "reset" | "e
 export type Chunk = string | Buffer;
 
 /**
- * The frames of one flow published in one tick (flow-hub.ts), each encoded once. The first subscriber
+ * Consecutive frames of one flow (flow-hub.ts), each encoded once. The first subscriber
  * that takes the whole batch joins it into ONE Buffer, which every other subscriber holding the whole
  * batch then writes as is: a burst of 100 events to 10,000 subscribers is one join, not 10,000.
  * Joining seals the batch: later frames start a new one.
@@ -267,6 +267,13 @@ export class SubscriberQueue implements Subscriber {
         i++;
       }
     }
+    // Each chunk is one more socket write with its own bookkeeping (a chunked-encoding header, a
+    // write request held until the socket drains): a fragmented backlog leaves as one copy instead.
+    if (out.length > MAX_CHUNKS_PER_TAKE) {
+      const one = Buffer.concat(out.map((c) => (typeof c === "string" ? Buffer.from(c) : c)));
+      out.length = 0;
+      out.push(one);
+    }
     // Emptied in place: the steady state allocates nothing here.
     chunks.length = 0;
     this.#tokens.length = 0;
@@ -291,6 +298,9 @@ export class SubscriberQueue implements Subscriber {
     this.#listener?.();
   };
 }
+
+/** Above this many chunks, take() joins them into one Buffer of the subscriber's own. */
+const MAX_CHUNKS_PER_TAKE = 4;
 
 /** Whether entries from `start` on are frames 0 … count-1 of `batch`, in order. */
 function holdsWhole(batches: readonly (FrameBatch | undefined)[], indexes: readonly number[], start: number, batch: FrameBatch): boolean {

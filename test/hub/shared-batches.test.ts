@@ -1,5 +1,5 @@
 /**
- * Frames encoded once and shared: the frames of one flow published in one tick are one batch,
+ * Frames encoded once and shared: consecutive frames of one flow, until a subscriber takes them, are one batch,
  * joined once and written as the same Buffer by every subscriber that holds all of it; and the
  * time-sliced scheduler that lets a long sweep coalesce what arrives while it runs.
  */
@@ -45,7 +45,7 @@ function setup(slice = Infinity) {
 }
 
 describe("shared batches", () => {
-  it("a tick's frames of one flow leave as ONE Buffer shared by every subscriber that holds them all", () => {
+  it("a flow's frames leave as ONE Buffer shared by every subscriber that holds them all", () => {
     const { sched, queue, publish } = setup();
     const qs = Array.from({ length: 5 }, () => queue("a"));
     const other = queue("b");
