@@ -8,7 +8,9 @@
  * from this cursor" reconnects with the chosen row's cursor, after which the log
  * holds exactly the events after it; copy cursor fills the clipboard; the flows
  * list and server figures come from the server, and with auth on the list shows
- * for an admin's `#token=` only.
+ * for an admin's `#token=` only. With presence on, the presence list shows the
+ * flow's users (tabs counted, public claims only) but never the inspector, which
+ * subscribes with ?presence=0. The presence test also takes docs/inspector.png's picture.
  *
  * Chromium is required, not optional: without it this test fails and says how
  * to install it (.ci/run does). CHROMIUM_PATH overrides /usr/bin/chromium.
@@ -22,6 +24,7 @@ import { SignJWT } from "jose";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, describe, expect, it } from "vitest";
 import { useFlowsync } from "../support/flowsync";
+import { SseClient } from "../support/sse-client";
 
 // Functions passed to page.evaluate run in the page. The project compiles without the DOM lib,
 // so the few DOM names they use are declared here (module scope).
@@ -312,14 +315,6 @@ describe("inspector page in Chromium", () => {
     await waitForPosition("d2", 300, 200);
     await waitForPosition("d1", 220, 40);
 
-    // The picture in docs/inspector.md (`cp artifacts/inspector.png docs/`): an update selected in the payload pane.
-    await page.setViewportSize({ width: 1440, height: 900 });
-    await page.click(`#log tbody tr[data-seq="${resumed[0]!.seq}"]`);
-    await page.waitForSelector("#payload-changes:not([hidden])");
-    await mkdir(ARTIFACTS, { recursive: true });
-    await page.waitForFunction(() => document.getAnimations().length === 0);
-    await page.screenshot({ path: path.join(ARTIFACTS, "inspector.png") });
-
     // Clear empties the log and the payload pane.
     await page.click("#clear");
     expect(await eventLog()).toEqual([]);
@@ -351,5 +346,89 @@ describe("inspector page with auth on", () => {
     await waitForState("open");
     await page.waitForFunction(() => document.querySelector("#flows-note")?.textContent?.includes("E_ADMIN_REQUIRED") === true);
     expect(await page.$$("#flows button")).toHaveLength(0);
+  }, 60_000);
+});
+
+describe("inspector page with presence on", () => {
+  const SECRET = "a-browser-test-secret-of-at-least-32-bytes";
+  const p = useFlowsync("browser-presence", { AUTH_JWT_SECRET: SECRET, PRESENCE: "on", PRESENCE_CLAIMS: "color", RETRY_MS: "300" });
+  const sign = (claims: Record<string, unknown>) =>
+    new SignJWT({ flows: "*", ...claims })
+      .setProtectedHeader({ alg: "HS256" })
+      .setExpirationTime(Math.floor(Date.now() / 1000) + 300)
+      .sign(new TextEncoder().encode(SECRET));
+  const presenceList = () =>
+    page.$$eval("#presence li", (lis) =>
+      lis.map((li) => {
+        const d = (li as unknown as PageElement).dataset;
+        return {
+          id: d.id,
+          connections: Number(d.connections),
+          name: (li as unknown as { querySelector(s: string): PageElement | null }).querySelector(".name")?.textContent,
+        };
+      }),
+    );
+
+  it("lists who is on the flow (tabs counted, public claims only), not the inspector itself, and follows joins and leaves", async () => {
+    const flow = "presence-flow";
+    const join = async (sub: string) => {
+      const token = await sign({ sub, name: sub.toUpperCase(), color: "#c93c3c", email: `${sub}@example.com` });
+      const c = new SseClient(`${p.fs.url}/api/creative-flowboard/subscribe/${flow}`, { headers: { Authorization: `Bearer ${token}` } });
+      await c.opened();
+      return c;
+    };
+    const alice1 = await join("alice");
+    const alice2 = await join("alice");
+    const bob = await join("bob");
+
+    page ??= await launch();
+    // The inspector's own token has a sub and a name: with ?presence=0 it must still not be listed.
+    await page.goto(`${p.fs.url}/?flow=${flow}#token=${await sign({ sub: "inspector-user", name: "Inspector", flowsync_admin: true })}`);
+    await waitForState("open");
+    await page.waitForFunction(() => document.querySelectorAll("#presence li").length === 2);
+    expect(await presenceList()).toEqual([
+      { id: "alice", connections: 2, name: "ALICE" },
+      { id: "bob", connections: 1, name: "BOB" },
+    ]);
+
+    // The picture in docs/inspector.md (`cp artifacts/inspector.png docs/`): a small canvas, an update selected.
+    const nodes = p.db.collection<{ _id: string; flowId: string; [k: string]: unknown }>("nodes");
+    await nodes.insertOne({ _id: "brief", flowId: flow, type: "prompt", position: { x: 40, y: 200 }, data: { label: "Campaign brief" } });
+    await nodes.insertOne({ _id: "copy", flowId: flow, type: "llm", position: { x: 300, y: 120 }, data: { label: "Write copy" } });
+    await nodes.insertOne({ _id: "visual", flowId: flow, type: "image", position: { x: 300, y: 300 }, data: { label: "Key visual" } });
+    await p.db.collection<{ _id: string; flowId: string; [k: string]: unknown }>("edges").insertMany([
+      { _id: "e-copy", flowId: flow, source: "brief", target: "copy" },
+      { _id: "e-visual", flowId: flow, source: "brief", target: "visual" },
+    ]);
+    await nodes.updateOne({ _id: "copy" }, { $set: { "position.x": 340, "data.label": "Write headline" } });
+    await page.waitForSelector('#log tbody tr.event[data-op="update"][data-id="copy"]', { state: "attached" });
+    await page.setViewportSize({ width: 1440, height: 900 });
+    // The two users, their tabs and the inspector; the list is polled, so wait for the figure.
+    await page.waitForSelector('#flows button[data-flow-id="presence-flow"] >> text=4 subs');
+    await page.click('#log tbody tr.event[data-op="update"][data-id="copy"]');
+    await page.waitForSelector("#payload-changes:not([hidden])");
+    await mkdir(ARTIFACTS, { recursive: true });
+    await page.waitForFunction(() => document.getAnimations().length === 0);
+    await page.screenshot({ path: path.join(ARTIFACTS, "inspector.png") });
+    await page.setViewportSize({ width: 1280, height: 760 });
+
+    await bob.close();
+    await page.waitForFunction(() => document.querySelectorAll("#presence li").length === 1);
+    expect(await presenceList()).toEqual([{ id: "alice", connections: 2, name: "ALICE" }]);
+    // PRESENCE frames are rows of the log too, with their own type in the filter.
+    await page.selectOption("#type-filter", "PRESENCE");
+    const rows = await page.$$eval("#log tbody tr", (trs) =>
+      trs.filter((tr) => !(tr as unknown as PageElement).hidden).map((tr) => (tr as unknown as PageElement).dataset.type),
+    );
+    expect(rows.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(rows)).toEqual(new Set(["PRESENCE"]));
+    const html = await page.content();
+    expect(html).not.toContain("inspector-user");
+    expect(html).not.toContain("@example.com");
+
+    await alice1.close();
+    await alice2.close();
+    await page.waitForSelector("#presence-empty:not([hidden])");
+    expect(await page.textContent("#presence-empty")).toBe("nobody");
   }, 60_000);
 });

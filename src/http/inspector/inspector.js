@@ -118,6 +118,8 @@ function open(id, { from } = {}) {
         els.drop.disabled = state === "closed";
         logRow("state", { type: "state", op: state, id: info.error ? info.error.message : "", cursor: info.lastEventId ?? "" });
         scheduleRender();
+        // The lists count this stream once it is open: refresh them now rather than at the next poll.
+        if (state === "open") poll();
       },
       onError: (err) => console.warn("flowsync:", err),
     },
