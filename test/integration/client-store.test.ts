@@ -170,3 +170,106 @@ describe("snapshot + client store", () => {
     );
   }, 180_000);
 });
+
+describe("snapshot + client store, entities embedded in one flow document", () => {
+  const TRIALS_EMBEDDED = Number(process.env.CLIENT_STORE_TRIALS ?? 30);
+  const e = useFlowsync("store-emb", { FILTERS_DIR: "test/fixtures/filters-embedded" }, { backend: h });
+  type Wf = { _id: string; [field: string]: unknown };
+
+  beforeAll(async () => {
+    await e.db.createCollection("workflows", { changeStreamPreAndPostImages: { enabled: true } });
+  });
+
+  /** Every operator of issue 12 and replaceOne, on one document that all writers share. */
+  async function writeEmbedded(stop: () => boolean, client: MongoClient, w: number, flowId: string, rand: () => number): Promise<number> {
+    const wf = client.db(e.db.databaseName).collection<Wf>("workflows");
+    let k = 0;
+    let made = 0;
+    const int = (n: number) => Math.floor(rand() * n);
+    // Now and then two writers' pushes collide on purpose: ids repeat across writers (w0-3 and w0-3).
+    const node = () => ({ id: `w${rand() < 0.05 ? 0 : w}-${made++}`, type: "llm", position: { x: int(800), y: int(600) }, credentials: { apiKey: "S3CRET" } });
+    const q = { _id: flowId };
+    while (!stop()) {
+      k++;
+      const doc = await wf.findOne(q);
+      const ids = ((doc?.nodes ?? []) as Array<{ id: string }>).map((n) => n.id);
+      const any = () => ids[int(ids.length)] ?? "none";
+      const r = rand();
+      if (r < 0.15) await wf.updateOne(q, { $push: { nodes: { $each: Array.from({ length: 1 + int(2) }, node) } } } as never);
+      else if (r < 0.2) await wf.updateOne(q, { $addToSet: { edges: { id: `e-${any()}`, source: any(), target: any() } } } as never);
+      else if (r < 0.3) await wf.updateOne({ ...q, "nodes.id": any() }, { $set: { "nodes.$.position": { x: int(800), y: int(600) } } } as never);
+      else if (r < 0.4) await wf.updateOne(q, { $set: { [`nodes.${int(Math.max(1, ids.length))}.data.n`]: k } } as never);
+      else if (r < 0.47) await wf.updateOne(q, { $pull: { nodes: { id: any() } } } as never);
+      else if (r < 0.52) await wf.updateOne(q, { $pullAll: { edges: ((doc?.edges ?? []) as object[]).slice(0, 1) } } as never);
+      else if (r < 0.57) await wf.updateOne(q, { $pop: { nodes: rand() < 0.5 ? 1 : -1 } } as never);
+      else if (r < 0.64) await wf.updateOne(q, { $inc: { "nodes.$[].position.x": 1 } } as never);
+      else if (r < 0.7) await wf.updateOne(q, { $set: { "nodes.$[n].type": `t${k}` } } as never, { arrayFilters: [{ "n.position.x": { $gte: int(800) } }] });
+      else if (r < 0.76) await wf.updateOne(q, [{ $set: { nodes: { $reverseArray: "$nodes" }, viewport: { zoom: k } } }]);
+      else if (r < 0.82) await wf.updateOne(q, [{ $set: { nodes: { $slice: ["$nodes", Math.max(0, ids.length - 1)] } } }]);
+      else if (r < 0.86) await wf.updateOne(q, { $set: { [`nodes.${int(Math.max(1, ids.length))}.id`]: `w${w}-${k}-renamed` } } as never);
+      else if (r < 0.9) await wf.replaceOne(q, { name: `r${k}`, nodes: [node(), ...((doc?.nodes ?? []) as object[]).slice(1)], edges: doc?.edges ?? [] });
+      else await wf.updateOne(q, { $set: { name: `n${k}` } });
+    }
+    return k;
+  }
+
+  it(`equals the database after concurrent writers of one document, from every snapshot's cursor (${TRIALS_EMBEDDED} trials)`, async () => {
+    const seed = testSeed("client-store/embedded");
+    const totals = { writes: 0, events: 0, withSecrets: 0 };
+    for (let trial = 0; trial < TRIALS_EMBEDDED; trial++) {
+      const trialSeed = seed + trial;
+      const label = `embedded trial ${trial} (seed ${seed})`;
+      const rand = seededRandom(trialSeed);
+      const flowId = `cse-${trialSeed}`;
+      await e.db.collection<Wf>("workflows").insertOne({ _id: flowId, name: "start", nodes: [{ id: "first", position: { x: 0, y: 0 } }], edges: [] });
+      let stop = false;
+      const running = writers.map((c, w) => writeEmbedded(() => stop, c, w, flowId, seededRandom(trialSeed * 31 + w)));
+      const stores: Array<{ sub: FlowSubscription; store: FlowStore; errors: Error[] }> = [];
+      for (let s = 0; s < 1 + Math.floor(rand() * 3); s++) {
+        await new Promise((r) => setTimeout(r, 5 + rand() * 30));
+        const text = await (await fetch(`${e.fs.url}/api/creative-flowboard/flows/${encodeURIComponent(flowId)}/snapshot`)).text();
+        expect(text, label).not.toContain("S3CRET");
+        const snapshot = snapshotDataSchema.parse(JSON.parse(text));
+        if (rand() < 0.5) await new Promise((r) => setTimeout(r, rand() * 20));
+        const store = createFlowStore();
+        const errors: Error[] = [];
+        const sub = subscribeFlow(e.fs.url, flowId, { onError: (err) => errors.push(err) }, { snapshot, store, transport: "fetch", retry: { initialMs: 50 } });
+        stores.push({ sub, store, errors });
+      }
+      await new Promise((r) => setTimeout(r, 5 + rand() * 30));
+      stop = true;
+      totals.writes += (await Promise.all(running)).reduce((a, b) => a + b, 0);
+      await e.db.collection<Wf>("workflows").updateOne({ _id: flowId }, { $set: { name: "end" } });
+      await eventually(
+        `${label}: the last change in every store`,
+        () => stores.every((o) => o.store.getState().entities.flow?.[flowId]?.name === "end"),
+        20_000,
+      );
+      for (const o of stores) o.sub.close();
+      const stored = (await e.db.collection<Wf>("workflows").findOne({ _id: flowId }))!;
+      // Private element fields stay in the database (nodes that the writers made carry them).
+      if (JSON.stringify(stored).includes("S3CRET")) totals.withSecrets++;
+      // The rules of docs/filters.md: an element without a string id is left out, and of two with one id the first counts.
+      const byId = (list: Array<Record<string, unknown>>) => {
+        const out: Record<string, Record<string, unknown>> = {};
+        for (const { credentials: _c, ...el } of list) if (typeof el.id === "string" && !(el.id in out)) out[el.id] = el;
+        return out;
+      };
+      const nodes = byId(stored.nodes as Array<Record<string, unknown>>);
+      const edges = byId(stored.edges as Array<Record<string, unknown>>);
+      stores.forEach((o, i) => {
+        const who = `${label}, client ${i}`;
+        expect(
+          o.errors.map((err) => err.message),
+          who,
+        ).toEqual([]);
+        expect(o.sub.stats, who).toMatchObject({ duplicates: 0, invalid: 0, resets: 0 });
+        expect(o.store.getState().nodes, `${who}: nodes`).toEqual(nodes);
+        expect(o.store.getState().edges, `${who}: edges`).toEqual(edges);
+        totals.events += o.sub.stats.events;
+      });
+    }
+    expect(totals.withSecrets).toBeGreaterThan(0);
+    console.log(`client-store/embedded: ${TRIALS_EMBEDDED} trials (seed ${seed}): ${totals.writes} writes, ${totals.events} events applied`);
+  }, 240_000);
+});
