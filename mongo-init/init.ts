@@ -4,6 +4,9 @@
  *   - every collection named in FILTERS_DIR exists, with `changeStreamPreAndPostImages`
  *     enabled (so a delete's pre-image carries its routing field: see docs/operations.md, drop-in guide);
  *   - each has an ascending index on its routing field (snapshots and catch-up filter on it);
+ *   - with `PRESENCE=on`, the presence collection (`PRESENCE_COLLECTION`, default `flowsync_presence`)
+ *     with a TTL index on `expiresAt` (`expireAfterSeconds: 0`): it removes the entries of an instance
+ *     that died without cleaning up (flowsync's readers stop counting them earlier, docs/presence.md);
  *   - optionally (`MONGO_INIT_DEMO=1`), one demo flow, written only if it is not there yet.
  *
  * The collections come from the filters, not from a list here: an app with other
@@ -11,7 +14,8 @@
  *
  * Usage (docker-compose runs exactly this):
  *   MONGO_URL=mongodb://mongo:27017/?replicaSet=rs0 node --import tsx mongo-init/init.ts
- * Environment: MONGO_URL (required), MONGO_DB (flowboard), FILTERS_DIR (./filters), MONGO_INIT_DEMO (0).
+ * Environment: MONGO_URL (required), MONGO_DB (flowboard), FILTERS_DIR (./filters), MONGO_INIT_DEMO (0),
+ * PRESENCE (off), PRESENCE_COLLECTION (flowsync_presence).
  * Exit 0 when everything is in place, 1 (with the reason) otherwise.
  */
 import { pathToFileURL } from "node:url";
@@ -43,8 +47,13 @@ export async function targetsFromFilters(dir: string): Promise<InitTarget[]> {
   return specs.map((s) => ({ collection: s.collection, routeBy: s.routeBy }));
 }
 
-export async function initDatabase(db: Db, targets: readonly InitTarget[], { demo = false } = {}): Promise<InitReport> {
+export async function initDatabase(
+  db: Db,
+  targets: readonly InitTarget[],
+  { demo = false, presence }: { demo?: boolean; presence?: string } = {},
+): Promise<InitReport> {
   const report: InitReport = { created: [], imagesEnabled: [], indexesCreated: [], demoDocuments: 0 };
+  if (presence !== undefined) await initPresence(db, presence, report);
   for (const { collection, routeBy } of targets) {
     const existing = await collectionInfo(db, collection);
     if (!existing) {
@@ -71,6 +80,25 @@ export async function initDatabase(db: Db, targets: readonly InitTarget[], { dem
   }
   if (demo) report.demoDocuments = await writeDemoFlow(db, targets);
   return report;
+}
+
+/** The presence collection and its TTL index; no pre-images: its deletes carry the instance and flow in `_id`. */
+async function initPresence(db: Db, collection: string, report: InitReport): Promise<void> {
+  if (!(await collectionInfo(db, collection))) {
+    try {
+      await db.createCollection(collection);
+      report.created.push(collection);
+    } catch (err) {
+      if (!(err instanceof MongoServerError && err.code === NAMESPACE_EXISTS)) throw err;
+    }
+  }
+  const name = "expiresAt_1";
+  const before = await db
+    .collection(collection)
+    .indexExists(name)
+    .catch(() => false);
+  await db.collection(collection).createIndex({ expiresAt: 1 }, { name, expireAfterSeconds: 0 });
+  if (!before) report.indexesCreated.push(`${collection}.${name}`);
 }
 
 async function collectionInfo(db: Db, name: string): Promise<Document | undefined> {
@@ -106,9 +134,12 @@ async function main(): Promise<void> {
   const dbName = process.env.MONGO_DB || "flowboard";
   const demo = ["1", "true", "yes"].includes((process.env.MONGO_INIT_DEMO ?? "").toLowerCase());
   const targets = await targetsFromFilters(process.env.FILTERS_DIR || "./filters");
+  const presence = ["on", "true", "1"].includes((process.env.PRESENCE ?? "").toLowerCase())
+    ? process.env.PRESENCE_COLLECTION || "flowsync_presence"
+    : undefined;
   const client = new MongoClient(url, { serverSelectionTimeoutMS: 30_000 });
   try {
-    const report = await initDatabase(client.db(dbName), targets, { demo });
+    const report = await initDatabase(client.db(dbName), targets, { demo, presence });
     console.log(JSON.stringify({ msg: "mongo-init done", db: dbName, collections: targets.map((t) => t.collection), ...report }));
   } finally {
     await client.close();

@@ -379,6 +379,8 @@ export class Presence {
   }
 
   #sweep(): void {
+    // What was sent to a flow nobody here watches any more (its last watcher was unlisted: no change marked it).
+    for (const flowId of this.#sent.keys()) if (this.#o.audience(flowId) === 0) this.#sent.delete(flowId);
     const oldest = this.#now() - this.#o.ttlMs;
     for (const [flowId, byInstance] of this.#remote) {
       for (const [instance, remote] of byInstance) {

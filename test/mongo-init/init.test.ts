@@ -59,6 +59,23 @@ describe("mongo-init", () => {
     expect(await db.collection("edges").countDocuments()).toBe(1);
   });
 
+  it("PRESENCE=on: the presence collection with a TTL index on expiresAt, once; without it, no such collection", async () => {
+    const dbName = uniqueDb("init");
+    const first = await runInit(dbName, { PRESENCE: "on" });
+    expect(first.created.sort()).toEqual([...DEFAULT_COLLECTIONS, "flowsync_presence"].sort());
+    expect(first.indexesCreated).toContain("flowsync_presence.expiresAt_1");
+    const indexes = await h.client.db(dbName).collection("flowsync_presence").listIndexes().toArray();
+    expect(indexes.find((i) => i.name === "expiresAt_1")).toMatchObject({ key: { expiresAt: 1 }, expireAfterSeconds: 0 });
+    const second = await runInit(dbName, { PRESENCE: "on" });
+    expect(second).toMatchObject({ created: [], indexesCreated: [] });
+
+    const named = uniqueDb("init");
+    const custom = await runInit(named, { PRESENCE: "on", PRESENCE_COLLECTION: "who_is_here" });
+    expect(custom.created).toContain("who_is_here");
+    const off = await runInit(uniqueDb("init"));
+    expect(off.created.sort()).toEqual(DEFAULT_COLLECTIONS);
+  });
+
   it("without MONGO_INIT_DEMO writes no documents", async () => {
     const dbName = uniqueDb("init");
     const report = await runInit(dbName);

@@ -94,8 +94,14 @@ export const createIndexes: Handler = (cmd, db, { data }) => {
   const created: IndexSpec[] = [];
   for (const spec of specs) {
     if (!spec.key || typeof spec.name !== "string") fail(Codes.BadValue, "index specification must have 'key' and 'name'");
-    for (const opt of ["collation", "partialFilterExpression", "sparse", "expireAfterSeconds", "hidden", "wildcardProjection"]) {
+    for (const opt of ["collation", "partialFilterExpression", "sparse", "hidden", "wildcardProjection"]) {
       if (spec[opt] !== undefined) notImplemented(`index option '${opt}'`);
+    }
+    // A TTL index is kept and listed, but nothing is ever removed by it (docs/simulator.md): flowsync's
+    // presence readers expire entries themselves, and mongod's TTL monitor is no sooner than 60 s anyway.
+    const ttl = spec.expireAfterSeconds;
+    if (ttl !== undefined && (!Number.isSafeInteger(Number(ttl)) || Number(ttl) < 0 || Number(ttl) > 2_147_483_647 || Object.keys(spec.key).length !== 1)) {
+      fail(Codes.BadValue, "TTL index 'expireAfterSeconds' must be an integer 0–2147483647, on a single field");
     }
     const { v: _v, key, name: indexName, ...indexOptions } = spec;
     const stored: IndexSpec = { v: 2, key, name: indexName, ...indexOptions };
