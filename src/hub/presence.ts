@@ -128,6 +128,11 @@ export class Presence {
     this.#frameDelayMs = options.frameDelayMs ?? 50;
   }
 
+  /** This instance's id in the presence documents (`<instance>:<flowId>`). */
+  get instance(): string {
+    return this.#o.instance;
+  }
+
   /** Reads the entries the other instances already have, and starts the expiry sweep. */
   async start(): Promise<void> {
     this.#sweepTimer = setInterval(() => this.#sweep(), Math.max(1, Math.floor(this.#o.ttlMs / 4)));
