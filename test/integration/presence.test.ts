@@ -3,6 +3,8 @@
  * its own presence documents and learns the others' from its one change stream. Instances in
  * this process (startTestFlowsync) and, for a kill -9, a real child process (src/main.ts).
  */
+import { createFlowStore, subscribeFlow } from "flowsync-client";
+import { flow$ } from "flowsync-client/rxjs";
 import { SignJWT, decodeJwt, type JWTPayload } from "jose";
 import { afterAll, describe, expect, it } from "vitest";
 import type { Flowsync } from "../../src/flowsync";
@@ -248,5 +250,35 @@ describe("presence across instances", () => {
     expect(text).not.toMatch(/^flowsync_presence[^\n]*flowId/m);
     await leave(c);
     await fs.stop();
+  }, 60_000);
+
+  it("the client store's presence is the PRESENCE list (replaced by each frame, also across a reconnect); flow$ exposes it", async () => {
+    const dbName = uniqueDb("pres");
+    const [a, b] = await Promise.all([start(dbName), start(dbName)]);
+    const bob = await join(b.url, "bob");
+    const store = createFlowStore();
+    const sub = subscribeFlow(a.url, FLOW, {}, { store, getToken: () => tokenOf("alice"), snapshot: false });
+    const names = () => store.getState().presence.map((u) => `${u.id}:${u.name}×${u.connections}`);
+    await eventually("alice and bob in the store", () => expect(names()).toEqual(["alice:ALICE×1", "bob:BOB×1"]));
+    expect(store.getState().presence[0]).not.toHaveProperty("email");
+
+    // An unlisted flow$ on the other instance sees the same list, without itself on it.
+    const states: string[][] = [];
+    const rx = flow$(FLOW, { baseUrl: b.url, getToken: () => tokenOf("carol"), presence: false, snapshot: false }).subscribe((s) =>
+      states.push(s.presence.map((u) => u.id)),
+    );
+    await eventually("flow$ shows alice and bob", () => expect(states.at(-1)).toEqual(["alice", "bob"]));
+
+    // Bob leaves while alice's client reconnects: its first frame after the reconnect is the list now.
+    const before = sub.stats.reconnects;
+    sub.reconnect(100);
+    await leave(bob);
+    await eventually("reconnected", () => expect(sub.stats.reconnects).toBe(before + 1));
+    await eventually("only alice", () => expect(names()).toEqual(["alice:ALICE×1"]));
+    await eventually("flow$ too", () => expect(states.at(-1)).toEqual(["alice"]));
+    expect(states.flat()).not.toContain("carol");
+    rx.unsubscribe();
+    sub.close();
+    await Promise.all([a.stop(), b.stop()]);
   }, 60_000);
 });
