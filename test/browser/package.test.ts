@@ -175,7 +175,7 @@ describe("flowsync-client from its tarball, in Chromium", () => {
     const installed = path.join(app, "node_modules/flowsync-client");
     expect(lstatSync(installed).isSymbolicLink()).toBe(false);
     const manifest = JSON.parse(await readFile(path.join(installed, "package.json"), "utf8"));
-    expect(manifest).toMatchObject({ name: "flowsync-client", version: "0.2.0", type: "module", license: "MIT" });
+    expect(manifest).toMatchObject({ name: "flowsync-client", version: "0.3.0", type: "module", license: "MIT" });
     for (const entry of Object.values(manifest.exports as Record<string, { types?: string } | string>)) {
       if (typeof entry === "object") expect(existsSync(path.join(installed, entry.types!))).toBe(true);
     }
