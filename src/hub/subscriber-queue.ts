@@ -267,13 +267,6 @@ export class SubscriberQueue implements Subscriber {
         i++;
       }
     }
-    // Each chunk is one more socket write with its own bookkeeping (a chunked-encoding header, a
-    // write request held until the socket drains): a fragmented backlog leaves as one copy instead.
-    if (out.length > MAX_CHUNKS_PER_TAKE) {
-      const one = Buffer.concat(out.map((c) => (typeof c === "string" ? Buffer.from(c) : c)));
-      out.length = 0;
-      out.push(one);
-    }
     // Emptied in place: the steady state allocates nothing here.
     chunks.length = 0;
     this.#tokens.length = 0;
@@ -298,9 +291,6 @@ export class SubscriberQueue implements Subscriber {
     this.#listener?.();
   };
 }
-
-/** Above this many chunks, take() joins them into one Buffer of the subscriber's own. */
-const MAX_CHUNKS_PER_TAKE = 4;
 
 /** Whether entries from `start` on are frames 0 … count-1 of `batch`, in order. */
 function holdsWhole(batches: readonly (FrameBatch | undefined)[], indexes: readonly number[], start: number, batch: FrameBatch): boolean {
