@@ -1,6 +1,6 @@
 /** Process plumbing for the benchmark: start/stop children, read their CPU and memory, talk to workers. */
 import { fork, spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream, readFileSync } from "node:fs";
+import { createWriteStream, readFileSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -24,6 +24,19 @@ export function usage(pid: number): Usage {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+)`, "m").exec(status)?.[1] ?? 0);
   return { cpu, rssKB: kb("VmRSS"), peakRssKB: kb("VmHWM") };
+}
+
+/**
+ * Resets a process's peak RSS (VmHWM) to its current RSS, so that the next `usage()` reports the
+ * peak of what ran in between (Linux: `echo 5 > /proc/PID/clear_refs`). False if not allowed.
+ */
+export function resetPeakRss(pid: number): boolean {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, "5");
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** CPU seconds the whole machine spent busy (all cores, all processes), from /proc/stat. */

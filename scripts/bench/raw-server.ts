@@ -5,7 +5,11 @@
  * replay, no filters: nothing flowsync needs to be correct, so what it costs on
  * this machine is the cost of the socket writes themselves.
  *
- *   MONGO_URL=… MONGO_DB=flowboard PORT=3200 node --import tsx scripts/bench/raw-server.ts
+ * With RAW_COALESCE=1 it is the *coalescing* floor instead: the frames of a flow that arrive in one
+ * tick are joined into ONE pre-built Buffer, written as is to every response (what a burst costs
+ * when nothing at all is done per subscriber but the write).
+ *
+ *   MONGO_URL=… MONGO_DB=flowboard PORT=3200 [RAW_COALESCE=1] node --import tsx scripts/bench/raw-server.ts
  *
  * Prints `raw listening <url>` once ready. For the benchmark only.
  */
@@ -20,6 +24,16 @@ const client = new MongoClient(url);
 await client.connect();
 const flows = new Map<string, Set<http.ServerResponse>>();
 
+const coalesce = process.env.RAW_COALESCE === "1";
+const pending = new Map<string, string[]>();
+function flush(): void {
+  for (const [flowId, frames] of pending) {
+    const bytes = Buffer.from(frames.join(""));
+    for (const res of flows.get(flowId) ?? []) res.write(bytes);
+  }
+  pending.clear();
+}
+
 const stream = client.db(process.env.MONGO_DB || "flowboard").watch<Document>([], { fullDocument: "updateLookup" });
 await stream.tryNext(); // the stream exists from here on
 void (async () => {
@@ -29,7 +43,15 @@ void (async () => {
     const set = doc && flows.get(String(doc.flowId));
     if (!set) continue;
     const frame = `id: ${change._id._data}\nevent: SYNC_CANVAS\ndata: ${JSON.stringify({ flowId: doc.flowId, op: change.operationType, id: String(doc._id), doc })}\n\n`;
-    for (const res of set) res.write(frame);
+    if (!coalesce) {
+      for (const res of set) res.write(frame);
+      continue;
+    }
+    const flowId = String(doc.flowId);
+    const list = pending.get(flowId);
+    if (list) list.push(frame);
+    else pending.set(flowId, [frame]);
+    if (pending.size === 1 && list === undefined) setImmediate(flush);
   }
 })().catch(squashError);
 

@@ -20,7 +20,7 @@ import { parseArgs } from "node:util";
 import { execSync } from "node:child_process";
 import { MongoClient, type ChangeStream, type Db } from "mongodb";
 import { initDatabase, targetsFromFilters } from "../../mongo-init/init";
-import { fdLimit, freePort, machineBusy, percentile, root, startNode, usage, Worker, type Child } from "./procs";
+import { fdLimit, freePort, machineBusy, percentile, resetPeakRss, root, startNode, usage, Worker, type Child } from "./procs";
 import { summarizeProfile } from "./profile";
 import { renderReport, type Results, type Run } from "./report";
 import { squashError } from "../../src/errors";
@@ -109,7 +109,7 @@ async function startBackend(label: string): Promise<Backend> {
 // ---- servers --------------------------------------------------------------------------------------
 
 interface Server {
-  design: "flowsync" | "naive" | "raw";
+  design: "flowsync" | "naive" | "raw" | "batch";
   base: string;
   subscribeBase: string;
   child: Child;
@@ -138,15 +138,16 @@ async function startNaive(backend: Backend): Promise<Server> {
   return { design: "naive", base, subscribeBase: `${base}/subscribe/`, child };
 }
 
-async function startRaw(backend: Backend): Promise<Server> {
+/** The floor: one write per event per response ("raw"), or one pre-built Buffer per tick's burst ("batch"). */
+async function startRaw(backend: Backend, design: "raw" | "batch" = "raw"): Promise<Server> {
   const port = await freePort();
   const child = await startNode("scripts/bench/raw-server.ts", {
-    env: { MONGO_URL: backend.url, MONGO_DB: DB, PORT: String(port) },
-    log: `${ART}raw.log`,
+    env: { MONGO_URL: backend.url, MONGO_DB: DB, PORT: String(port), RAW_COALESCE: design === "batch" ? "1" : "0" },
+    log: `${ART}${design}.log`,
     ready: /^raw listening/,
   });
   const base = `http://127.0.0.1:${port}`;
-  return { design: "raw", base, subscribeBase: `${base}/subscribe/`, child };
+  return { design, base, subscribeBase: `${base}/subscribe/`, child };
 }
 
 async function scrape(server: Server): Promise<Map<string, number>> {
@@ -234,7 +235,7 @@ const t0BySeq = new Map<number, number>();
 
 interface Load {
   name: string;
-  kind: "hot" | "spread" | "trickle-max" | "burst" | "idle";
+  kind: "hot" | "hot20" | "spread" | "trickle-max" | "burst" | "idle";
   subscribers: number;
   flows: number;
   /** Batches per second, each of `batch` documents (insertMany when > 1). */
@@ -307,6 +308,8 @@ async function fanOut(backend: Backend, server: Server, load: Load): Promise<Run
   }
   await Promise.all(opened.used.map((w) => w.request({ cmd: "reset" })));
   const m0 = await scrape(server);
+  // Peak RSS of this run only (not of the runs before it on the same process).
+  resetPeakRss(server.child.pid);
   const u0 = usage(server.child.pid);
   const b0 = backend.child ? usage(backend.child.pid) : undefined;
   const l0 = opened.used.map((w) => usage(w.proc.pid!));
@@ -472,6 +475,7 @@ const SPREAD: Load[] = [1_000, 10_000].map((s) => ({
   batch: 1,
   seconds: WRITE_SECONDS,
 }));
+const HOT20: Load = { name: "hot20-10000", kind: "hot20", subscribers: 10_000, flows: 1, rate: 2 * HOT_RATE, batch: 1, seconds: WRITE_SECONDS };
 const TRICKLE: Load = { name: "trickle-max", kind: "trickle-max", subscribers: 10_000, flows: 1, rate: 60, batch: 1, seconds: 4, drainMs: 10_000 };
 const BURST: Load = { name: "burst", kind: "burst", subscribers: 10_000, flows: 1, rate: 5, batch: 100, seconds: 1, drainMs: 20_000 };
 
@@ -489,7 +493,7 @@ async function main(): Promise<void> {
   log(`backend ${backend.url}; workers hold ≤ ${WORKER_MAX} connections each (fd limit ${fdLimit()})`);
   let fs = await startFlowsync(backend);
   try {
-    for (const load of [...HOT, ...SPREAD, TRICKLE, BURST]) {
+    for (const load of [...HOT, HOT20, ...SPREAD, TRICKLE, BURST]) {
       if (!wanted(load.name)) continue;
       log(`flowsync ${load.name}`);
       results.runs.push(await fanOut(backend, fs, load));
@@ -522,12 +526,19 @@ async function main(): Promise<void> {
       readdirSync(`${ART}prof`).filter((f) => f.endsWith(".cpuprofile")),
     );
 
-  // The floor: one change stream + bare res.write fan-out, on a fresh backend, for the hot flow.
-  for (const load of [...HOT]) {
-    if (!wanted(`raw-${load.name}`) && !wanted("raw")) continue;
-    log(`raw ${load.name}`);
-    const rb = await startBackend("sim-raw");
-    const raw = await startRaw(rb);
+  // The floors: one change stream + bare res.write fan-out (raw: each event; batch: each tick's burst as one
+  // pre-built Buffer), each run on a fresh backend.
+  const floors: Array<["raw" | "batch", Load]> = [
+    ...[...HOT, HOT20].map((l) => ["raw", l] as ["raw", Load]),
+    ["raw", BURST],
+    ["batch", BURST],
+    ["batch", HOT20],
+  ];
+  for (const [design, load] of floors) {
+    if (!wanted(`${design}-${load.name}`) && !wanted(design)) continue;
+    log(`${design} ${load.name}`);
+    const rb = await startBackend(`sim-${design}`);
+    const raw = await startRaw(rb, design);
     try {
       results.runs.push(await fanOut(rb, raw, load));
     } finally {
