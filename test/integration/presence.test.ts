@@ -14,6 +14,7 @@ import { startTestFlowsync } from "../support/flowsync";
 import { Ledger } from "../support/ledger";
 import { spawnFlowsync, type FlowsyncProcess } from "../support/process";
 import { SseClient } from "../support/sse-client";
+import { TcpProxy } from "../support/tcp-proxy";
 
 const SECRET = "a-test-secret-that-is-at-least-32-bytes-long";
 const FLOW = "board";
@@ -281,4 +282,55 @@ describe("presence across instances", () => {
     sub.close();
     await Promise.all([a.stop(), b.stop()]);
   }, 60_000);
+
+  it("SIGTERM of a real process: its users are gone from the others at once (a TTL that cannot expire in the test)", async () => {
+    const dbName = uniqueDb("pres");
+    const env = { PRESENCE_TTL_MS: "3600000" };
+    const a = await start(dbName, env);
+    const child = await spawnFlowsync({ MONGO_URL: h.backend.url, MONGO_DB: dbName, FILTERS_DIR: "./filters", CHANGE_STREAM_AWAIT_MS: "100", ...ENV, ...env });
+    running.add(child);
+    // With ?snapshot=1: the SNAPSHOT first, the PRESENCE list right after it.
+    const alice = await join(a.url, "alice", "?snapshot=1");
+    await join(child.url, "bob");
+    await shows(alice, ["alice×1", "bob×1"]);
+    expect(alice.events().map((e) => e.type)[0]).toBe("SNAPSHOT");
+    expect(alice.events().map((e) => e.type)[1]).toBe("PRESENCE");
+    expect(await child.stop()).toBe(0);
+    running.delete(child);
+    await shows(alice, ["alice×1"]);
+    expect(a.presence!.counters.expired).toBe(0);
+    await leave(alice);
+    await a.stop();
+  }, 60_000);
+
+  it("MongoDB unreachable from one instance: each lists its own users only, and the lists merge again once it is back", async () => {
+    const dbName = uniqueDb("pres");
+    const env = { PRESENCE_TTL_MS: "1500" };
+    const proxy = await TcpProxy.start(h.backend.url.replace(/^mongodb:\/\//, "").split(/[/,?]/)[0]!);
+    try {
+      const a = await start(dbName, env);
+      const b = await startTestFlowsync(proxy.url("connectTimeoutMS=2000&heartbeatFrequencyMS=500&serverSelectionTimeoutMS=2000"), {
+        MONGO_DB: dbName,
+        ...ENV,
+        ...env,
+      });
+      running.add(b);
+      const alice = await join(a.url, "alice");
+      const bob = await join(b.url, "bob");
+      for (const c of [alice, bob]) await shows(c, ["alice×1", "bob×1"]);
+
+      await proxy.cut("refuse");
+      // Nothing refreshes across the cut: each side's entry of the other expires, its own stays.
+      await shows(bob, ["bob×1"]);
+      await shows(alice, ["alice×1"]);
+      await eventually("b's writes fail", () => expect(b.presence!.counters.writeErrors).toBeGreaterThan(0));
+
+      await proxy.restore();
+      for (const c of [alice, bob]) await shows(c, ["alice×1", "bob×1"], 30_000);
+      await Promise.all([leave(alice), leave(bob)]);
+      await Promise.all([a.stop(), b.stop()]);
+    } finally {
+      await proxy.close();
+    }
+  }, 90_000);
 });
