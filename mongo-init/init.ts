@@ -2,7 +2,8 @@
  * One-shot setup of the database flowsync watches, safe to run any number of times:
  *
  *   - every collection named in FILTERS_DIR exists, with `changeStreamPreAndPostImages`
- *     enabled (so a delete's pre-image carries its routing field: see docs/operations.md, drop-in guide);
+ *     enabled (so a delete's pre-image carries its routing field: see docs/operations.md, drop-in guide;
+ *     and so that a document of embedded entities yields exact per-element events: docs/filters.md);
  *   - each has an ascending index on its routing field (snapshots and catch-up filter on it);
  *   - with `PRESENCE=on`, the presence collection (`PRESENCE_COLLECTION`, default `flowsync_presence`)
  *     with a TTL index on `expiresAt` (`expireAfterSeconds: 0`): it removes the entries of an instance
@@ -70,6 +71,8 @@ export async function initDatabase(
       await db.command({ collMod: collection, changeStreamPreAndPostImages: { enabled: true } });
       report.imagesEnabled.push(collection);
     }
+    // `routeBy: "_id"` (a flow stored as one document): the collection's own _id index serves it.
+    if (routeBy === "_id") continue;
     const name = `${routeBy}_1`;
     const before = await db
       .collection(collection)

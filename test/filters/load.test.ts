@@ -3,7 +3,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { FlowsyncError } from "../../src/errors";
-import { isFilterFileName, loadFilters } from "../../src/filters/load";
+import { compileFilters } from "../../src/filters/compile";
+import { isFilterFileName, loadFilters, readFilterSpecs } from "../../src/filters/load";
 
 const dirs: string[] = [];
 
@@ -138,5 +139,17 @@ describe("loadFilters: invalid filters stop startup with a message naming the fi
     expect(message).toMatch(/collection/);
     expect(message).toMatch(/event/);
     expect(message).toMatch(/extra/);
+  });
+});
+
+describe("filters/examples", () => {
+  it("each example loads and compiles on its own (they share kinds, so never together)", async () => {
+    const specs = await readFilterSpecs("filters/examples");
+    expect(specs.map((s) => [s.collection, Object.keys(s.entities ?? {})])).toEqual([
+      ["workflows", ["nodes", "connections"]],
+      ["flows", ["nodes", "edges"]],
+    ]);
+    for (const spec of specs) expect(compileFilters([spec]).byCollection.get(spec.collection)!.elements.length).toBe(2);
+    expect(() => compileFilters(specs)).toThrow(/entity 'node' is already produced/);
   });
 });

@@ -24,6 +24,18 @@ async function runInit(dbName: string, env: Record<string, string> = {}) {
 }
 
 describe("mongo-init", () => {
+  it("embedded-entity collections (routeBy _id): pre/post images on, and no index besides _id", async () => {
+    const db = h.client.db(uniqueDb("init-emb"));
+    const report = await initDatabase(db, await targetsFromFilters("test/fixtures/filters-embedded"));
+    expect(report.created.sort()).toEqual(["boards", "flow_logs", "workflows"]);
+    expect(report.indexesCreated).toEqual(["flow_logs.flowId_1"]);
+    for (const name of ["boards", "workflows"]) {
+      const [info] = await db.listCollections({ name }).toArray();
+      expect((info as { options?: Record<string, unknown> }).options).toMatchObject({ changeStreamPreAndPostImages: { enabled: true } });
+      expect((await db.collection(name).listIndexes().toArray()).map((x) => x.name)).toEqual(["_id_"]);
+    }
+  });
+
   it("creates the filters' collections with pre/post images and routing indexes, and a second run changes nothing", async () => {
     const dbName = uniqueDb("init");
     const db = h.client.db(dbName);
