@@ -43,6 +43,46 @@ const until = async (check: () => boolean) => {
 const cleanup: Array<() => void> = [];
 afterEach(() => cleanup.splice(0).forEach((f) => f()));
 
+/** Streams that send one PRESENCE frame (no id:) listing who asked: `?presence=0` streams are not on it. */
+function presenceFetch() {
+  const urls: string[] = [];
+  const fetch: FetchLike = async (url, init) => {
+    if (url.includes("/snapshot")) return Response.json(snapshot);
+    urls.push(url);
+    const users = [{ id: "alice", name: "Alice", connections: 1 }];
+    const frame = `event: PRESENCE\ndata: ${JSON.stringify({ flowId: "f", users, joined: [], left: [] })}\n\n`;
+    const body = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(new TextEncoder().encode(frame));
+        init.signal.addEventListener("abort", () => c.error(new Error("aborted")));
+      },
+    });
+    return new Response(body, { status: 200, headers: { "content-type": "text/event-stream" } });
+  };
+  return { fetch, urls };
+}
+
+describe("presence in the bindings", () => {
+  it("useFlow's shared store and flow$ states carry the PRESENCE list; presence: false asks for ?presence=0 on a connection of its own", async () => {
+    const f = presenceFetch();
+    const registry = createFlowRegistry();
+    const options = { baseUrl: "http://x", fetch: f.fetch, transport: "fetch" as const };
+    const release = registry.acquire("f", options);
+    cleanup.push(release);
+    await until(() => registry.store("f", options).getState().presence.length === 1);
+    expect(registry.store("f", options).getState().presence).toEqual([{ id: "alice", name: "Alice", connections: 1 }]);
+    const unlisted = { ...options, presence: false };
+    cleanup.push(registry.acquire("f", unlisted));
+    expect(registry.store("f", unlisted)).not.toBe(registry.store("f", options));
+    await until(() => f.urls.length === 2);
+    expect(f.urls[0]).not.toContain("presence=0");
+    expect(f.urls[1]).toContain("?presence=0");
+
+    const state = await firstValueFrom(flow$("f", options).pipe(filter((s) => s.presence.length > 0)));
+    expect(state.presence.map((u) => u.id)).toEqual(["alice"]);
+  });
+});
+
 describe("flowsync-client/react", () => {
   it("renders on the server without connecting: the empty state, status connecting", () => {
     const f = fakeFetch();

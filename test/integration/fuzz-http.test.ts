@@ -198,14 +198,21 @@ describe("the HTTP surface under fuzzing", () => {
     );
   }, 120_000);
 
-  it(`query strings (types, snapshot, logs, lastEventId, unknown keys, bad escapes): 200 or 400 E_BAD_REQUEST as documented (${RUNS} cases)`, async () => {
-    const known = ["SYNC_CANVAS", "EXECUTION_UPDATE", "LOG_STREAM"];
+  it(`query strings (types, presence, snapshot, logs, lastEventId, unknown keys, bad escapes): 200 or 400 E_BAD_REQUEST as documented (${RUNS} cases)`, async () => {
+    const known = ["SYNC_CANVAS", "EXECUTION_UPDATE", "LOG_STREAM", "PRESENCE"];
+    const decode = (v: string) => {
+      try {
+        return decodeURIComponent(v);
+      } catch {
+        return v;
+      }
+    };
     const pair = fc.tuple(
-      fc.constantFrom("types", "snapshot", "logs", "lastEventId", "access_token", "x", "types[]", "__proto__"),
+      fc.constantFrom("types", "presence", "snapshot", "logs", "lastEventId", "access_token", "x", "types[]", "__proto__"),
       fc.oneof(
         fc.subarray(known, { minLength: 1 }).map((t) => t.join(",")),
         fc.string({ unit: "grapheme", maxLength: 30 }).map(encodeURIComponent),
-        fc.constantFrom("", "%", "%ZZ", "1", "true", "SYNC_CANVAS,,"),
+        fc.constantFrom("", "%", "%ZZ", "0", "1", "2", "true", "false", "%31", "SYNC_CANVAS,,"),
       ),
     );
     await fc.assert(
@@ -218,16 +225,15 @@ describe("the HTTP surface under fuzzing", () => {
         let typesOk = true;
         if (types.length > 1) typesOk = false;
         else if (types.length === 1) {
-          let decoded: string | undefined;
-          try {
-            decoded = decodeURIComponent(types[0]!);
-          } catch {
-            decoded = types[0];
-          }
-          typesOk = decoded !== "" && decoded!.split(",").every((t) => known.includes(t));
+          const decoded = decode(types[0]!);
+          typesOk = decoded !== "" && decoded.split(",").every((t) => known.includes(t));
         }
-        expect(a!.status, query).toBe(typesOk ? 200 : 400);
-        if (!typesOk) expectJsonError(a!, "E_BAD_REQUEST");
+        // ?presence=: absent, or once as 0 / 1 / true / false.
+        const presence = pairs.filter(([k]) => k === "presence").map(([, v]) => decode(v));
+        const presenceOk = presence.length === 0 || (presence.length === 1 && ["0", "1", "true", "false"].includes(presence[0]!));
+        const ok = typesOk && presenceOk;
+        expect(a!.status, query).toBe(ok ? 200 : 400);
+        if (!ok) expectJsonError(a!, "E_BAD_REQUEST");
       }),
       params,
     );
