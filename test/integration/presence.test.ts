@@ -333,4 +333,21 @@ describe("presence across instances", () => {
       await proxy.close();
     }
   }, 90_000);
+
+  it("an instance started later learns the entries that exist already (read once at start, not from a refresh)", async () => {
+    const dbName = uniqueDb("pres");
+    // Refreshes every 20 minutes: only the start-up read can tell the new instance about alice.
+    const env = { PRESENCE_TTL_MS: "3600000" };
+    const a = await start(dbName, env);
+    const alice = await join(a.url, "alice");
+    await eventually("alice's document", async () => expect(await h.client.db(dbName).collection("flowsync_presence").countDocuments()).toBe(1));
+    const b = await start(dbName, env);
+    const bob = await join(b.url, "bob");
+    // The first frame bob gets already lists alice.
+    await bob.until((x) => frames(x).length > 0, 10_000, "bob's first PRESENCE");
+    expect(frames(bob)[0]!.data.users.map((u) => u.id)).toEqual(["alice", "bob"]);
+    await shows(alice, ["alice×1", "bob×1"]);
+    await Promise.all([leave(alice), leave(bob)]);
+    await Promise.all([a.stop(), b.stop()]);
+  }, 60_000);
 });
