@@ -187,4 +187,22 @@ describe("Presence", () => {
     expect(vi.getTimerCount()).toBe(0);
     await presence.stop();
   });
+
+  it("stop() with MongoDB away waits at most 2 s for the removal, and leaves no timer behind", async () => {
+    const store = new MemoryStore();
+    const { presence } = make(store);
+    await presence.start();
+    presence.join(FLOW, { id: "alice" });
+    await vi.advanceTimersByTimeAsync(100);
+    // A removal that never answers (the driver waiting for a server).
+    store.remove = () => new Promise<void>(() => {});
+    let done = false;
+    const stopped = presence.stop().then(() => (done = true));
+    await vi.advanceTimersByTimeAsync(1900);
+    expect(done).toBe(false);
+    await vi.advanceTimersByTimeAsync(100);
+    await stopped;
+    expect(done).toBe(true);
+    expect(vi.getTimerCount()).toBe(0);
+  });
 });
