@@ -43,6 +43,8 @@ interface Backlog {
   events: number;
   ms: number;
   cpuSec: number;
+  /** CPU of the backend process meanwhile (the simulator); NaN with --mongo-url. */
+  backendCpuSec: number;
   served: number;
 }
 
@@ -63,6 +65,7 @@ export const NOTES_MARKER = "<!-- Everything below this line is kept when `npm r
 const int = (n: number | undefined) => (n === undefined || !Number.isFinite(n) ? "–" : Math.round(n).toLocaleString("en-US"));
 const ms = (n: number | undefined) => (n === undefined || !Number.isFinite(n) ? "–" : n < 10 ? n.toFixed(1) : Math.round(n).toLocaleString("en-US"));
 const mb = (kb: number | undefined) => (kb === undefined ? "–" : (kb / 1024).toFixed(0));
+const sec = (n: number | undefined) => (n === undefined || !Number.isFinite(n) ? "–" : n.toFixed(2));
 const pct = (n: number | undefined) => (n === undefined || !Number.isFinite(n) ? "–" : `${Math.round(n)} %`);
 
 function fanOutTable(runs: Run[]): string {
@@ -177,10 +180,10 @@ ${idle ? `${int(idle.opened)} subscribers on one flow (${idle.opened >= 19_000 ?
 
 ${
   cu
-    ? `| served from | events | time (ms) | events/s | flowsync CPU (s) | counted by /metrics |
-| --- | ---: | ---: | ---: | ---: | --- |
-| memory (replay buffer) | ${int(cu.memory.events)} | ${ms(cu.memory.ms)} | ${int(cu.memory.events / (cu.memory.ms / 1000))} | ${cu.memory.cpuSec.toFixed(2)} | replays{source="memory"} +${cu.memory.served} |
-| MongoDB (catch-up change stream) | ${int(cu.mongodb.events)} | ${ms(cu.mongodb.ms)} | ${int(cu.mongodb.events / (cu.mongodb.ms / 1000))} | ${cu.mongodb.cpuSec.toFixed(2)} | replays{source="mongodb"} +${cu.mongodb.served} |
+    ? `| served from | events | time (ms) | events/s | flowsync CPU (s) | backend CPU (s) | counted by /metrics |
+| --- | ---: | ---: | ---: | ---: | ---: | --- |
+| memory (replay buffer) | ${int(cu.memory.events)} | ${ms(cu.memory.ms)} | ${int(cu.memory.events / (cu.memory.ms / 1000))} | ${cu.memory.cpuSec.toFixed(2)} | ${sec(cu.memory.backendCpuSec)} | replays{source="memory"} +${cu.memory.served} |
+| MongoDB (catch-up change stream) | ${int(cu.mongodb.events)} | ${ms(cu.mongodb.ms)} | ${int(cu.mongodb.events / (cu.mongodb.ms / 1000))} | ${cu.mongodb.cpuSec.toFixed(2)} | ${sec(cu.mongodb.backendCpuSec)} | replays{source="mongodb"} +${cu.mongodb.served} |
 
 Time = from the request to the ${int(cu.behind)}th event, read by one \`fetch\` client. flowsync ran with \`REPLAY_BUFFER_SIZE=${cu.behind}\`; one more write elsewhere then pushed the oldest of them out of memory, so the same cursor had to be served from MongoDB.`
     : "not run"

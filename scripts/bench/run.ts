@@ -437,21 +437,26 @@ async function catchUp(backend: Backend, server: Server, behind: number): Promis
     i++
   )
     await sleep(100);
+  const backendCpu = () => (backend.child ? usage(backend.child.pid).cpu : Number.NaN);
   const u0 = usage(server.child.pid);
+  const bk0 = backendCpu();
   const memory = await readBacklog(url, cursor, behind);
+  const bk1 = backendCpu();
   const m1 = await scrape(server);
   // One more event elsewhere pushes the oldest of them out of the replay buffer (REPLAY_BUFFER_SIZE = behind).
   await nodes.insertOne(doc("catchup-evict"));
   await sleep(500);
   const u1 = usage(server.child.pid);
+  const bk2 = backendCpu();
   const mongo = await readBacklog(url, cursor, behind);
   const u2 = usage(server.child.pid);
+  const bk3 = backendCpu();
   const m2 = await scrape(server);
   const replayed = (m: Map<string, number>, source: string) => m.get(`flowsync_replays_total{source="${source}"}`) ?? 0;
   return {
     behind,
-    memory: { ...memory, cpuSec: u1.cpu - u0.cpu, served: replayed(m1, "memory") - replayed(m0, "memory") },
-    mongodb: { ...mongo, cpuSec: u2.cpu - u1.cpu, served: replayed(m2, "mongodb") - replayed(m1, "mongodb") },
+    memory: { ...memory, cpuSec: u1.cpu - u0.cpu, backendCpuSec: bk1 - bk0, served: replayed(m1, "memory") - replayed(m0, "memory") },
+    mongodb: { ...mongo, cpuSec: u2.cpu - u1.cpu, backendCpuSec: bk3 - bk2, served: replayed(m2, "mongodb") - replayed(m1, "mongodb") },
   };
 }
 

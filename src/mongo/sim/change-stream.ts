@@ -7,7 +7,7 @@
  */
 import { Aggregator } from "mingo";
 import { copyDeep } from "./immutable";
-import { Long, type Document, type Timestamp } from "bson";
+import { calculateObjectSize, Long, type Document, type Timestamp } from "bson";
 import { Codes, fail } from "./errors";
 import { compareTs, type DdlOp, type Oplog, type OplogEntry, type TxnOp, type UpdateDescription } from "./oplog";
 import { decodeToken, encodeToken, hwmToken, type TokenData } from "./resume-token";
@@ -96,11 +96,15 @@ export class ChangeStreamReader {
     if (decodeToken({ _data: start })?.kind === "event") this.mustFind = start;
   }
 
-  /** Up to `max` events after the current position; advances the position past what it scanned. */
-  read(max: number): Document[] {
+  /**
+   * Up to `max` events after the current position, and no more than `maxBytes` of BSON (the first
+   * event always fits); advances the position past what it scanned.
+   */
+  read(max: number, maxBytes = Infinity): Document[] {
     const pos = decodeToken({ _data: this.position })!;
     this.checkHistory(pos);
     const out: Document[] = [];
+    let bytes = 0;
     for (const entry of this.oplog.from(pos.ts)) {
       for (const [token, make] of this.expand(entry)) {
         if (out.length >= max) return out;
@@ -110,13 +114,20 @@ export class ChangeStreamReader {
         }
         if (token <= this.position) continue;
         const event = make();
-        this.position = token;
         if (event.operationType === "invalidate") {
+          this.position = token;
           this.invalidated = true;
           out.push(event);
           return out;
         }
         const shown = this.applyPipeline(event);
+        if (shown && maxBytes !== Infinity) {
+          const size = calculateObjectSize(shown);
+          // Left for the next batch, position unchanged: reading it again gives the same event.
+          if (out.length > 0 && bytes + size > maxBytes) return out;
+          bytes += size;
+        }
+        this.position = token;
         if (shown) out.push(shown);
       }
     }

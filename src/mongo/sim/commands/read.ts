@@ -13,6 +13,8 @@ import { copyDeep } from "../immutable";
 import { letVariables } from "../variables";
 
 const DEFAULT_BATCH = 101;
+/** What a getMore without batchSize returns at most (https://www.mongodb.com/docs/manual/reference/command/getMore/). */
+const GETMORE_MAX_BYTES = 16 * 1024 * 1024;
 /** How long a change-stream getMore waits for events when the client gives no maxTimeMS (SERVER-19665). */
 const DEFAULT_AWAIT_MS = 1000;
 
@@ -227,7 +229,10 @@ async function nextStreamBatch(ctx: Ctx, cursor: StreamCursor, cmd: Document): P
   let batch: Document[];
   for (;;) {
     try {
-      batch = cursor.reader.read((cmd.batchSize as number | undefined) || DEFAULT_BATCH);
+      // Without a batchSize, a getMore returns as much as fits in 16 MiB (getMore's reference page),
+      // not the 101 documents of a first batch.
+      const size = cmd.batchSize as number | undefined;
+      batch = size ? cursor.reader.read(size) : cursor.reader.read(Infinity, GETMORE_MAX_BYTES);
     } catch (err) {
       cursors.remove(cursor.id); // an error ends the cursor, as on a real server
       throw err;
