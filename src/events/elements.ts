@@ -1,7 +1,9 @@
 /**
  * Embedded canvas entities (a filter's `entities`): one document holds arrays, or
  * objects keyed by id, of nodes, edges, …; a change of the document becomes one
- * event per element that changed. Pure functions on plain JSON (plain-json.ts).
+ * event per element that changed. Pure functions; the images and the update description are
+ * taken as the driver gives them (BSON values), and only elements that go out are converted to
+ * plain JSON (plain-json.ts): in a 200-node document that moves one node, one element.
  *
  * Exact by construction: the events compare the elements BEFORE the change with
  * the elements AFTER it. Before is the pre-image (`fullDocumentBeforeChange`);
@@ -14,13 +16,14 @@
  * others a "replace all of this kind" list; `Derivation` names each case
  * (docs/filters.md, "Embedded entities").
  */
+import { toPlainJson } from "./plain-json";
 import { redactDoc } from "./redact";
 import type { ElementRule } from "./rule";
 import type { Changes } from "./schemas";
 
 type Obj = Record<string, unknown>;
 
-/** A plain-JSON `updateDescription`. */
+/** An `updateDescription`: values as the driver gives them (BSON values), paths and sizes plain. */
 export interface UpdateDescriptionJson {
   readonly updatedFields: Obj;
   readonly removedFields: readonly string[];
@@ -82,15 +85,16 @@ export interface Derived {
 
 export interface DeriveInput {
   readonly op: "insert" | "update" | "replace" | "delete";
-  /** Pre-image, private fields removed. */
+  /** Pre-image (as the driver gives it). */
   readonly pre: Obj | undefined;
   /** `fullDocument`: the new document (insert, replace) or the `updateLookup` one (update). */
   readonly post: Obj | undefined;
   readonly update: UpdateDescriptionJson | undefined;
 }
 
+/** A document (not an array, not a BSON value such as an ObjectId). */
 function isObj(value: unknown): value is Obj {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
+  return typeof value === "object" && value !== null && !Array.isArray(value) && typeof (value as { _bsontype?: unknown })._bsontype !== "string";
 }
 
 const sameJson = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
@@ -104,8 +108,9 @@ export function getPath(doc: unknown, segments: readonly string[]): unknown {
   return current;
 }
 
-/** An element key as the event `id`: a non-empty string as is, a finite number as its digits. */
-function keyOf(value: unknown): string | undefined {
+/** An element key as the event `id`: a non-empty string as is, a finite number as its digits (BSON values as their plain JSON). */
+function keyOf(raw: unknown): string | undefined {
+  const value = typeof raw === "object" && raw !== null ? toPlainJson(raw) : raw;
   if (typeof value === "string" && value.length > 0 && value.length <= 1024) return value;
   if (typeof value === "number" && Number.isFinite(value)) return String(value);
   return undefined;
@@ -113,7 +118,14 @@ function keyOf(value: unknown): string | undefined {
 
 interface Element {
   readonly id: string;
-  readonly doc: Obj;
+  /** The element as found in the document, its key field set for an object keyed by id: the same object in both states when untouched. */
+  readonly raw: Obj;
+  readonly rule: ElementRule;
+}
+
+/** The element as events carry it: plain JSON, private fields removed. */
+export function shown(e: Element): Obj {
+  return redactDoc(toPlainJson(e.raw) as Obj, e.rule.privateFields);
 }
 
 /**
@@ -136,7 +148,7 @@ function elementsIn(value: unknown, rule: ElementRule, skips?: ElementSkip[]): E
       return void skips?.push({ reason: "element-duplicate", detail: `${where}: '${rule.key}' ${id} already appears earlier in '${rule.path}'` });
     seen.add(id);
     const named = Array.isArray(value) || raw[rule.key] === id ? raw : { ...raw, [rule.key]: id };
-    out.push({ id, doc: redactDoc(named, rule.privateFields) });
+    out.push({ id, raw: named, rule });
   };
   if (Array.isArray(value)) value.forEach((raw, i) => add(isObj(raw) ? keyOf(raw[rule.key]) : undefined, raw, `${rule.path}.${i}`));
   else if (isObj(value)) for (const [name, raw] of Object.entries(value)) add(name, raw, `${rule.path}.${name}`);
@@ -163,13 +175,19 @@ function diffInto(a: Obj, b: Obj, prefix: string, out: Changes): void {
 
 /** Deletes first (in the old order), then inserts and updates in the order of the document after the change. */
 export function diffElements(before: readonly Element[], after: readonly Element[]): ElementEvent[] {
-  const old = new Map(before.map((e) => [e.id, e.doc]));
+  const old = new Map(before.map((e) => [e.id, e]));
   const now = new Set(after.map((e) => e.id));
   const events: ElementEvent[] = before.filter((e) => !now.has(e.id)).map((e) => ({ op: "delete", id: e.id, doc: null }));
-  for (const { id, doc } of after) {
-    const prev = old.get(id);
-    if (prev === undefined) events.push({ op: "insert", id, doc });
-    else if (!sameJson(prev, doc)) events.push({ op: "update", id, doc, changes: diffElement(prev, doc) });
+  for (const e of after) {
+    const prev = old.get(e.id);
+    if (prev === undefined) {
+      events.push({ op: "insert", id: e.id, doc: shown(e) });
+      continue;
+    }
+    // An element the update did not touch is the same object before and after (copy on write).
+    if (prev.raw === e.raw) continue;
+    const [a, b] = [shown(prev), shown(e)];
+    if (!sameJson(a, b)) events.push({ op: "update", id: e.id, doc: b, changes: diffElement(a, b) });
   }
   return events;
 }
@@ -187,18 +205,25 @@ function indexIn(container: unknown, segment: string | number): number | undefin
   return /^\d+$/.test(segment) ? Number(segment) : undefined;
 }
 
-function parentOf(doc: Obj, segments: ReadonlyArray<string | number>, create: boolean): unknown {
+/**
+ * The container at `segments` minus the last, copied on the way down (copy on write: what the
+ * update does not touch stays shared with the pre-image, so untouched elements keep their
+ * identity and `diffElements` can skip them without comparing).
+ */
+function parentOf(doc: Obj, segments: ReadonlyArray<string | number>, create: boolean, copied: Set<unknown>): unknown {
   let current: unknown = doc;
   for (const segment of segments.slice(0, -1)) {
     const index = indexIn(current, segment);
     const container = current as Record<string | number, unknown>;
     const key = index ?? String(segment);
     let next = container[key];
-    if ((next === undefined || next === null) && create && (isObj(current) || index !== undefined)) {
-      next = {};
+    if ((next === undefined || next === null) && create && (isObj(current) || index !== undefined)) next = {};
+    if (typeof next !== "object" || next === null) return undefined;
+    if (!copied.has(next)) {
+      next = Array.isArray(next) ? [...next] : { ...(next as Obj) };
+      copied.add(next);
       container[key] = next;
     }
-    if (typeof next !== "object" || next === null) return undefined;
     current = next;
   }
   return current;
@@ -206,36 +231,43 @@ function parentOf(doc: Obj, segments: ReadonlyArray<string | number>, create: bo
 
 /**
  * `pre` with `update` applied as MongoDB applied it: arrays truncated, fields removed, then
- * fields set (a set past an array's end pads with null). A new object; `pre` is untouched.
+ * fields set (a set past an array's end pads with null). A new object that shares every part
+ * the update did not touch with `pre`; `pre` itself is untouched.
  */
 export function applyUpdateDescription(pre: Obj, update: UpdateDescriptionJson): Obj {
-  const doc = structuredClone(pre);
-  for (const { field, newSize } of update.truncatedArrays) {
-    const segments = segmentsOf(field, update);
-    const parent = parentOf(doc, segments, false);
+  const doc = { ...pre };
+  const copied = new Set<unknown>([doc]);
+  const at = (path: string, create: boolean) => {
+    const segments = segmentsOf(path, update);
+    const parent = parentOf(doc, segments, create, copied);
     const last = segments[segments.length - 1]!;
-    const array = parent === undefined ? undefined : (parent as Record<string | number, unknown>)[indexIn(parent, last) ?? String(last)];
-    if (Array.isArray(array) && array.length > newSize) array.length = newSize;
+    return { parent, last, index: indexIn(parent, last) };
+  };
+  for (const { field, newSize } of update.truncatedArrays) {
+    // The array itself is replaced by a shorter copy: the pre-image's array stays whole.
+    const { parent, last, index } = at(field, false);
+    if (parent === undefined) continue;
+    const key = index ?? String(last);
+    const array = (parent as Record<string | number, unknown>)[key];
+    if (Array.isArray(array) && array.length > newSize) {
+      const shorter = array.slice(0, newSize);
+      copied.add(shorter);
+      (parent as Record<string | number, unknown>)[key] = shorter;
+    }
   }
   for (const path of update.removedFields) {
-    const segments = segmentsOf(path, update);
-    const parent = parentOf(doc, segments, false);
-    const last = segments[segments.length - 1]!;
-    const index = indexIn(parent, last);
+    const { parent, last, index } = at(path, false);
     // $unset of an array element leaves null in its place.
     if (index !== undefined) (parent as unknown[])[index] = null;
     else if (isObj(parent)) delete parent[String(last)];
   }
   for (const [path, value] of Object.entries(update.updatedFields)) {
-    const segments = segmentsOf(path, update);
-    const parent = parentOf(doc, segments, true);
-    const last = segments[segments.length - 1]!;
-    const index = indexIn(parent, last);
+    const { parent, last, index } = at(path, true);
     if (index !== undefined) {
       const array = parent as unknown[];
       while (array.length < index) array.push(null);
-      array[index] = structuredClone(value);
-    } else if (isObj(parent)) parent[String(last)] = structuredClone(value);
+      array[index] = value;
+    } else if (isObj(parent)) parent[String(last)] = value;
   }
   return doc;
 }
@@ -275,7 +307,7 @@ export function deriveElements(rules: readonly ElementRule[], input: DeriveInput
     const replaceAll = (how: Derivation, value: unknown): KindResult => ({
       rule,
       how,
-      replaceAll: elementsIn(value, rule, skips).map((e) => e.doc),
+      replaceAll: elementsIn(value, rule, skips).map(shown),
     });
     if (op === "insert") return events("insert", undefined);
     if (pre) return events("pre-image", pre);

@@ -124,7 +124,12 @@ interface Prepared {
 }
 
 /** What every document change goes through first: shape checks, routing, redaction, schema. */
-function prepare(change: unknown, rules: ReadonlyMap<string, Rule>, lookupFlowId?: FlowIdLookup): Prepared | SkippedChange {
+/**
+ * `convert: false` (embedded entities): the images are left as the driver gave them, unconverted and
+ * unchecked; events/elements.ts converts only the elements that changed (a 200-node document is
+ * most of the cost of a change otherwise), and the caller checks the schema on the document part.
+ */
+function prepare(change: unknown, rules: ReadonlyMap<string, Rule>, lookupFlowId?: FlowIdLookup, convert = true): Prepared | SkippedChange {
   if (!isObj(change)) return { skip: "malformed", detail: "not an object" };
   const token = isObj(change._id) ? change._id._data : undefined;
   if (!isTokenHex(token)) return { skip: "malformed", detail: "no resume token (_id._data)" };
@@ -146,9 +151,9 @@ function prepare(change: unknown, rules: ReadonlyMap<string, Rule>, lookupFlowId
   if (clusterTime === undefined) return skip("malformed", `${op} on ${collection} ${id} without clusterTime`);
   const where = `${collection} ${id}`;
 
-  const post = isObj(change.fullDocument) ? (toPlainJson(change.fullDocument) as Obj) : undefined;
-  const pre = isObj(change.fullDocumentBeforeChange) ? (toPlainJson(change.fullDocumentBeforeChange) as Obj) : undefined;
-  if ((op === "insert" || op === "replace") && !post) return skip("malformed", `${op} on ${where} without fullDocument`);
+  const post = isObj(change.fullDocument) && convert ? (toPlainJson(change.fullDocument) as Obj) : undefined;
+  const pre = isObj(change.fullDocumentBeforeChange) && convert ? (toPlainJson(change.fullDocumentBeforeChange) as Obj) : undefined;
+  if ((op === "insert" || op === "replace") && !isObj(change.fullDocument)) return skip("malformed", `${op} on ${where} without fullDocument`);
 
   // Routed by the value AS STORED, not by its JSON form: an ObjectId, Timestamp or Date is not a
   // flowId. The catch-up stream and the snapshot select a flow by string equality inside MongoDB,
@@ -158,10 +163,10 @@ function prepare(change: unknown, rules: ReadonlyMap<string, Rule>, lookupFlowId
   let route: unknown;
   if (rule.routeBy === "_id") {
     route = id;
-  } else if (post) {
+  } else if (isObj(change.fullDocument)) {
     route = getPath(change.fullDocument as Obj, rule.routePath);
     if (route === undefined) return skip("unroutable", `${where}: document has no '${rule.routeBy}'`);
-  } else if (pre && getPath(change.fullDocumentBeforeChange as Obj, rule.routePath) !== undefined) {
+  } else if (isObj(change.fullDocumentBeforeChange) && getPath(change.fullDocumentBeforeChange as Obj, rule.routePath) !== undefined) {
     route = getPath(change.fullDocumentBeforeChange as Obj, rule.routePath);
   } else {
     route = lookupFlowId?.(id, collection);
@@ -250,42 +255,43 @@ function mapAllUnchecked(change: unknown, rules: ReadonlyMap<string, Rule>, look
     if ("skip" in one) return one;
     return { ...one, events: [one.event], id: one.event.data.id, clusterTime: clusterTimeOf(one.event.data.clusterTime), skips: [], derivations: [] };
   }
-  const p = prepare(change, rules, lookupFlowId);
+  const p = prepare(change, rules, lookupFlowId, false);
   if ("skip" in p) return p;
   const { op, id, flowId, token, where } = p;
+  const raw = change as Obj;
+  const rawPre = isObj(raw.fullDocumentBeforeChange) ? raw.fullDocumentBeforeChange : undefined;
+  const rawPost = isObj(raw.fullDocument) ? raw.fullDocument : undefined;
   let update: UpdateDescriptionJson | undefined;
   let changes: Changes | undefined;
   if (op === "update") {
-    const ud = (change as Obj).updateDescription;
+    const ud = raw.updateDescription;
     changes = toChanges(ud);
     if (!changes) return { skip: "malformed", detail: `update on ${where} without a valid updateDescription`, token };
     changes = redactChanges(changes, rule.privateFields);
+    // The update description as the driver gave it (BSON values, like the images it applies to), minus private keys.
+    const kept = changes.set;
+    const updatedFields = Object.fromEntries(Object.entries((ud as Obj).updatedFields as Obj).filter(([key]) => Object.hasOwn(kept, key)));
     const paths = isObj(ud) && isObj(ud.disambiguatedPaths) ? (toPlainJson(ud.disambiguatedPaths) as UpdateDescriptionJson["disambiguatedPaths"]) : undefined;
-    update = {
-      updatedFields: changes.set,
-      removedFields: changes.unset,
-      truncatedArrays: changes.truncated ?? [],
-      ...(paths ? { disambiguatedPaths: paths } : {}),
-    };
+    update = { updatedFields, removedFields: changes.unset, truncatedArrays: changes.truncated ?? [], ...(paths ? { disambiguatedPaths: paths } : {}) };
   }
-  const post = p.doc ?? undefined;
-  const derived = deriveElements(rule.elements, { op, pre: p.pre, post, update });
+  const derived = deriveElements(rule.elements, { op, pre: rawPre, post: rawPost, update });
+  // The document-level part: plain JSON without the entity paths and the private fields.
+  const part = (doc: Obj) => redactDoc(toPlainJson(withoutElements(doc, rule.elements)) as Obj, rule.privateFields);
+  const after = derived.after ?? (op === "delete" ? undefined : rawPost);
+  const afterPart = after && part(after);
+  // The filter's schema checks the document without its elements (they have no schema of their own).
+  const parsed = afterPart && rule.schema?.safeParse(afterPart);
+  if (parsed && !parsed.success) return { skip: "schema", detail: `${where} (${rule.source}): ${z.prettifyError(parsed.error)}`, token };
 
   const base = { flowId, clusterTime: p.clusterTime };
   const events: DocEvent[] = [];
   const own = (data: Obj) => events.push({ type: rule.event, data: { ...base, ...data } } as unknown as DocEvent);
   const docLevel = rule.entity!;
-  if (op === "insert" || op === "replace") own({ op, id, entity: docLevel, doc: withoutElements(post!, rule.elements) });
+  if (op === "insert" || op === "replace") own({ op, id, entity: docLevel, doc: afterPart });
   else if (op === "delete") own({ op, id, entity: docLevel, doc: null });
   else {
-    const after = derived.after ?? post;
-    const mine =
-      p.pre && derived.after
-        ? sameJson(withoutElements(p.pre, rule.elements), withoutElements(derived.after, rule.elements))
-          ? undefined
-          : documentChanges(changes!, rule.elements)
-        : documentChanges(changes!, rule.elements);
-    if (mine) own({ op, id, entity: docLevel, doc: after ? withoutElements(after, rule.elements) : null, changes: mine });
+    const mine = rawPre && derived.after && sameJson(part(rawPre), afterPart) ? undefined : documentChanges(changes!, rule.elements);
+    if (mine) own({ op, id, entity: docLevel, doc: afterPart ?? null, changes: mine });
   }
   for (const kind of derived.kinds) {
     const entity = kind.rule.entity;

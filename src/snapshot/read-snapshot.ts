@@ -15,7 +15,7 @@ import type { Rule } from "../events/rule";
 import { encodeTimeCursor } from "../events/cursor";
 import { idToString, toPlainJson } from "../events/plain-json";
 import { redactDoc } from "../events/redact";
-import { elementsOf, withoutElements, type ElementSkip } from "../events/elements";
+import { elementsOf, shown as shownElement, withoutElements, type ElementSkip } from "../events/elements";
 import { idValues } from "../filters/compile";
 import type { SnapshotData } from "../events/schemas";
 
@@ -56,7 +56,7 @@ export async function readSnapshot(o: SnapshotOptions, flowId: string, { logs = 
         own.push(withoutElements(doc, rule.elements));
         for (const el of rule.elements) {
           const skips: ElementSkip[] = [];
-          out.canvas[el.entity]!.push(...elementsOf(doc, el, skips).map((e) => e.doc));
+          out.canvas[el.entity]!.push(...elementsOf(doc, el, skips).map(shownElement));
           for (const skip of skips)
             o.logger.warn({ flowId, collection: rule.collection, reason: skip.reason, detail: skip.detail }, "snapshot: element left out");
         }
@@ -82,7 +82,8 @@ async function snapshotTime(db: Db, collection: string): Promise<Timestamp> {
 function shape(o: SnapshotOptions, rule: Rule, flowId: string, raw: Document): Array<Record<string, unknown>> {
   const doc = redactDoc(toPlainJson(raw) as Record<string, unknown>, rule.privateFields);
   const id = idToString(raw._id);
-  const parsed = rule.schema?.safeParse(doc);
+  // As the mapper does: a filter with entities checks the document without them.
+  const parsed = rule.schema?.safeParse(rule.elements.length > 0 ? withoutElements(doc, rule.elements) : doc);
   if (parsed && !parsed.success) {
     o.logger.warn({ flowId, collection: rule.collection, id }, "snapshot: document fails its filter's schema, left out");
     return [];
