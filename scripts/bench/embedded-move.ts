@@ -102,7 +102,12 @@ function run(wire: Uint8Array[], rules: typeof perDocument): { cpuUs: number; fr
     });
   }
   const cpu = process.cpuUsage(start);
-  return { cpuUs: (cpu.user + cpu.system) / wire.length, frames: frames / wire.length, frameBytes: frameBytes / wire.length, eventBytes: wire.reduce((a, b) => a + b.length, 0) / wire.length };
+  return {
+    cpuUs: (cpu.user + cpu.system) / wire.length,
+    frames: frames / wire.length,
+    frameBytes: frameBytes / wire.length,
+    eventBytes: wire.reduce((a, b) => a + b.length, 0) / wire.length,
+  };
 }
 
 const cases: Array<[string, Uint8Array[], typeof perDocument]> = [
@@ -113,7 +118,9 @@ const cases: Array<[string, Uint8Array[], typeof perDocument]> = [
 // Warm-up: the JIT sees both paths before anything is timed.
 for (const [, wire, rules] of cases) run(wire.slice(0, 200), rules);
 console.log(`CPU per change, ${changes} changes each (one node moves; node ${process.version}):\n`);
-console.log("| schema | CPU µs per change | of which BSON decode | events per change | frame bytes per change | change event bytes |\n|---|---:|---:|---:|---:|---:|");
+console.log(
+  "| schema | CPU µs per change | of which BSON decode | events per change | frame bytes per change | change event bytes |\n|---|---:|---:|---:|---:|---:|",
+);
 for (const [name, wire, rules] of cases) {
   const r = run(wire, rules);
   const decode = decodeOnly(wire);
