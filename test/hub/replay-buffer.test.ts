@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ReplayBuffer, type ReplayEntry } from "../../src/hub/replay-buffer";
+import { subPosition } from "../../src/token";
 
 // Tokens like the server's: uppercase hex of equal length, string order = stream order.
 const tok = (n: number) => `82${n.toString(16).toUpperCase().padStart(8, "0")}`;
@@ -90,5 +91,27 @@ describe("ReplayBuffer", () => {
     expect(buffer.size).toBe(1);
     expect(buffer.after(tok(2), "odd")).toBeUndefined();
     expect(frames(buffer.after(tok(3), "odd"))).toEqual([]);
+  });
+});
+
+describe("ReplayBuffer with sub-positions (one change, several events)", () => {
+  const sub = (n: number, index: number) => subPosition(tok(n), index, { t: 1, i: n });
+  const at = (token: string): ReplayEntry => ({ token, flowId: "a", frame: `${token}\n\n` });
+
+  it("serves the rest of a change after any of its events, and only what follows after its token", () => {
+    const buffer = new ReplayBuffer({ capacity: 10 });
+    for (const token of [tok(1), sub(2, 0), sub(2, 1), tok(2), tok(3)]) buffer.push(at(token));
+    expect(frames(buffer.after(sub(2, 0), "a"))).toEqual([`${sub(2, 1)}\n\n`, `${tok(2)}\n\n`, `${tok(3)}\n\n`]);
+    expect(frames(buffer.after(sub(2, 1), "a"))).toEqual([`${tok(2)}\n\n`, `${tok(3)}\n\n`]);
+    expect(frames(buffer.after(tok(2), "a"))).toEqual([`${tok(3)}\n\n`]);
+    expect(frames(buffer.after(tok(1), "a"))?.length).toBe(4);
+  });
+
+  it("does not vouch for a change whose first events were evicted", () => {
+    const buffer = new ReplayBuffer({ capacity: 2 });
+    for (const token of [sub(2, 0), sub(2, 1), tok(2)]) buffer.push(at(token));
+    // sub(2, 0) is gone: after it, the buffer still has everything; before it, nothing.
+    expect(frames(buffer.after(sub(2, 0), "a"))).toEqual([`${sub(2, 1)}\n\n`, `${tok(2)}\n\n`]);
+    expect(buffer.after(tok(1), "a")).toBeUndefined();
   });
 });

@@ -18,6 +18,8 @@ import { changeStreamCursors } from "../support/server-view";
 import { SseClient } from "../support/sse-client";
 import { afterAll } from "vitest";
 import { eventually } from "../support/eventually";
+import { LogSink } from "../support/log-sink";
+import { ObjectId } from "mongodb";
 
 interface El {
   id: string;
@@ -36,6 +38,7 @@ interface IdDoc {
 const FILTERS_DIR = "test/fixtures/filters-embedded";
 const MARK = "EL3MENTSECRET";
 const h = useBackend();
+const logs = new LogSink();
 let memory: Flowsync;
 let catchUp: Flowsync;
 let dbName: string;
@@ -45,7 +48,7 @@ beforeAll(async () => {
   dbName = uniqueDb("emb");
   await db().createCollection("workflows", { changeStreamPreAndPostImages: { enabled: true } });
   await db().createCollection("boards");
-  memory = await startTestFlowsync(h.backend.url, { MONGO_DB: dbName, FILTERS_DIR });
+  memory = await startTestFlowsync(h.backend.url, { MONGO_DB: dbName, FILTERS_DIR, LOG_LEVEL: "trace" }, { logger: logs.logger("trace") });
   // Every resume from an older cursor goes through a catch-up stream.
   catchUp = await startTestFlowsync(h.backend.url, { MONGO_DB: dbName, FILTERS_DIR, REPLAY_BUFFER_SIZE: "1" });
 });
@@ -265,6 +268,37 @@ describe("embedded entities through the driver", () => {
     await boards.insertOne({ _id: "board-2", graph: { nodes: { a: { credentials: MARK } } } });
     expect((await boards.findOne({ _id: "board-2" }))?.graph?.nodes.a?.credentials).toBe(MARK);
   }, 30_000);
+
+  it("routeBy _id with an ObjectId: the flow is its hex; live, snapshot and a catch-up resume; skipped elements logged without private fields", async () => {
+    const oid = new ObjectId();
+    const flowId = oid.toHexString();
+    const wf = db().collection<{ _id: ObjectId; [k: string]: unknown }>("workflows");
+    const live = new SseClient(subscribeUrl(memory, flowId));
+    await live.opened();
+    await wf.insertOne({ _id: oid, name: "oid", nodes: [node("p"), { type: "no-id", credentials: { apiKey: `${MARK}-skip` } }, node("p")], edges: [] });
+    await wf.updateOne({ _id: oid }, { $set: { "nodes.0.position.x": 5 } });
+    await wf.updateOne({ _id: oid }, { $push: { nodes: node("q") } } as never);
+    await live.until((c) => c.messages.length === 4, 10_000, "the oid flow's events");
+    await live.close();
+    expect(live.events().map((e) => `${String(e.data.op)} ${String(e.data.id)}`)).toEqual([`insert ${flowId}`, "insert p", "update p", "insert q"]);
+    const resumed = new SseClient(subscribeUrl(catchUp, flowId), { lastEventId: live.events()[1]!.id });
+    await resumed.until((c) => c.messages.length === 2, 10_000, "the catch-up");
+    await resumed.close();
+    expect(resumed.events().map((e) => e.id)).toEqual(
+      live
+        .events()
+        .slice(2)
+        .map((e) => e.id),
+    );
+    const snapshot = snapshotDataSchema.parse(await (await fetch(`${memory.url}/api/creative-flowboard/flows/${flowId}/snapshot`)).json());
+    expect(snapshot.canvas.node?.map((n) => n.id)).toEqual(["p", "q"]);
+    expect(snapshot.canvas.flow?.map((f) => f._id)).toEqual([flowId]);
+    // The skipped elements (no id, a repeated id) are logged and counted, without their private fields.
+    expect(logs.lines.filter((l) => l.msg === "element skipped").map((l) => l.reason)).toEqual(expect.arrayContaining(["element-key", "element-duplicate"]));
+    expect(logs.raw).not.toContain(MARK);
+    const metrics = await (await fetch(`${memory.url}/metrics`)).text();
+    expect(metrics).toMatch(/flowsync_elements_skipped_total\{reason="element-duplicate"\} [1-9]/);
+  });
 
   it("one change-stream cursor per instance, embedded collections included", async () => {
     const subs = await Promise.all(
