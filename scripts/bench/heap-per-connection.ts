@@ -2,7 +2,7 @@
  * What one idle SSE connection retains in flowsync, by kind of heap object: a heap snapshot of a
  * flowsync process before and after N idle subscribers connect, diffed and divided by N.
  *
- *   npx tsx scripts/bench/heap-per-connection.ts [N=2000]
+ *   npx tsx scripts/bench/heap-per-connection.ts [N=2000] [--dist]
  *
  * Runs the simulator and flowsync (`src/main.ts`) as child processes; the snapshots are taken with
  * `--heapsnapshot-signal` (written to artifacts/bench/heap/). Self sizes only: what each kind of
@@ -13,7 +13,7 @@ import http from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import { freePort, root, startNode, usage } from "./procs";
 
-const N = Number(process.argv[2] ?? 2000);
+const N = Number(process.argv.find((a) => /^\d+$/.test(a)) ?? 2000);
 const dir = `${root}artifacts/bench/heap/`;
 rmSync(dir, { recursive: true, force: true });
 mkdirSync(dir, { recursive: true });
@@ -62,9 +62,19 @@ async function snapshot(pid: number, label: string): Promise<string> {
 
 const sim = await startNode("scripts/mongo-sim.ts", { args: ["--port", "0"], log: `${dir}sim.log`, ready: /^mongodb:\/\// });
 const port = await freePort();
-const fs = await startNode("src/main.ts", {
+// `--dist`: the built service (`npm run build`), as the Dockerfile runs it; default: the source under tsx.
+const dist = process.argv.includes("--dist");
+const fs = await startNode(dist ? "dist/main.js" : "src/main.ts", {
   nodeArgs: ["--heapsnapshot-signal=SIGUSR2", `--diagnostic-dir=${dir}`],
-  env: { MONGO_URL: sim.line.trim(), PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "info", LOG_FORMAT: "json", MAX_SUBSCRIBERS: "0" },
+  env: {
+    MONGO_URL: sim.line.trim(),
+    PORT: String(port),
+    HOST: "127.0.0.1",
+    LOG_LEVEL: "info",
+    LOG_FORMAT: "json",
+    MAX_SUBSCRIBERS: "0",
+    ...(dist ? { FILTERS_DIR: "dist/filters" } : {}),
+  },
   log: `${dir}flowsync.log`,
   ready: /"flowsync listening"/,
 });

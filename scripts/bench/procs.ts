@@ -72,7 +72,9 @@ export async function startNode(
   script: string,
   opts: { args?: string[]; env?: NodeJS.ProcessEnv; nodeArgs?: string[]; log: string; ready: RegExp; timeoutMs?: number },
 ): Promise<Child & { line: string }> {
-  const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), "--import", "tsx", script, ...(opts.args ?? [])], {
+  // Built JavaScript (dist/) runs as users run it: no TypeScript loader in the process.
+  const loader = script.endsWith(".js") ? [] : ["--import", "tsx"];
+  const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), ...loader, script, ...(opts.args ?? [])], {
     cwd: root,
     env: { ...process.env, ...opts.env },
     stdio: ["ignore", "pipe", "pipe"],

@@ -47,6 +47,20 @@ const PROBES = 200;
 const ART = `${root}artifacts/bench/`;
 mkdirSync(ART, { recursive: true });
 
+// Every server runs as built JavaScript, as users deploy flowsync (`npm run build`, the Dockerfile): a
+// TypeScript loader in the process costs memory per connection (tsx keeps function names with a
+// property on every closure: 2 KB per idle connection, scripts/bench/heap-per-connection.ts).
+const BIN = `${ART}dist/`;
+function buildServers(): void {
+  execSync(`node --import tsx scripts/build.ts --outdir ${BIN}`, { cwd: root, stdio: "inherit" });
+  for (const name of ["raw-server", "naive-server"]) {
+    execSync(
+      `npx esbuild scripts/bench/${name}.ts --bundle --platform=node --format=esm --target=node20 --packages=external --log-level=warning --outfile=${BIN}${name}.js`,
+      { cwd: root, stdio: "inherit" },
+    );
+  }
+}
+
 const now = () => performance.timeOrigin + performance.now();
 const started = Date.now();
 const log = (msg: string) => console.log(`[bench +${((Date.now() - started) / 1000).toFixed(0)}s] ${msg}`);
@@ -117,9 +131,9 @@ interface Server {
 
 async function startFlowsync(backend: Backend, extraEnv: Record<string, string> = {}): Promise<Server> {
   const port = await freePort();
-  const child = await startNode("src/main.ts", {
+  const child = await startNode(`${BIN}main.js`, {
     nodeArgs: opts["cpu-prof"] ? ["--cpu-prof", "--cpu-prof-dir", `${ART}prof`] : [],
-    env: { MONGO_URL: backend.url, MONGO_DB: DB, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "info", ...extraEnv },
+    env: { MONGO_URL: backend.url, MONGO_DB: DB, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "info", FILTERS_DIR: `${BIN}filters`, ...extraEnv },
     log: `${ART}flowsync.log`,
     ready: /"flowsync listening"/,
   });
@@ -129,7 +143,7 @@ async function startFlowsync(backend: Backend, extraEnv: Record<string, string> 
 
 async function startNaive(backend: Backend): Promise<Server> {
   const port = await freePort();
-  const child = await startNode("scripts/bench/naive-server.ts", {
+  const child = await startNode(`${BIN}naive-server.js`, {
     env: { MONGO_URL: backend.url, MONGO_DB: DB, PORT: String(port) },
     log: `${ART}naive.log`,
     ready: /^naive listening/,
@@ -141,7 +155,7 @@ async function startNaive(backend: Backend): Promise<Server> {
 /** The floor: one write per event per response ("raw"), or one pre-built Buffer per tick's burst ("batch"). */
 async function startRaw(backend: Backend, design: "raw" | "batch" = "raw"): Promise<Server> {
   const port = await freePort();
-  const child = await startNode("scripts/bench/raw-server.ts", {
+  const child = await startNode(`${BIN}raw-server.js`, {
     env: { MONGO_URL: backend.url, MONGO_DB: DB, PORT: String(port), RAW_COALESCE: design === "batch" ? "1" : "0" },
     log: `${ART}${design}.log`,
     ready: /^raw listening/,
@@ -494,6 +508,7 @@ async function main(): Promise<void> {
     runs: [],
   };
   const save = () => writeFileSync(`${ART}results.json`, JSON.stringify(results, null, 2));
+  buildServers();
   const backend = await startBackend("sim-flowsync");
   log(`backend ${backend.url}; workers hold ≤ ${WORKER_MAX} connections each (fd limit ${fdLimit()})`);
   let fs = await startFlowsync(backend);
