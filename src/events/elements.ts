@@ -77,7 +77,7 @@ export interface ElementSkip {
 
 export interface Derived {
   readonly kinds: readonly KindResult[];
-  /** Skips found in the document after the change (those before it were reported when it was written). */
+  /** Bad elements the change brought (those already there before it were reported when they were written). */
   readonly skips: readonly ElementSkip[];
   /** The document after the change, when it is known exactly (insert, replace, update with pre-image). */
   readonly after: Obj | undefined;
@@ -299,11 +299,15 @@ export function deriveElements(rules: readonly ElementRule[], input: DeriveInput
   else if (op === "update" && pre && update) after = applyUpdateDescription(pre, update);
 
   const kinds = rules.map((rule): KindResult => {
-    const events = (how: Derivation, before: unknown): KindResult => ({
-      rule,
-      how,
-      events: diffElements(elementsOf(before, rule), elementsOf(after, rule, skips)),
-    });
+    const events = (how: Derivation, before: unknown): KindResult => {
+      // A bad element already there before the change was reported when it was written: only new ones are.
+      const known: ElementSkip[] = [];
+      const found: ElementSkip[] = [];
+      const result = diffElements(elementsOf(before, rule, known), elementsOf(after, rule, found));
+      const old = new Set(known.map((k) => `${k.reason} ${k.detail}`));
+      skips.push(...found.filter((k) => !old.has(`${k.reason} ${k.detail}`)));
+      return { rule, how, events: result };
+    };
     const replaceAll = (how: Derivation, value: unknown): KindResult => ({
       rule,
       how,

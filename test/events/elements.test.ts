@@ -404,3 +404,15 @@ describe("the entities filter format", () => {
     ]);
   });
 });
+
+describe("embedded entities: a bad element is reported once, by the change that brought it", () => {
+  it("later changes of the same document do not report it again", () => {
+    const before = baseDoc();
+    const first = updateEvent(before, { $push: { nodes: { type: "no-id" } } });
+    expect(mapped(first.event).skips.map((s) => s.reason)).toEqual(["element-key"]);
+    const second = updateEvent(first.after, { $set: { "nodes.0.position.x": 3 } });
+    const result = mapped(second.event);
+    expect(summary(result.events)).toEqual(["update node a"]);
+    expect(result.skips).toEqual([]);
+  });
+});
