@@ -17,7 +17,8 @@
  *    `{ $set: { "secrets.key": … } }` reports the literal key `"secrets.key"`, which
  *    no path-based `$unset` can reach.
  *
- * 4. For the private fields of embedded entities (a filter's `entities`): the same
+ * 4. For the private fields of embedded entities (a filter's `entities`), in the collections
+ *    whose filters have such fields only: the same
  *    fields removed from every element, in `fullDocument`, `fullDocumentBeforeChange`
  *    and `updateDescription.updatedFields` (whole arrays, whole elements such as
  *    `nodes.3`, and values of keys above the path such as `data` for `data.nodes`),
@@ -241,7 +242,9 @@ function redactUpdatedValueExpr(path: string, fields: readonly string[]): Docume
   return { $switch: { branches, default: "$$u.v" } };
 }
 
-function elementStages(byPath: ReadonlyMap<string, readonly string[]>): Document[] {
+function elementStages(byPath: ReadonlyMap<string, readonly string[]>, collections: readonly string[]): Document[] {
+  // Only the collections whose filters name entities: the others pass untouched (and cost MongoDB nothing more).
+  const embedded = { $in: ["$ns.coll", [...collections]] };
   const images: Document = {};
   for (const prefix of ["fullDocument", "fullDocumentBeforeChange"]) {
     let expr: Document | string = `$${prefix}`;
@@ -249,7 +252,7 @@ function elementStages(byPath: ReadonlyMap<string, readonly string[]>): Document
       // Nested $cond per path: each path's rebuild reads the previous path's result through $let.
       expr = { $let: { vars: { d: expr }, in: redactDocExpr("$$d", path.split("."), fields) } };
     }
-    images[prefix] = { $cond: [isType(`$${prefix}`, "object"), expr, `$${prefix}`] };
+    images[prefix] = { $cond: [{ $and: [embedded, isType(`$${prefix}`, "object")] }, expr, `$${prefix}`] };
   }
   // The first $set leaves a missing image missing ($$REMOVE), as non-update events have no updateDescription.
   for (const prefix of Object.keys(images)) {
@@ -259,9 +262,9 @@ function elementStages(byPath: ReadonlyMap<string, readonly string[]>): Document
   const keep = (key: string) => ({ $not: [{ $or: paths.map(([path, fields]) => isPrivateElementKeyExpr(key, path, fields)) }] });
   let value: Document | string = "$$u.v";
   for (const [path, fields] of byPath) value = { $let: { vars: { u: { k: "$$u.k", v: value } }, in: redactUpdatedValueExpr(path, fields) } };
-  const updateDescription = {
+  const redacted = {
     $cond: {
-      if: { $eq: ["$operationType", "update"] },
+      if: embedded,
       then: {
         $mergeObjects: [
           "$updateDescription",
@@ -289,9 +292,10 @@ function elementStages(byPath: ReadonlyMap<string, readonly string[]>): Document
           },
         ],
       },
-      else: "$$REMOVE",
+      else: "$updateDescription",
     },
   };
+  const updateDescription = { $cond: { if: { $eq: ["$operationType", "update"] }, then: redacted, else: "$$REMOVE" } };
   return [{ $set: images }, { $set: { updateDescription } }];
 }
 
@@ -333,12 +337,17 @@ export function compileFilters(specs: readonly FilterSpec[]): CompiledFilters {
     pipeline.push(dottedKeysStage(privateFields));
   }
   const elementPrivate = new Map<string, string[]>();
+  const embeddedCollections = new Set<string>();
   for (const spec of specs) {
     for (const [path, e] of Object.entries(spec.entities ?? {})) {
-      if (e.privateFields.length > 0) elementPrivate.set(path, [...new Set([...(elementPrivate.get(path) ?? []), ...e.privateFields])].sort());
+      if (e.privateFields.length === 0) continue;
+      elementPrivate.set(path, [...new Set([...(elementPrivate.get(path) ?? []), ...e.privateFields])].sort());
+      embeddedCollections.add(spec.collection);
     }
   }
-  if (elementPrivate.size > 0) pipeline.push(...elementStages(new Map([...elementPrivate].sort(([a], [b]) => (a < b ? -1 : 1)))));
+  if (elementPrivate.size > 0) {
+    pipeline.push(...elementStages(new Map([...elementPrivate].sort(([a], [b]) => (a < b ? -1 : 1))), [...embeddedCollections].sort()));
+  }
   return Object.freeze({
     pipeline: deepFreeze(pipeline),
     byCollection,

@@ -347,6 +347,16 @@ describe("embedded entities: private fields removed inside MongoDB (the compiled
     ]);
     expect(Object.keys(inserted.fullDocument)).toEqual(["_id", "name", "nodes", "edges", "viewport"]);
     expect(piped(change("delete", {}))).not.toHaveProperty("fullDocument");
+    // Another watched collection's `nodes` is not an entity collection: its elements pass untouched.
+    const both = compileFilters([
+      parseFilter(FILTER, "workflows.json"),
+      parseFilter({ collection: "others", event: "SYNC_CANVAS", entity: "other" }, "others.json"),
+    ]);
+    const otherDoc = { _id: "x", nodes: [{ id: "a", credentials: 1 }] };
+    const [other] = new Aggregator(both.pipeline as Document[]).run([
+      { ...change("insert", { fullDocument: otherDoc }), ns: { db: "flowboard", coll: "others" } },
+    ]) as Document[];
+    expect(other!.fullDocument).toEqual(otherDoc);
   });
 
   it("under a nested path, and in the value of a key above it", () => {
