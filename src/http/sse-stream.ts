@@ -70,6 +70,13 @@ const HEADERS = {
 
 /** Opens the subscription (through `open`, which must pass `onClose` on) and streams it as the response. */
 export function streamSubscription(ctx: Context, open: (onClose: (reason: CloseReason) => void) => Subscription, options: StreamOptions): void {
+  // The client left during an await before this (authorization, the snapshot): its `close` has already
+  // fired and will not again, so nothing may be opened that only `close` would release.
+  if (ctx.res.destroyed || ctx.req.destroyed) {
+    ctx.respond = false;
+    options.onEnd?.();
+    return;
+  }
   const connection = new SseConnection(ctx.res, options);
   let subscription: Subscription;
   try {

@@ -351,3 +351,39 @@ describe("presence across instances", () => {
     await Promise.all([a.stop(), b.stop()]);
   }, 60_000);
 });
+
+describe("a subscriber that leaves before its stream opens", () => {
+  it("during a slow ?snapshot=1: never listed, and its admission slot is given back", async () => {
+    const appName = `presence-early-${uniqueDb()}`;
+    const url = new URL(h.backend.url);
+    url.searchParams.set("appName", appName);
+    const fs = await startTestFlowsync(url.toString(), { MONGO_DB: uniqueDb("pe"), ...ENV });
+    running.add(fs);
+    const observer = await join(fs.url, "watcher", "?presence=0");
+    await shows(observer, []);
+    const held = async () =>
+      (await h.client.db("admin").aggregate([{ $currentOp: { allUsers: true } }, { $match: { appName, "command.find": { $exists: true } } }]).toArray()).length;
+    // Holds the snapshot's first read at the server, so the client can leave while flowsync awaits it.
+    await h.client.db("admin").command({
+      configureFailPoint: "failCommand",
+      mode: { times: 1 },
+      data: { failCommands: ["find"], blockConnection: true, blockTimeMS: 1500, appName },
+    });
+    const ac = new AbortController();
+    const request = fetch(`${fs.url}/api/creative-flowboard/subscribe/${FLOW}?snapshot=1`, {
+      headers: { Authorization: `Bearer ${await tokenOf("ghost")}` },
+      signal: ac.signal,
+    }).catch(() => undefined);
+    await eventually("the snapshot's read held at the server", async () => (await held()) === 1);
+    ac.abort();
+    await request;
+    await eventually("the held read answered", async () => (await held()) === 0);
+    // Only the observer's slot is left once the aborted request's handler has run to its end.
+    await eventually("the slot given back", () => expect(fs.limits.streamsOf("127.0.0.1")).toBe(1));
+    // A later user's join is a sentinel: frames come in order, so the list it brings is complete.
+    const late = await join(fs.url, "late");
+    await shows(observer, ["late×1"]);
+    expect(frames(observer).flatMap((f) => f.data.joined)).not.toContain("ghost");
+    await leave(late);
+  });
+});
