@@ -116,7 +116,8 @@ export class Presence {
   #frameTimer: NodeJS.Timeout | undefined;
   #sweepTimer: NodeJS.Timeout | undefined;
   /** Keys the stream told about while the collection was being read: the read's copy is older. */
-  #touched: Set<string> | undefined;
+  // One set per reload in flight: the keys the change stream reported meanwhile (newer than that read).
+  readonly #touched = new Set<Set<string>>();
   #failing = false;
   #stopped = false;
 
@@ -142,7 +143,8 @@ export class Presence {
 
   /** Reads the whole collection again (at start, and after the stream restarted and may have missed deletes). */
   async reload(): Promise<void> {
-    const touched = (this.#touched = new Set());
+    const touched = new Set<string>();
+    this.#touched.add(touched);
     let docs: unknown[];
     try {
       docs = await this.#o.store.readAll();
@@ -150,10 +152,18 @@ export class Presence {
       this.#o.logger.warn({ err }, "presence: cannot read the other instances' entries; listing this instance's users until the change stream brings theirs");
       return;
     } finally {
-      if (this.#touched === touched) this.#touched = undefined;
+      this.#touched.delete(touched);
     }
     if (this.#stopped) return;
     const now = this.#now();
+    // What the read no longer holds is gone (a delete the stream may have missed), unless the stream told of it since.
+    const stored = new Set(docs.map((doc) => (doc as { _id?: unknown })._id));
+    for (const [flowId, byInstance] of [...this.#remote]) {
+      for (const instance of [...byInstance.keys()]) {
+        const id = `${instance}:${flowId}`;
+        if (!stored.has(id) && !touched.has(id)) this.#forget(instance, flowId);
+      }
+    }
     for (const doc of docs) {
       const id = (doc as { _id?: unknown })._id;
       if (typeof id === "string" && touched.has(id)) continue;
@@ -212,7 +222,7 @@ export class Presence {
       this.#o.logger.warn({ id: String(id) }, "presence: a document that is not <instance>:<flowId> in the presence collection, skipped");
       return;
     }
-    this.#touched?.add(id as string);
+    for (const touched of this.#touched) touched.add(id as string);
     if (key.instance === this.#o.instance) return;
     if (change.operationType === "delete") return this.#forget(key.instance, key.flowId);
     // An update whose document is already gone: the delete follows.

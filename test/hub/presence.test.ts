@@ -206,3 +206,29 @@ describe("Presence", () => {
     expect(vi.getTimerCount()).toBe(0);
   });
 });
+
+describe("Presence.reload (after a stream restart)", () => {
+  it("drops what the read no longer holds (a delete the stream missed), keeps what the stream reported meanwhile", async () => {
+    const store = new MemoryStore();
+    const { presence, users } = make(store);
+    await presence.start();
+    presence.handle(changeOf(remoteDoc("gone", ["ann"])));
+    presence.handle(changeOf(remoteDoc("kept", ["bob"])));
+    presence.join(FLOW, { id: "me" });
+    await vi.advanceTimersByTimeAsync(100);
+    expect(users()).toEqual(["ann×1", "bob×1", "me×1"]);
+    // Only "kept" is stored: "gone" stopped cleanly while the stream was down (its delete never came).
+    store.docs.set("kept:f1", remoteDoc("kept", ["bob"]));
+    // A reload whose read is answered after the stream has reported a newer "late" entry.
+    let answer!: () => void;
+    const read = store.readAll.bind(store);
+    store.readAll = () => new Promise((resolve) => (answer = () => resolve(read())));
+    const reloading = presence.reload();
+    presence.handle(changeOf(remoteDoc("late", ["cat"])));
+    answer();
+    await reloading;
+    await vi.advanceTimersByTimeAsync(100);
+    expect(users()).toEqual(["bob×1", "cat×1", "me×1"]);
+    await presence.stop();
+  });
+});
