@@ -69,7 +69,8 @@ const schema = z.object({
     .regex(/^[^$\u0000]+$/, "not a valid collection name")
     .refine((v) => !v.startsWith("system."), "must not start with system.")
     .default("flowsync_presence"),
-  PRESENCE_TTL_MS: int(300, 3_600_000).default(30_000),
+  // ≥ 3 s: entries are refreshed every TTL/3, and no flow may be written more than once a second.
+  PRESENCE_TTL_MS: int(3000, 3_600_000).default(30_000),
   PRESENCE_CLAIMS: z
     .string()
     .transform((v) => [

@@ -14,7 +14,8 @@ import { MongoClient, type Collection } from "mongodb";
 import type { Logger } from "pino";
 import type { Config } from "./config";
 import { cursorScope } from "./events/cursor";
-import { flowMatchStage, watchPipeline } from "./filters/compile";
+import { FlowsyncError } from "./errors";
+import { flowMatchStage, watchPipeline, type CompiledFilters } from "./filters/compile";
 import { loadFilters } from "./filters/load";
 import { createApp } from "./http/app";
 import { authEnabled, createAuthenticator } from "./http/auth";
@@ -28,7 +29,7 @@ import { ChangeFeed } from "./hub/change-feed";
 import { FlowHub } from "./hub/flow-hub";
 import { FlowIdCache } from "./hub/flow-id-cache";
 import { Limiter } from "./hub/limiter";
-import { Presence, type PresenceDoc, type PresenceStore } from "./hub/presence";
+import { Presence, PRESENCE_FIELDS, type PresenceDoc, type PresenceStore } from "./hub/presence";
 import { ReplayBuffer } from "./hub/replay-buffer";
 import { Subscriptions } from "./hub/subscriptions";
 import { openBackend, redact, type Backend } from "./mongo/backend";
@@ -89,6 +90,7 @@ export async function startFlowsync(config: Readonly<Config>, logger: Logger): P
     const snapshotOptions = { db, rules: filters.byCollection, scope, logger: logger.child({ component: "snapshot" }), remember: ids.set.bind(ids) };
     // PRESENCE=off: no presence collection in the stream, no Presence, no write.
     const presenceCollection = config.presence.enabled ? config.presence.collection : undefined;
+    if (presenceCollection) checkPresenceAgainstFilters(presenceCollection, filters);
     const presence = presenceCollection
       ? new Presence({
           // Random per start: a restarted instance is a new one, and its predecessor's entries expire.
@@ -215,4 +217,22 @@ function presenceStore(collection: Collection<PresenceDoc>): PresenceStore {
     remove: async (ids) => void (await collection.deleteMany({ _id: { $in: [...ids] } })),
     readAll: () => collection.find({}).toArray(),
   };
+}
+
+/**
+ * The presence collection rides on the filters' change stream, so the filters must leave it alone:
+ * it may not be a filtered collection, and no private field may share a name with a field of its
+ * documents (the pipeline's `$unset` of private fields applies to every collection of the stream).
+ */
+function checkPresenceAgainstFilters(collection: string, filters: CompiledFilters): void {
+  if (filters.byCollection.has(collection)) {
+    throw new FlowsyncError("E_CONFIG_INVALID", `invalid configuration: PRESENCE_COLLECTION: '${collection}' is a filtered collection; choose another name`);
+  }
+  const clash = filters.privateFields.filter((field) => PRESENCE_FIELDS.has(field.split(".")[0]!));
+  if (clash.length > 0) {
+    throw new FlowsyncError(
+      "E_CONFIG_INVALID",
+      `invalid configuration: PRESENCE=on: private field(s) ${clash.join(", ")} would also be removed from presence documents (fields ${[...PRESENCE_FIELDS].join(", ")})`,
+    );
+  }
 }

@@ -151,6 +151,12 @@ export function createMetrics(s: MetricSources, { processMetrics = true } = {}):
       set(presence.counters.writeErrors),
     );
     counterFrom(
+      "flowsync_presence_invalid_total",
+      "Changes of the presence collection skipped because they were not presence documents (another writer's, or malformed).",
+      [],
+      (set) => set(presence.counters.invalid),
+    );
+    counterFrom(
       "flowsync_presence_expired_total",
       "Other instances' presence entries dropped because they were not refreshed within PRESENCE_TTL_MS.",
       [],

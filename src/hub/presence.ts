@@ -26,6 +26,9 @@ import type { Logger } from "pino";
 import { isValidFlowId, presenceUserSchema, type ClaimValue, type PresenceData, type PresenceUser } from "../events/schemas";
 import { formatEvent } from "../events/sse-frame";
 
+/** The top-level fields of a presence document (a private field of a filter may not share one: flowsync.ts). */
+export const PRESENCE_FIELDS: ReadonlySet<string> = new Set(["_id", "instance", "flowId", "users", "refreshedAt", "expiresAt"]);
+
 /** What one instance writes for one flow. */
 export interface PresenceDoc {
   /** `<instance>:<flowId>` (an instance id has no `:`). */

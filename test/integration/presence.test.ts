@@ -3,6 +3,9 @@
  * its own presence documents and learns the others' from its one change stream. Instances in
  * this process (startTestFlowsync) and, for a kill -9, a real child process (src/main.ts).
  */
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
 import { createFlowStore, subscribeFlow } from "flowsync-client";
 import { flow$ } from "flowsync-client/rxjs";
 import { SignJWT, decodeJwt, type JWTPayload } from "jose";
@@ -135,9 +138,10 @@ describe("presence across instances", () => {
     await a.stop();
   }, 60_000);
 
-  it("an instance killed with SIGKILL: its users disappear from the others within 2 × PRESENCE_TTL_MS", async () => {
+  // The 2 × TTL bound itself is proven with fake timers (test/hub/presence.test.ts); here, a real kill -9.
+  it("an instance killed with SIGKILL: its users disappear from the others (expired by the readers)", async () => {
     const dbName = uniqueDb("pres");
-    const TTL = 1000;
+    const TTL = 3000;
     const a = await start(dbName, { PRESENCE_TTL_MS: String(TTL) });
     const child: FlowsyncProcess = await spawnFlowsync({
       MONGO_URL: h.backend.url,
@@ -305,7 +309,7 @@ describe("presence across instances", () => {
 
   it("MongoDB unreachable from one instance: each lists its own users only, and the lists merge again once it is back", async () => {
     const dbName = uniqueDb("pres");
-    const env = { PRESENCE_TTL_MS: "1500" };
+    const env = { PRESENCE_TTL_MS: "3000" };
     const proxy = await TcpProxy.start(h.backend.url.replace(/^mongodb:\/\//, "").split(/[/,?]/)[0]!);
     try {
       const a = await start(dbName, env);
@@ -362,7 +366,12 @@ describe("a subscriber that leaves before its stream opens", () => {
     const observer = await join(fs.url, "watcher", "?presence=0");
     await shows(observer, []);
     const held = async () =>
-      (await h.client.db("admin").aggregate([{ $currentOp: { allUsers: true } }, { $match: { appName, "command.find": { $exists: true } } }]).toArray()).length;
+      (
+        await h.client
+          .db("admin")
+          .aggregate([{ $currentOp: { allUsers: true } }, { $match: { appName, "command.find": { $exists: true } } }])
+          .toArray()
+      ).length;
     // Holds the snapshot's first read at the server, so the client can leave while flowsync awaits it.
     await h.client.db("admin").command({
       configureFailPoint: "failCommand",
@@ -385,5 +394,30 @@ describe("a subscriber that leaves before its stream opens", () => {
     await shows(observer, ["late×1"]);
     expect(frames(observer).flatMap((f) => f.data.joined)).not.toContain("ghost");
     await leave(late);
+  });
+});
+
+describe("presence and the filters share one change stream", () => {
+  it("PRESENCE_COLLECTION may not be a filtered collection", async () => {
+    await expect(startTestFlowsync(h.backend.url, { MONGO_DB: uniqueDb("pc"), ...ENV, PRESENCE_COLLECTION: "nodes" })).rejects.toMatchObject({
+      code: "E_CONFIG_INVALID",
+      message: expect.stringContaining("PRESENCE_COLLECTION: 'nodes' is a filtered collection"),
+    });
+  });
+
+  it("a private field named like a presence document's field is refused (its $unset would empty every presence document)", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "flowsync-presence-filters-"));
+    try {
+      await writeFile(path.join(dir, "rooms.json"), JSON.stringify({ collection: "rooms", event: "SYNC_CANVAS", entity: "room", privateFields: ["users"] }));
+      await expect(startTestFlowsync(h.backend.url, { MONGO_DB: uniqueDb("pc"), ...ENV, FILTERS_DIR: dir })).rejects.toMatchObject({
+        code: "E_CONFIG_INVALID",
+        message: expect.stringContaining("private field(s) users would also be removed from presence documents"),
+      });
+      // Without presence the same filter is fine.
+      const fs = await startTestFlowsync(h.backend.url, { MONGO_DB: uniqueDb("pc"), FILTERS_DIR: dir });
+      await fs.stop();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

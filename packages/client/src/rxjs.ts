@@ -44,6 +44,7 @@ export function events$(flowId: string, options: FlowOptions): Observable<FlowEv
         onEvent: (event) => subscriber.next(event),
         onReset: (data) => subscriber.next({ type: "RESET", data }),
         onSnapshot: (data) => subscriber.next({ type: "SNAPSHOT", data }),
+        onPresence: (data) => subscriber.next({ type: "PRESENCE", data }),
         onState: (state, info) => state === "closed" && info.error && subscriber.error(info.error),
       },
       options,
