@@ -232,3 +232,23 @@ describe("Presence.reload (after a stream restart)", () => {
     await presence.stop();
   });
 });
+
+describe("Presence.stop with a write in flight", () => {
+  it("waits for it before removing, so the write cannot land after the removal and outlive the instance", async () => {
+    const store = new MemoryStore();
+    const put = store.put.bind(store);
+    let land!: () => void;
+    store.put = (doc) => new Promise<void>((resolve) => (land = () => void put(doc).then(resolve)));
+    const { presence } = make(store);
+    await presence.start();
+    presence.join(FLOW, { id: "me" });
+    await vi.advanceTimersByTimeAsync(1100);
+    expect(land).toBeTypeOf("function"); // the write is at the server
+    const stopping = presence.stop();
+    await vi.advanceTimersByTimeAsync(10);
+    land();
+    await vi.advanceTimersByTimeAsync(10);
+    await stopping;
+    expect([...store.docs.keys()]).toEqual([]);
+  });
+});
