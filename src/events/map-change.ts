@@ -97,7 +97,8 @@ function toChanges(update: unknown): Changes | undefined {
 /**
  * Maps one change event (as the driver returns it: BSON values) with the
  * compiled rules. See the module comment for routing; see schemas.ts for the
- * resulting fields.
+ * resulting fields. One change, one event: a filter with `entities` maps its
+ * document as a whole here; `mapChanges` (what the feed uses) splits it into elements.
  */
 export function mapChange(change: unknown, rules: ReadonlyMap<string, Rule>, lookupFlowId?: FlowIdLookup): MapResult {
   try {
