@@ -432,3 +432,35 @@ describe("inspector page with presence on", () => {
     expect(await page.textContent("#presence-empty")).toBe("nobody");
   }, 60_000);
 });
+
+describe("inspector page with a flow stored as one document (embedded entities)", () => {
+  const e = useFlowsync("browser-embedded", { RETRY_MS: "300", FILTERS_DIR: "test/fixtures/filters-embedded" });
+
+  it("draws the document's nodes and edges and follows moves, pushes and pulls of its arrays", async () => {
+    await e.db.createCollection("workflows", { changeStreamPreAndPostImages: { enabled: true } });
+    const wf = e.db.collection<{ _id: string; [k: string]: unknown }>("workflows");
+    const flowId = "rf-flow";
+    page ??= await launch();
+    await page.goto(`${e.fs.url}/?flow=${flowId}`);
+    await waitForState("open");
+    const n = (id: string, x: number, y: number) => ({ id, type: "default", position: { x, y }, data: { label: id }, credentials: { apiKey: "S3CRET" } });
+    await wf.insertOne({
+      _id: flowId,
+      nodes: [n("a", 40, 60), n("b", 300, 40)],
+      edges: [{ id: "e1", source: "a", target: "b" }],
+      viewport: { x: 0, y: 0, zoom: 1 },
+    });
+    await waitForPosition("b", 300, 40);
+    await page.waitForSelector('#edges line[data-id="e1"]', { state: "attached" });
+    await wf.updateOne({ _id: flowId }, { $set: { "nodes.1.position": { x: 320, y: 200 } } });
+    await waitForPosition("b", 320, 200);
+    await wf.updateOne({ _id: flowId }, { $push: { nodes: n("c", 500, 100), edges: { id: "e2", source: "b", target: "c" } } } as never);
+    await waitForPosition("c", 500, 100);
+    await page.waitForSelector('#edges line[data-id="e2"]', { state: "attached" });
+    await wf.updateOne({ _id: flowId }, { $pull: { nodes: { id: "a" }, edges: { id: "e1" } } } as never);
+    await page.waitForSelector('#nodes g.node[data-id="a"]', { state: "detached", timeout: 10_000 });
+    await page.waitForSelector('#edges line[data-id="e1"]', { state: "detached", timeout: 10_000 });
+    expect(await nodePosition("b")).toEqual({ x: 320, y: 200, transform: "translate(320 200)" });
+    expect(await page.content()).not.toContain("S3CRET");
+  }, 60_000);
+});
