@@ -300,6 +300,38 @@ describe("embedded entities through the driver", () => {
     expect(metrics).toMatch(/flowsync_elements_skipped_total\{reason="element-duplicate"\} [1-9]/);
   });
 
+  it("a resume from inside a change of a transaction (its changes share one cluster time) gives exactly the rest", async () => {
+    const flowId = "wf-txn";
+    const wf = db().collection<IdDoc>("workflows");
+    await wf.insertOne({ _id: flowId, name: "t", nodes: [node("a"), node("b")], edges: [] });
+    const live = new SseClient(subscribeUrl(memory, flowId));
+    await live.opened();
+    const session = h.client.startSession();
+    try {
+      await session.withTransaction(async () => {
+        await wf.updateOne({ _id: flowId }, { $push: { nodes: { $each: [node("c"), node("d")] } } }, { session });
+        await wf.updateOne({ _id: flowId }, { $set: { name: "t2", "nodes.0.position.x": 9 }, $push: { edges: edge("e9", "a", "b") } } as never, { session });
+      });
+    } finally {
+      await session.endSession();
+    }
+    await live.until((c) => c.messages.length === 5, 10_000, "the transaction's events");
+    await live.close();
+    const got = live.events();
+    expect(got.map((e) => `${String(e.data.op)} ${String(e.data.id)}`)).toEqual(["insert c", "insert d", `update ${flowId}`, "update a", "insert e9"]);
+    expect(new Set(got.map((e) => e.data.clusterTime)).size).toBe(1);
+    // With a replay buffer of 1, events 0 and 2 are inside a change and resume through a catch-up started at the
+    // transaction's cluster time: for event 2 it must drop the first change of the transaction by token order.
+    const before = catchUp.subscriptions.counters.replayedFromMongo;
+    for (let k = 0; k < got.length - 1; k++) {
+      const resumed = new SseClient(subscribeUrl(catchUp, flowId), { lastEventId: got[k]!.id });
+      await resumed.until((c) => c.messages.length === got.length - 1 - k, 10_000, `the rest after event ${k}`);
+      await resumed.close();
+      expect(resumed.events().map((e) => e.id)).toEqual(got.slice(k + 1).map((e) => e.id));
+    }
+    expect(catchUp.subscriptions.counters.replayedFromMongo - before).toBeGreaterThanOrEqual(2);
+  });
+
   it("one change-stream cursor per instance, embedded collections included", async () => {
     const subs = await Promise.all(
       ["wf-ops", "board-1", "x"].map(async (f) => {
