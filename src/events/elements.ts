@@ -55,6 +55,11 @@ export type Derivation =
   | "deleted"
   /** Update without pre-image: a replace-all from the `updateLookup` document, which may be newer than the change. */
   | "lookup"
+  /**
+   * Update whose paths cannot be read without `disambiguatedPaths`: an element id with a dot, or a path
+   * into an element the pre-image does not have. A replace-all from the `updateLookup` document, as "lookup".
+   */
+  | "ambiguous-path"
   /** Update without pre-image of a document already gone at lookup: nothing (its delete follows). */
   | "no-image";
 
@@ -151,7 +156,12 @@ function elementsIn(value: unknown, rule: ElementRule, skips?: ElementSkip[]): E
     out.push({ id, raw: named, rule });
   };
   if (Array.isArray(value)) value.forEach((raw, i) => add(isObj(raw) ? keyOf(raw[rule.key]) : undefined, raw, `${rule.path}.${i}`));
-  else if (isObj(value)) for (const [name, raw] of Object.entries(value)) add(name, raw, `${rule.path}.${name}`);
+  else if (isObj(value))
+    for (const [name, raw] of Object.entries(value)) {
+      // An id with a dot reads as two path segments in an update description: it cannot be told apart.
+      if (name.includes(".")) skips?.push({ reason: "element-key", detail: `${rule.path}: key '${name}' contains '.'` });
+      else add(name, raw, `${rule.path}.${name}`);
+    }
   else skips?.push({ reason: "element-shape", detail: `'${rule.path}' is neither an array nor an object` });
   return out;
 }
@@ -187,7 +197,10 @@ export function diffElements(before: readonly Element[], after: readonly Element
     // An element the update did not touch is the same object before and after (copy on write).
     if (prev.raw === e.raw) continue;
     const [a, b] = [shown(prev), shown(e)];
-    if (!sameJson(a, b)) events.push({ op: "update", id: e.id, doc: b, changes: diffElement(a, b) });
+    if (sameJson(a, b)) continue;
+    // Equal but for the order of fields (a replaceOne that rewrote the element): no change to tell.
+    const changes = diffElement(a, b);
+    if (Object.keys(changes.set).length > 0 || changes.unset.length > 0) events.push({ op: "update", id: e.id, doc: b, changes });
   }
   return events;
 }
@@ -285,6 +298,25 @@ function wholeValue(rule: ElementRule, update: UpdateDescriptionJson): { value: 
   return undefined;
 }
 
+/**
+ * Whether applying `update` to `pre` could misread a path under an object keyed by id (the
+ * elements of an array are addressed by index, which cannot be misread): the pre-image has a
+ * key with a dot, or a path without `disambiguatedPaths` reaches into an element `pre` does not
+ * have (`nodes.n.1.x` for an element `n.1` written since). Applying it would invent an element.
+ */
+function ambiguous(rule: ElementRule, pre: Obj, update: UpdateDescriptionJson): boolean {
+  const container = getPath(pre, rule.segments);
+  if (!isObj(container) || Array.isArray(container)) return false;
+  if (Object.keys(container).some((k) => k.includes("."))) return true;
+  const depth = rule.segments.length;
+  const paths = [...Object.keys(update.updatedFields), ...update.removedFields, ...update.truncatedArrays.map((t) => t.field)];
+  return paths.some((path) => {
+    if (update.disambiguatedPaths?.[path] || !under(path, rule.path)) return false;
+    const segments = path.split(".");
+    return segments.length > depth + 1 && !Object.hasOwn(container, segments[depth]!);
+  });
+}
+
 function touches(rule: ElementRule, update: UpdateDescriptionJson): boolean {
   const hit = (key: string) => under(key, rule.path) || under(rule.path, key);
   return Object.keys(update.updatedFields).some(hit) || update.removedFields.some(hit) || update.truncatedArrays.some((t) => hit(t.field));
@@ -314,13 +346,14 @@ export function deriveElements(rules: readonly ElementRule[], input: DeriveInput
       replaceAll: elementsIn(value, rule, skips).map(shown),
     });
     if (op === "insert") return events("insert", undefined);
-    if (pre) return events("pre-image", pre);
+    const unreadable = op === "update" && pre !== undefined && update !== undefined && ambiguous(rule, pre, update);
+    if (pre && !unreadable) return events("pre-image", pre);
     if (op === "replace") return replaceAll("new-document", getPath(post, rule.segments));
     if (op === "delete") return replaceAll("deleted", undefined);
     if (!update || !touches(rule, update)) return { rule, how: "untouched", events: [] };
     const whole = wholeValue(rule, update);
     if (whole) return replaceAll("whole-value", whole.value);
-    if (post) return replaceAll("lookup", getPath(post, rule.segments));
+    if (post) return replaceAll(unreadable ? "ambiguous-path" : "lookup", getPath(post, rule.segments));
     return { rule, how: "no-image", events: [] };
   });
   return { kinds, skips, after };

@@ -194,6 +194,21 @@ describe("createFlowStore: optimistic changes", () => {
     expect(h.active).toBe(false);
   });
 
+  it("a replace-all of a kind (a flow stored as one document) replaces every optimistic edit of that kind", () => {
+    const store = createFlowStore();
+    store.load(snap);
+    const node = store.optimistic("node", "n1", { position: { x: 50, y: 60 } });
+    const edge = store.optimistic("edge", "e1", { label: "draft" });
+    // The id of a replace-all is the flow document's, not any element's.
+    store.apply({
+      type: "SYNC_CANVAS",
+      data: { ...canvas("replace", "wf1", {}).data, elements: [{ id: "n1", position: { x: 7, y: 8 } }], key: "id" },
+    } as DocEvent);
+    expect(store.getState().nodes).toEqual({ n1: { id: "n1", position: { x: 7, y: 8 } } });
+    expect(node.active).toBe(false);
+    expect(edge.active).toBe(true); // another kind: untouched
+  });
+
   it("is dropped by its handle, by a snapshot, or after its timeout", () => {
     vi.useFakeTimers();
     try {

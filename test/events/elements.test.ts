@@ -248,6 +248,42 @@ describe("embedded entities: one event per changed element, for every update ope
 });
 
 describe("embedded entities: the traps", () => {
+  it("a replaceOne that only reorders an element's fields gives no event for it", () => {
+    const before = baseDoc();
+    const nodes = (before.nodes as Document[]).map((n) => (n.id === "b" ? { position: n.position, type: n.type, credentials: n.credentials, id: n.id } : n));
+    const { event } = updateEvent(before, { ...before, nodes, name: "Renamed" });
+    expect(summary(mapped(change("replace", { fullDocument: event.fullDocument, fullDocumentBeforeChange: before })).events)).toEqual(["replace flow wf1"]);
+  });
+
+  it("an id with a dot in an object keyed by id: a counted skip, never an invented element holding its private fields", () => {
+    const keyed = compileFilters([
+      parseFilter(
+        {
+          collection: "boards",
+          event: "SYNC_CANVAS",
+          entity: "board",
+          routeBy: "_id",
+          entities: { nodes: { entity: "node", privateFields: ["credentials"] } },
+        },
+        "boards.json",
+      ),
+    ]).byCollection;
+    const before = { _id: "b1", nodes: { "n.1": { label: "N", credentials: { apiKey: "SECRET" } }, m: { label: "M" } } };
+    // What MongoDB reports for an update of the field of element "n.1" without showExpandedEvents: no disambiguatedPaths.
+    const ud = { updatedFields: { "nodes.n.1.credentials.apiKey": "SECRET2", "nodes.m.label": "M2" }, removedFields: [], truncatedArrays: [] };
+    const after = { _id: "b1", nodes: { "n.1": { label: "N", credentials: { apiKey: "SECRET2" } }, m: { label: "M2" } } };
+    for (const images of [{ fullDocumentBeforeChange: before, fullDocument: after }, { fullDocument: after }]) {
+      const result = mapChanges(change("update", { ns: { db: "d", coll: "boards" }, documentKey: { _id: "b1" }, updateDescription: ud, ...images }), keyed);
+      if ("skip" in result) throw new Error(result.detail);
+      expect(JSON.stringify(result.events)).not.toContain("SECRET");
+      expect(result.events.map((e) => e.data.id)).not.toContain("n");
+      expect(result.derivations).toEqual(["fullDocumentBeforeChange" in images ? "ambiguous-path" : "lookup"]);
+      const replace = result.events[0]!.data as SyncCanvasData & { elements?: Document[] };
+      expect(replace.elements).toEqual([{ label: "M2", id: "m" }]);
+      expect(result.skips.map((k) => k.reason)).toContain("element-key");
+    }
+  });
+
   it("an element without a valid key, and a second element with the same key, are counted skips; the rest flows", () => {
     const before = baseDoc();
     const { event } = updateEvent(before, { $push: { nodes: { $each: [{ type: "no-id" }, node("a", 99), node("d")] } } });

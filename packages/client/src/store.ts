@@ -250,8 +250,9 @@ export function createFlowStore(options: FlowStoreOptions = {}): FlowStore {
       const { elements, key } = event.data;
       const after = elements ? byId(elements, key) : applyTo(before, data.op, data.id, data.doc);
       if (after !== before) server = { ...server, [kind]: after };
-      // The server's word on this document replaces the local guess.
-      const dropped = dropOverlay(kind, data.id);
+      // The server's word on this document (or, for a replace-all, on every element of the kind) replaces the local guess.
+      let dropped = false;
+      for (const id of elements ? [...(overlays.get(kind)?.keys() ?? [])] : [data.id]) dropped = dropOverlay(kind, id) || dropped;
       if (after === before && !dropped) return set(base);
       state = base;
       return set(withEntities(base, entitiesWith(kind)));
