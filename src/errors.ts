@@ -43,6 +43,11 @@ export const ERROR_CODES = {
   E_MONGO_UNUSABLE: { status: 500, expose: false },
   /** The server ended a change stream's cursor without an invalidate (the watcher reopens; a catch-up fails). */
   E_CHANGE_STREAM_ENDED: { status: 500, expose: false },
+  /**
+   * A catch-up from inside a change (the cursor of one of its several events) did not find that change at its
+   * cluster time: the history it belongs to is gone (rolled back, or another deployment's). The subscriber gets RESET.
+   */
+  E_CURSOR_CHANGE_MISSING: { status: 500, expose: false },
   /** The component was closed while the operation was under way (a start overtaken by close()). */
   E_CLOSED: { status: 503, expose: false },
   /** An invariant of our own code was broken; a bug, never the client's fault. */
@@ -114,5 +119,6 @@ const TOKEN_NOT_FOUND = 280;
  */
 export function restartReason(err: unknown): RestartReason | undefined {
   const code = (err as { code?: number }).code;
+  if (isFlowsyncError(err) && err.code === "E_CURSOR_CHANGE_MISSING") return "cursor-unknown";
   return code === HISTORY_LOST ? "history-lost" : code === TOKEN_NOT_FOUND ? "cursor-unknown" : undefined;
 }

@@ -58,6 +58,11 @@ export async function* catchUpChanges(o: CatchUpOptions): AsyncGenerator<ChangeS
       if (change) {
         const token = (change._id as ResumeToken)._data;
         if (firstToken !== undefined && token < firstToken) continue;
+        // resumeAfter fails when its token is not in the history (280); a start at a cluster time does not, so
+        // check it here: the first change at or after the cursor's must be that very change.
+        if (firstToken !== undefined && endToken === undefined && token !== firstToken) {
+          throw new FlowsyncError("E_CURSOR_CHANGE_MISSING", `catch-up: the change of cursor token ${firstToken} is not in the history (found ${token} first)`);
+        }
         if (token > o.lastToken) return endToken;
         endToken = token;
         yield change;

@@ -199,6 +199,22 @@ describe("embedded entities through the driver", () => {
     expect(catchUp.subscriptions.counters.replayedFromMongo).toBeGreaterThan(0);
   }, 120_000);
 
+  it("a cursor inside a change that is not in the history (its token altered) gets RESET cursor-unknown, not other changes", async () => {
+    const inside = stream.find((e) => /-\d+-\d+-\d+$/.test(e.id!))!;
+    const dot = inside.id!.lastIndexOf(".");
+    const [token, ...rest] = inside.id!.slice(dot + 1).split("-");
+    // A token at the same cluster time that no change has (one hex digit off the real one).
+    const last = token!.at(-1)!;
+    const altered = `${token!.slice(0, -1)}${last === "F" ? "E" : (parseInt(last, 16) + 1).toString(16).toUpperCase()}`;
+    const resumed = new SseClient(subscribeUrl(catchUp, flowId), { lastEventId: `${inside.id!.slice(0, dot + 1)}${[altered, ...rest].join("-")}` });
+    await resumed.until((c) => c.events().some((e) => e.type === "RESET"), 15_000, "RESET");
+    await resumed.close();
+    const reset = resumed.events().find((e) => e.type === "RESET")!;
+    expect(reset.data).toMatchObject({ flowId, reason: "cursor-unknown" });
+    // Nothing of the stream came before it.
+    expect(resumed.events()[0]!.type).toBe("RESET");
+  });
+
   it("the snapshot lists the elements like per-document entities, and the store from it equals the database", async () => {
     const res = await fetch(`${memory.url}/api/creative-flowboard/flows/${flowId}/snapshot`);
     const text = await res.text();
