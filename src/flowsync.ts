@@ -24,7 +24,7 @@ import { listen } from "./http/server";
 import { stopList } from "./lifecycle";
 import { ClientHealth, reconnectWhenStuck } from "./mongo/client-health";
 import { createMetrics, watcherLagSeconds, type Metrics } from "./metrics";
-import { readSnapshot } from "./snapshot/read-snapshot";
+import { readSnapshot, type SnapshotCounters } from "./snapshot/read-snapshot";
 import { ChangeFeed } from "./hub/change-feed";
 import { FlowHub } from "./hub/flow-hub";
 import { FlowIdCache } from "./hub/flow-id-cache";
@@ -87,7 +87,15 @@ export async function startFlowsync(config: Readonly<Config>, logger: Logger): P
     const hub = new FlowHub({ replay: new ReplayBuffer({ capacity: config.replayBufferSize }) });
     const ids = new FlowIdCache(config.flowIdCacheSize);
     const feed = new ChangeFeed({ rules: filters.byCollection, hub, ids, scope, logger: logger.child({ component: "feed" }) });
-    const snapshotOptions = { db, rules: filters.byCollection, scope, logger: logger.child({ component: "snapshot" }), remember: ids.set.bind(ids) };
+    const snapshotCounters: SnapshotCounters = { elementsSkipped: {} };
+    const snapshotOptions = {
+      db,
+      rules: filters.byCollection,
+      scope,
+      logger: logger.child({ component: "snapshot" }),
+      remember: ids.set.bind(ids),
+      counters: snapshotCounters,
+    };
     // PRESENCE=off: no presence collection in the stream, no Presence, no write.
     const presenceCollection = config.presence.enabled ? config.presence.collection : undefined;
     if (presenceCollection) checkPresenceAgainstFilters(presenceCollection, filters);
@@ -139,7 +147,7 @@ export async function startFlowsync(config: Readonly<Config>, logger: Logger): P
       logger: logger.child({ component: "subscriptions" }),
     });
 
-    const metrics = createMetrics({ hub, feed, subscriptions, watcher: live, catchUps, presence });
+    const metrics = createMetrics({ hub, feed, subscriptions, watcher: live, catchUps, presence, snapshot: snapshotCounters });
     const limits = new StreamLimits({
       maxSubscribers: config.maxSubscribers,
       maxSubscribersPerFlow: config.maxSubscribersPerFlow,

@@ -17,6 +17,7 @@ import type { Limiter } from "./hub/limiter";
 import type { Presence } from "./hub/presence";
 import type { Subscriptions } from "./hub/subscriptions";
 import { clusterTimeOfToken, type ResumeToken } from "./token";
+import type { SnapshotCounters } from "./snapshot/read-snapshot";
 import type { ChangeWatcher } from "./watch/change-watcher";
 
 export interface MetricSources {
@@ -27,6 +28,8 @@ export interface MetricSources {
   catchUps: Pick<Limiter, "active" | "queued">;
   /** PRESENCE=on only. */
   presence?: Pick<Presence, "counters" | "usersPresent">;
+  /** What snapshot reads left out. */
+  snapshot?: SnapshotCounters;
   /** Wall clock in ms (test seam). */
   now?: () => number;
 }
@@ -89,6 +92,14 @@ export function createMetrics(s: MetricSources, { processMetrics = true } = {}):
   counterFrom("flowsync_changes_skipped_total", "Changes that became no event (logged), by reason.", ["reason"], (set) => {
     for (const [reason, n] of Object.entries(s.feed.counters.skipped)) set(n ?? 0, { reason });
   });
+  counterFrom(
+    "flowsync_snapshot_elements_skipped_total",
+    "Elements of an embedded-entity document left out of a snapshot (the same rules as for events), by reason.",
+    ["reason"],
+    (set) => {
+      for (const [reason, n] of Object.entries(s.snapshot?.elementsSkipped ?? {})) set(n ?? 0, { reason });
+    },
+  );
   counterFrom(
     "flowsync_elements_skipped_total",
     "Elements of an embedded-entity document left out of an event (no valid key, duplicate key, not an object), by reason.",

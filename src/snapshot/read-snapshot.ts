@@ -28,6 +28,12 @@ export interface SnapshotOptions {
   remember?: (collection: string, id: string, flowId: string) => void;
   /** How many log chunks at most when logs are asked for. */
   maxLogs?: number;
+  /** Elements left out of snapshots, by reason (counted here, exported by /metrics). */
+  counters?: SnapshotCounters;
+}
+
+export interface SnapshotCounters {
+  elementsSkipped: Partial<Record<string, number>>;
 }
 
 export async function readSnapshot(o: SnapshotOptions, flowId: string, { logs = false } = {}): Promise<SnapshotData> {
@@ -57,8 +63,10 @@ export async function readSnapshot(o: SnapshotOptions, flowId: string, { logs = 
         for (const el of rule.elements) {
           const skips: ElementSkip[] = [];
           out.canvas[el.entity]!.push(...elementsOf(doc, el, skips).map(shownElement));
-          for (const skip of skips)
+          for (const skip of skips) {
+            if (o.counters) o.counters.elementsSkipped[skip.reason] = (o.counters.elementsSkipped[skip.reason] ?? 0) + 1;
             o.logger.warn({ flowId, collection: rule.collection, reason: skip.reason, detail: skip.detail }, "snapshot: element left out");
+          }
         }
       }
       continue;

@@ -314,6 +314,10 @@ describe("embedded entities through the driver", () => {
     expect(logs.raw).not.toContain(MARK);
     const metrics = await (await fetch(`${memory.url}/metrics`)).text();
     expect(metrics).toMatch(/flowsync_elements_skipped_total\{reason="element-duplicate"\} [1-9]/);
+    // The snapshot left the same two out, and counts them apart from the events' skips.
+    expect(metrics).toMatch(/flowsync_snapshot_elements_skipped_total\{reason="element-key"\} [1-9]/);
+    expect(metrics).toMatch(/flowsync_snapshot_elements_skipped_total\{reason="element-duplicate"\} [1-9]/);
+    expect(metrics).not.toContain(MARK);
   });
 
   it("a resume from inside a change of a transaction (its changes share one cluster time) gives exactly the rest", async () => {
