@@ -336,8 +336,15 @@ export function deriveElements(rules: readonly ElementRule[], input: DeriveInput
       const known: ElementSkip[] = [];
       const found: ElementSkip[] = [];
       const result = diffElements(elementsOf(before, rule, known), elementsOf(after, rule, found));
-      const old = new Set(known.map((k) => `${k.reason} ${k.detail}`));
-      skips.push(...found.filter((k) => !old.has(`${k.reason} ${k.detail}`)));
+      // Matched by what they say without their array index, as many times as they were there: a bad element
+      // that only moved (a $push at position 0) is not new, a second one like it is.
+      const old = new Map<string, number>();
+      for (const k of known) old.set(skipKey(k), (old.get(skipKey(k)) ?? 0) + 1);
+      for (const k of found) {
+        const left = old.get(skipKey(k)) ?? 0;
+        if (left > 0) old.set(skipKey(k), left - 1);
+        else skips.push(k);
+      }
       return { rule, how, events: result };
     };
     const replaceAll = (how: Derivation, value: unknown): KindResult => ({
@@ -358,6 +365,9 @@ export function deriveElements(rules: readonly ElementRule[], input: DeriveInput
   });
   return { kinds, skips, after };
 }
+
+/** A skip without the array index in its detail (`nodes.3 has no valid 'id'` → `nodes.# has no valid 'id'`). */
+const skipKey = (k: ElementSkip) => `${k.reason} ${k.detail.replace(/\.\d+(?=[\s:])/, ".#")}`;
 
 // --- the document-level part ----------------------------------------------
 

@@ -248,6 +248,15 @@ describe("embedded entities: one event per changed element, for every update ope
 });
 
 describe("embedded entities: the traps", () => {
+  it("a bad element already there is not reported again when it only moves; a second one like it is", () => {
+    const before = { ...baseDoc(), nodes: [node("a"), { type: "no-id" }] };
+    const moved = mapped(updateEvent(before, { $push: { nodes: { $each: [node("z")], $position: 0 } } }).event);
+    expect(summary(moved.events)).toEqual(["insert node z"]);
+    expect(moved.skips).toEqual([]);
+    const another = mapped(updateEvent(before, { $push: { nodes: { $each: [{ type: "no-id-2" }], $position: 0 } } }).event);
+    expect(another.skips.map((k) => k.reason)).toEqual(["element-key"]);
+  });
+
   it("a replaceOne that only reorders an element's fields gives no event for it", () => {
     const before = baseDoc();
     const nodes = (before.nodes as Document[]).map((n) => (n.id === "b" ? { position: n.position, type: n.type, credentials: n.credentials, id: n.id } : n));
