@@ -63,6 +63,9 @@ export type Derivation =
   /** Update without pre-image of a document already gone at lookup: nothing (its delete follows). */
   | "no-image";
 
+/** The cases that read the document as it is later (the `updateLookup` document): derived again, they may differ. */
+export const INEXACT_DERIVATIONS: ReadonlySet<Derivation> = new Set(["lookup", "ambiguous-path", "no-image"]);
+
 export type KindResult =
   | { readonly rule: ElementRule; readonly how: Derivation; readonly events: readonly ElementEvent[] }
   | { readonly rule: ElementRule; readonly how: Derivation; readonly replaceAll: readonly Obj[] };

@@ -2,12 +2,12 @@
  * Change documents in, frames out: map (events/), serialize ONCE into an SSE
  * frame, publish on the hub. Also the single place that turns a stream restart
  * into RESET frames. The watcher calls `handle` for every change; catch-up
- * streams call `frameOf` so that replayed events are byte-identical to live ones.
+ * streams call `replayOf` so that replayed events are byte-identical to live ones.
  */
 import type { ChangeStreamDocument } from "mongodb";
 import type { Logger } from "pino";
 import { encodeCursor } from "../events/cursor";
-import type { Derivation, ElementSkipReason } from "../events/elements";
+import { INEXACT_DERIVATIONS, type Derivation, type ElementSkipReason } from "../events/elements";
 import { mapChanges, type SkipReason } from "../events/map-change";
 import type { Rule } from "../events/rule";
 import type { ResetReason } from "../events/schemas";
@@ -70,12 +70,15 @@ export class ChangeFeed {
   }
 
   /**
-   * The frames of a change, exactly as live subscribers got them (for catch-up
-   * streams); empty if it was skipped (already logged and counted live).
+   * The frames of a change, exactly as live subscribers got them (for catch-up streams; empty if it
+   * was skipped: already logged and counted live), and whether deriving them again gives the same
+   * events: not when a kind of an embedded-entity change was read from the later `updateLookup`
+   * document (elements.ts).
    */
-  framesOf(change: ChangeStreamDocument): readonly ReplayEntry[] {
+  replayOf(change: ChangeStreamDocument): { entries: readonly ReplayEntry[]; repeatable: boolean } {
     const result = this.#map(change);
-    return "skip" in result ? [] : result.entries;
+    if ("skip" in result) return { entries: [], repeatable: true };
+    return { entries: result.entries, repeatable: !result.derivations.some((how) => INEXACT_DERIVATIONS.has(how)) };
   }
 
   #map(change: ChangeStreamDocument) {

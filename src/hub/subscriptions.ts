@@ -187,8 +187,12 @@ export class Subscriptions {
         if (step.done) return { endToken: step.value };
         // dropDatabase (or the like) ended the history this cursor belongs to: nothing after it can be replayed.
         if (step.value.operationType === "invalidate") return "stream-invalidated";
-        for (const entry of feed.framesOf(step.value)) {
-          // A start inside a change re-reads that change: its events up to the cursor were delivered.
+        const { entries, repeatable } = feed.replayOf(step.value);
+        // A start inside a change re-reads that change: its events up to the cursor were delivered, counted by
+        // index. Read again without its pre-image (expired since, or images off), its events may not be the ones
+        // delivered: the rest cannot be told exactly, so the subscriber starts over from a snapshot.
+        if (position !== undefined && !repeatable && entries.some((e) => comparePositions(e.token, position) === 0)) return "history-lost";
+        for (const entry of entries) {
           if (position !== undefined && comparePositions(entry.token, position) <= 0) continue;
           if (entry.flowId === flowId && (!types || (entry.type !== undefined && types.has(entry.type)))) yield entry.frame;
         }

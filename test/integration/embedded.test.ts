@@ -238,6 +238,36 @@ describe("embedded entities through the driver", () => {
     expect(after.events().map((e) => [e.data.op, e.data.id])).toEqual([["update", "z"]]);
   }, 30_000);
 
+  it("a resume from inside a change read from the lookup document: exact from memory, RESET from a catch-up (it would be derived anew)", async () => {
+    const boards = db().collection<IdDoc>("boards");
+    const id = "board-resume";
+    const live = new SseClient(subscribeUrl(memory, id));
+    await live.opened();
+    await boards.insertOne({ _id: id, title: "t", graph: { nodes: { a: { label: "A" } } } });
+    await live.until((c) => c.messages.length >= 2, 10_000, "the insert's events");
+    // Two events from one change: the document-level update, then a replace-all of the cards from the lookup document.
+    await boards.updateOne({ _id: id }, { $set: { title: "t2", "graph.nodes.a.label": "A2" } });
+    await live.until((c) => c.messages.length >= 4, 10_000, "the update's events");
+    await live.close();
+    const [inside, last] = live.events().slice(2);
+    expect(inside!.id).toMatch(/-\d+-\d+-\d+$/);
+    const fromMemory = new SseClient(subscribeUrl(memory, id), { lastEventId: inside!.id });
+    await fromMemory.until((c) => c.events().length >= 1, 10_000, "the rest from memory");
+    await fromMemory.close();
+    expect(fromMemory.events().map((e) => e.id)).toEqual([last!.id]);
+    // A later change elsewhere pushes the update out of the catch-up instance's one-entry replay buffer.
+    const other = new SseClient(subscribeUrl(catchUp, "board-other"));
+    await other.opened();
+    await boards.insertOne({ _id: "board-other", title: "o", graph: { nodes: {} } });
+    await other.until((c) => c.events().length >= 1, 10_000, "the other flow's event");
+    await other.close();
+    const fromMongo = new SseClient(subscribeUrl(catchUp, id), { lastEventId: inside!.id });
+    await fromMongo.until((c) => c.events().some((e) => e.type === "RESET"), 10_000, "RESET");
+    await fromMongo.close();
+    expect(fromMongo.events()[0]).toMatchObject({ type: "RESET", data: { flowId: id, reason: "history-lost" } });
+    expect(catchUp.subscriptions.counters.replayedFromMongo).toBeGreaterThan(0);
+  });
+
   it("without pre-images (boards): exact where the update says enough, replace-all of the kind otherwise; counted in /metrics", async () => {
     const boards = db().collection<IdDoc>("boards");
     const id = "board-1";
