@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { FlowsyncError } from "./errors";
+import type { LogFormat } from "./log";
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 const bool = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
@@ -113,7 +114,7 @@ export interface Config {
   filtersDir: string;
   logLevel: z.output<typeof schema>["LOG_LEVEL"];
   /** undefined: pretty on a terminal, json otherwise (src/log.ts). */
-  logFormat: "json" | "pretty" | undefined;
+  logFormat: LogFormat | undefined;
   basePath: string;
   replayBufferSize: number;
   clientBufferBytes: number;

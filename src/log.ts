@@ -6,7 +6,6 @@
 import pino from "pino";
 
 export type LogFormat = "json" | "pretty";
-export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 
 export interface Output {
   write(text: string): unknown;
@@ -22,7 +21,7 @@ export function defaultLogFormat(isTTY = process.stdout.isTTY): LogFormat {
  * `out` defaults to a synchronous writer on stdout (pino.destination), so the last lines before an
  * exit are not lost. Colour: on a terminal unless NO_COLOR is set (no-color.org).
  */
-export function createLogger(o: { level: LogLevel; format: LogFormat; out?: Output; color?: boolean }): pino.Logger {
+export function createLogger(o: { level: pino.LevelWithSilent; format: LogFormat; out?: Output; color?: boolean }): pino.Logger {
   const out = o.out ?? pino.destination({ dest: 1, sync: true });
   if (o.format === "json") return pino({ level: o.level }, out);
   const color = o.color ?? (process.stdout.isTTY === true && !process.env.NO_COLOR);

@@ -2,27 +2,22 @@
  * The command line and the start-up path before any resource exists: `--help`, a bad argument,
  * and a configuration error, each in a real child process (`src/main.ts`).
  */
-import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
-import os from "node:os";
 import { describe, expect, it } from "vitest";
 import { CONFIG_VARIABLES, configHelp } from "../src/config";
+import { runMain } from "./support/process";
 
-function runMain(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts", ...args], {
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? os.tmpdir(), FLOWSYNC_MONGO: "sim", PORT: "0", ...env },
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (b: Buffer) => (stdout += b.toString()));
-  child.stderr.on("data", (b: Buffer) => (stderr += b.toString()));
-  return new Promise((resolve) => child.on("close", (code) => resolve({ code, stdout, stderr })));
+/** `src/main.ts` with `args`, on the simulator, run to its end: exit code and the whole output. */
+async function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = runMain({ FLOWSYNC_MONGO: "sim", PORT: "0", ...env }, args);
+  const { code } = await child.closed;
+  return { code, stdout: child.stdout, stderr: child.stderr };
 }
 
 describe("src/main.ts", () => {
   it("--help and -h print the usage and every variable with its default, exit 0, start nothing", async () => {
     for (const flag of ["--help", "-h"]) {
-      const { code, stdout } = await runMain([flag]);
+      const { code, stdout } = await run([flag]);
       expect(code).toBe(0);
       expect(stdout).toContain("Usage: npm start");
       for (const name of CONFIG_VARIABLES) expect(stdout).toMatch(new RegExp(`^${name} `, "m"));
@@ -32,14 +27,14 @@ describe("src/main.ts", () => {
   });
 
   it("an unknown argument is an error naming it, exit 2", async () => {
-    const { code, stdout, stderr } = await runMain(["--port=80"]);
+    const { code, stdout, stderr } = await run(["--port=80"]);
     expect(code).toBe(2);
     expect(stderr).toContain('unknown argument "--port=80"');
     expect(stdout).toBe("");
   });
 
   it("a bad LOG_LEVEL is a configuration error naming it, like any other variable (no stack trace)", async () => {
-    const { code, stdout } = await runMain([], { LOG_LEVEL: "bogus", PORT: "-1" });
+    const { code, stdout } = await run([], { LOG_LEVEL: "bogus", PORT: "-1" });
     expect(code).toBe(1);
     const line = JSON.parse(stdout.trim()) as { level: number; msg: string; err?: unknown };
     expect(line.level).toBe(60);
@@ -50,7 +45,7 @@ describe("src/main.ts", () => {
   });
 
   it("LOG_FORMAT=pretty prints readable lines, with the start-up failure's message", async () => {
-    const { code, stdout } = await runMain([], { LOG_FORMAT: "pretty", FILTERS_DIR: "/nonexistent-filters-dir" });
+    const { code, stdout } = await run([], { LOG_FORMAT: "pretty", FILTERS_DIR: "/nonexistent-filters-dir" });
     expect(code).toBe(1);
     expect(stdout).toMatch(/^\d\d:\d\d:\d\d\.\d{3} FATAL .*nonexistent-filters-dir/m);
     expect(stdout).not.toContain('"level"');

@@ -80,7 +80,7 @@ export interface SubscriberQueueOptions {
 export type Schedule = (fn: () => void) => void;
 
 /** Callbacks a check phase runs before it yields to the event loop (see checkPhaseScheduler). */
-export const SLICE = 256;
+const SLICE = 256;
 
 /**
  * A scheduler that runs each `fn` in a later check phase, like `setImmediate`, but with ONE

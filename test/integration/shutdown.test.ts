@@ -5,87 +5,17 @@
  * test and flowsync), so that the signal and the exit code are flowsync's own.
  */
 import http from "node:http";
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, inject, it } from "vitest";
 import { startTestBackend, uniqueDb, useBackend } from "../support/backend";
 import { startTestFlowsync, subscribeUrl } from "../support/flowsync";
+import { runMain, type Run } from "../support/process";
 import { SseClient } from "../support/sse-client";
 
 const onSimulator = inject("backend").kind === "sim";
 const EXIT_BOUND_MS = 15_000;
-
-interface Run {
-  child: ChildProcess;
-  readonly stdout: string;
-  readonly stderr: string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  /** The first JSON log line with this message. */
-  logLine(msg: string, timeoutMs?: number): Promise<Record<string, unknown>>;
-}
-
-/** Starts `src/main.ts` with only `env` (plus PATH/HOME): nothing leaks in from the test runner's environment. */
-function runMain(env: Record<string, string>): Run {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
-    cwd: process.cwd(),
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? os.tmpdir(), ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  const listeners = new Set<() => void>();
-  child.stdout!.setEncoding("utf8").on("data", (s: string) => {
-    stdout += s;
-    for (const l of listeners) l();
-  });
-  child.stderr!.setEncoding("utf8").on("data", (s: string) => (stderr += s));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once("exit", (code, signal) => resolve({ code, signal })),
-  );
-  const find = (msg: string) =>
-    stdout
-      .split("\n")
-      .filter((l) => l.startsWith("{"))
-      .map((l) => JSON.parse(l) as Record<string, unknown>)
-      .find((l) => l.msg === msg);
-  return {
-    child,
-    get stdout() {
-      return stdout;
-    },
-    get stderr() {
-      return stderr;
-    },
-    exited,
-    logLine: (msg, timeoutMs = 20_000) =>
-      new Promise((resolve, reject) => {
-        const check = () => {
-          const line = find(msg);
-          if (!line) return;
-          cleanup();
-          resolve(line);
-        };
-        const timer = setTimeout(() => {
-          cleanup();
-          reject(new Error(`no "${msg}" log line within ${timeoutMs} ms; stdout: ${stdout}; stderr: ${stderr}`));
-        }, timeoutMs);
-        const onExit = () => {
-          cleanup();
-          reject(new Error(`exited before logging "${msg}"; stdout: ${stdout}; stderr: ${stderr}`));
-        };
-        const cleanup = () => {
-          clearTimeout(timer);
-          listeners.delete(check);
-          child.off("exit", onExit);
-        };
-        listeners.add(check);
-        child.once("exit", onExit);
-        check();
-      }),
-  };
-}
 
 /** Waits for the exit, or kills the child (it is ours) and fails after `ms`. */
 async function exitWithin(run: Run, ms: number): Promise<{ code: number | null; signal: NodeJS.Signals | null; elapsedMs: number }> {
