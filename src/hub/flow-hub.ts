@@ -4,11 +4,19 @@
  * - Subscribers are kept per flowId, so publishing to one flow costs nothing
  *   for the others, and a flow's entry disappears with its last subscriber
  *   (the map does not grow with every flow ever seen).
- * - A frame is serialized once by the caller and encoded to bytes once here; the
- *   SAME Buffer is written to every subscriber. Consecutive frames of one flow,
- *   until a subscriber takes them, form a batch (subscriber-queue.ts: FrameBatch) that is joined once
- *   and shared by every subscriber that holds all of it, so memory grows with the
- *   backlog, not with subscribers × backlog.
+ * - A frame is serialized once by the caller. The frames a flow publishes before
+ *   the next check phase form one batch, encoded to ONE Buffer there and written
+ *   to every subscriber of the flow as that same Buffer (`writeBatch`): one
+ *   entry per subscriber per batch, however many frames it holds, so a burst of
+ *   100 events to 10,000 subscribers costs 10,000 queue writes, not a million,
+ *   and memory grows with the backlog, not with subscribers × backlog. A
+ *   subscriber that wants only some of the frames (`?types=`, paused for its
+ *   backlog, or inside it) gets them one by one, as slices of the same Buffer.
+ * - The fan-out runs ahead of the queues' wake-ups (`Schedule.first`): in a long
+ *   sweep cut into slices, subscribers not reached yet find a new batch already
+ *   queued behind the earlier one and write both at once. Everything that
+ *   writes to a flow's subscribers directly (a new subscriber, PRESENCE, RESET)
+ *   fans out that flow's pending batch first, so the order of frames holds.
  * - Every published frame is also recorded in the replay buffer, whether or not
  *   anyone listens now: the next reconnect may need it.
  * - A subscriber that overflows during a write closes itself; the hub removes
@@ -18,10 +26,17 @@
  * (in practice a SubscriberQueue owned by one SSE connection).
  */
 import type { ReplayBuffer, ReplayEntry } from "./replay-buffer";
-import { checkPhaseScheduler, type Chunk, type CloseReason, type FrameBatch, type Schedule, type Subscriber } from "./subscriber-queue";
+import { checkPhaseScheduler, type Chunk, type CloseReason, type Schedule, type Subscriber } from "./subscriber-queue";
 
 /** A batch stops growing at this many frames (a long burst is then several shared batches). */
 const BATCH_MAX_FRAMES = 512;
+
+/** The frames a flow published since its last fan-out, in order. */
+interface PendingBatch {
+  frames: string[];
+  tokens: string[];
+  types: (string | undefined)[];
+}
 
 export interface FlowHubOptions {
   replay: ReplayBuffer;
@@ -73,24 +88,26 @@ export class FlowHub {
   #dropped = 0;
   // One entry per event type, made on first use: counting is then a field increment.
   #byType = new Map<string, TypeCounts>();
-  // The open batch of each flow: it grows until a subscriber takes all of it (which seals it), so frames
-  // that arrive over several ticks before the sweep reaches them are still one shared batch.
-  #open = new Map<string, FrameBatch>();
-  #forgetScheduled = false;
-  // Sealed batches are forgotten once per tick: the hub then holds no joined burst of an idle flow.
-  readonly #forgetSealed = (): void => {
-    this.#forgetScheduled = false;
-    for (const [flowId, batch] of this.#open) if (batch.joined !== undefined) this.#open.delete(flowId);
+  // Flows with frames not yet fanned out; emptied by #fanOutPending, ahead of the queues' wake-ups.
+  #pending = new Map<string, PendingBatch>();
+  #fanOutScheduled = false;
+  readonly #first: (fn: () => void) => void;
+  readonly #fanOutPending = (): void => {
+    this.#fanOutScheduled = false;
+    this.flush();
   };
 
   constructor({ replay, schedule = checkPhaseScheduler(), now = Date.now }: FlowHubOptions) {
     this.replay = replay;
     this.schedule = schedule;
+    this.#first = schedule.first ?? schedule;
     this.#now = now;
   }
 
   /** Registers `subscriber` for `flowId`; returns its (idempotent) unsubscribe. */
   subscribe(flowId: string, subscriber: Subscriber): () => void {
+    // It gets what is published from now on, not a pending batch of frames published before it came.
+    this.#fanOut(flowId);
     let set = this.#flows.get(flowId);
     if (!set) {
       set = new Set();
@@ -120,25 +137,25 @@ export class FlowHub {
       } else {
         this.#lastEvent.set(flowId, { token, at: this.#now() });
       }
-      const encoded = Buffer.from(frame);
-      const batch = this.#batchOf(flowId);
-      const index = batch.frames.push(encoded) - 1;
-      batch.count++;
-      counts.delivered += this.#fanOut(flowId, set, encoded, token, type, batch, index);
+      let batch = this.#pending.get(flowId);
+      if (batch === undefined) {
+        batch = { frames: [], tokens: [], types: [] };
+        this.#pending.set(flowId, batch);
+        if (!this.#fanOutScheduled) {
+          this.#fanOutScheduled = true;
+          this.#first(this.#fanOutPending);
+        }
+      }
+      batch.frames.push(frame);
+      batch.tokens.push(token);
+      batch.types.push(type);
+      if (batch.frames.length >= BATCH_MAX_FRAMES) this.#fanOut(flowId);
     }
   }
 
-  #batchOf(flowId: string): FrameBatch {
-    let batch = this.#open.get(flowId);
-    if (batch === undefined || batch.joined !== undefined || batch.count >= BATCH_MAX_FRAMES) {
-      batch = { count: 0, frames: [], joined: undefined };
-      this.#open.set(flowId, batch);
-    }
-    if (!this.#forgetScheduled) {
-      this.#forgetScheduled = true;
-      this.schedule(this.#forgetSealed);
-    }
-    return batch;
+  /** Writes every pending batch to its subscribers now (the hub does this itself in the next check phase). */
+  flush(): void {
+    for (const flowId of this.#pending.keys()) this.#fanOut(flowId);
   }
 
   /**
@@ -150,9 +167,10 @@ export class FlowHub {
    */
   broadcast(frameForFlow: (flowId: string) => string | undefined, type = "RESET"): void {
     const counts = this.#countsOf(type);
+    this.flush();
     for (const [flowId, set] of [...this.#flows]) {
       const frame = frameForFlow(flowId);
-      if (frame !== undefined) counts.delivered += this.#fanOut(flowId, set, frame, undefined, undefined);
+      if (frame !== undefined) counts.delivered += this.#writeEach(flowId, set, frame, undefined, undefined);
     }
   }
 
@@ -162,8 +180,9 @@ export class FlowHub {
    * subscriber's `?types=` leave it out, and counts it in `typeCounts()`.
    */
   send(flowId: string, frame: string, type: string): void {
+    this.#fanOut(flowId);
     const set = this.#flows.get(flowId);
-    if (set) this.#countsOf(type).delivered += this.#fanOut(flowId, set, frame, undefined, type);
+    if (set) this.#countsOf(type).delivered += this.#writeEach(flowId, set, frame, undefined, type);
   }
 
   /** The replay entries of `flowId` after `token`, or undefined if the buffer cannot tell. */
@@ -176,7 +195,7 @@ export class FlowHub {
     const flows = [...this.#flows.values()];
     this.#flows.clear();
     this.#lastEvent.clear();
-    this.#open.clear();
+    this.#pending.clear();
     this.#subscribers = 0;
     for (const set of flows) for (const subscriber of set) subscriber.close(reason);
   }
@@ -219,8 +238,62 @@ export class FlowHub {
     return counts;
   }
 
-  /** Writes the frame to each open subscriber of the set; returns how many took it. */
-  #fanOut(flowId: string, set: Set<Subscriber>, frame: Chunk, token: string | undefined, type: string | undefined, batch?: FrameBatch, index?: number): number {
+  /**
+   * Writes the flow's pending batch to its subscribers: as one Buffer to each that takes it whole, frame
+   * by frame (slices of that Buffer) to the others.
+   */
+  #fanOut(flowId: string): void {
+    const batch = this.#pending.get(flowId);
+    if (batch === undefined) return;
+    this.#pending.delete(flowId);
+    const set = this.#flows.get(flowId);
+    if (set === undefined) return;
+    const { frames, tokens, types } = batch;
+    const count = frames.length;
+    const joined = Buffer.from(count === 1 ? frames[0]! : frames.join(""));
+    const firstToken = tokens[0]!;
+    const lastToken = tokens[count - 1]!;
+    let whole = 0;
+    let slices: Buffer[] | undefined;
+    let took: number[] | undefined;
+    for (const subscriber of set) {
+      if (subscriber.closed) {
+        this.#remove(flowId, subscriber);
+        continue;
+      }
+      if (subscriber.writeBatch?.(joined, joined.length, count, firstToken, lastToken)) {
+        if (subscriber.closed) {
+          this.#dropped++;
+          this.#remove(flowId, subscriber);
+        } else {
+          whole++;
+        }
+        continue;
+      }
+      slices ??= sliceFrames(joined, frames);
+      took ??= new Array<number>(count).fill(0);
+      for (let i = 0; i < count; i++) {
+        const slice = slices[i]!;
+        subscriber.write(slice, tokens[i], slice.length, types[i]);
+        if (subscriber.closed) {
+          this.#dropped++;
+          this.#remove(flowId, subscriber);
+          break;
+        }
+        took[i]!++;
+      }
+    }
+    let delivered = 0;
+    for (let i = 0; i < count; i++) {
+      const n = whole + (took?.[i] ?? 0);
+      this.#countsOf(types[i] ?? "unknown").delivered += n;
+      delivered += n;
+    }
+    this.#delivered += delivered;
+  }
+
+  /** Writes one frame to each open subscriber of the set; returns how many took it. */
+  #writeEach(flowId: string, set: Set<Subscriber>, frame: Chunk, token: string | undefined, type: string | undefined): number {
     const bytes = typeof frame === "string" ? Buffer.byteLength(frame) : frame.length;
     let delivered = 0;
     // Deleting the current element while iterating a Set is safe in JS.
@@ -229,7 +302,7 @@ export class FlowHub {
         this.#remove(flowId, subscriber);
         continue;
       }
-      subscriber.write(frame, token, bytes, type, batch, index);
+      subscriber.write(frame, token, bytes, type);
       if (subscriber.closed) {
         this.#dropped++;
         this.#remove(flowId, subscriber);
@@ -248,7 +321,19 @@ export class FlowHub {
     if (set.size === 0) {
       this.#flows.delete(flowId);
       this.#lastEvent.delete(flowId);
-      this.#open.delete(flowId);
+      this.#pending.delete(flowId);
     }
   }
+}
+
+/** Each frame's bytes within `joined` (the frames joined in order), without a copy. */
+function sliceFrames(joined: Buffer, frames: readonly string[]): Buffer[] {
+  const slices: Buffer[] = [];
+  let at = 0;
+  for (const frame of frames) {
+    const end = at + Buffer.byteLength(frame);
+    slices.push(joined.subarray(at, end));
+    at = end;
+  }
+  return slices;
 }

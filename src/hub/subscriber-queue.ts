@@ -1,9 +1,10 @@
 /**
  * The bounded outbox of one SSE connection.
  *
- * The hub writes frames in; the connection pulls them out with `take()`, which
- * hands over everything pending as ONE string (one socket write however many
- * events arrived meanwhile), when `onReadable` tells it there is something. The
+ * The hub writes frames in (a batch of a flow's frames as one shared Buffer
+ * where it can, see `writeBatch`); the connection pulls them out with `take()`,
+ * which hands over everything pending at once (one corked socket write however
+ * many events arrived meanwhile), when `onReadable` tells it there is something. The
  * connection pulls only when its socket can take more (sse-stream.ts): then
  * "pending" is exactly "not yet handed to the socket", and a slow client shows
  * up here.
@@ -13,8 +14,8 @@
  * response; the browser reconnects with the last id it received and replays
  * from there. A frame that finds the queue empty is always taken, however
  * large: the subscriber is keeping up, and refusing it would drop every
- * subscriber of the flow on every event larger than `maxBytes` (the string is
- * shared with them, so holding it costs this queue nothing of its own). Memory
+ * subscriber of the flow on every event larger than `maxBytes` (the bytes are
+ * shared with them, so holding them costs this queue nothing of its own). Memory
  * per subscriber is therefore bounded by `maxBytes`, or by one frame.
  *
  * Backlog handoff: a queue created `paused` collects live frames (with their
@@ -32,27 +33,20 @@ export type CloseReason = "overflow" | "shutdown" | "client-gone" | "reset" | "e
 /** A frame as written to a socket: encoded once by the hub (Buffer), or a string for one-off frames. */
 export type Chunk = string | Buffer;
 
-/**
- * Consecutive frames of one flow (flow-hub.ts), each encoded once. The first subscriber
- * that takes the whole batch joins it into ONE Buffer, which every other subscriber holding the whole
- * batch then writes as is: a burst of 100 events to 10,000 subscribers is one join, not 10,000.
- * Joining seals the batch: later frames start a new one.
- */
-export interface FrameBatch {
-  /** How many frames the batch holds (its frames, until it is joined). */
-  count: number;
-  frames: Buffer[];
-  joined: Buffer | undefined;
-}
-
 /** What the hub needs from a subscriber. */
 export interface Subscriber {
   /**
    * Queues a frame. `token`: its stream position, if it has one; `bytes`: its UTF-8 size if known;
-   * `type`: its event type, if it is an event (a subscriber may want only some types); `batch` and
-   * `index`: the frame is `batch.frames[index]` (see FrameBatch).
+   * `type`: its event type, if it is an event (a subscriber may want only some types).
    */
-  write(chunk: Chunk, token?: string, bytes?: number, type?: string, batch?: FrameBatch, index?: number): void;
+  write(chunk: Chunk, token?: string, bytes?: number, type?: string): void;
+  /**
+   * Queues consecutive frames of one flow as ONE shared Buffer (`count` frames from `firstToken` to
+   * `lastToken`, `bytes` long), if this subscriber wants every one of them as they are; returns false,
+   * having changed nothing, when the hub must write them one by one instead. Optional: without it the
+   * hub always writes frame by frame.
+   */
+  writeBatch?(chunk: Buffer, bytes: number, count: number, firstToken: string, lastToken: string): boolean;
   close(reason: CloseReason): void;
   readonly closed: boolean;
 }
@@ -77,7 +71,15 @@ export interface SubscriberQueueOptions {
   onClose?: (reason: CloseReason) => void;
 }
 
-export type Schedule = (fn: () => void) => void;
+/**
+ * Defers `fn` to a later turn of the event loop. `first`, where a scheduler has it, defers `fn` ahead
+ * of everything deferred that has not run yet (the hub's fan-out of new frames, so that subscribers a
+ * sweep has not reached find them already queued).
+ */
+export interface Schedule {
+  (fn: () => void): void;
+  readonly first?: (fn: () => void) => void;
+}
 
 /** Callbacks a check phase runs before it yields to the event loop (see checkPhaseScheduler). */
 const SLICE = 256;
@@ -87,16 +89,25 @@ const SLICE = 256;
  * immediate for all the queues that share it: a frame fanned out to 10,000 subscribers schedules
  * one timer, not 10,000. One per hub, so that no state is shared between instances.
  *
- * Time-sliced: a check phase runs at most `slice` callbacks (in order), then yields, so that the
- * change stream's next batch is read while a big sweep is still under way. Subscribers the sweep has
- * not reached yet then find the new events already queued and write them in the same socket write
- * as the earlier ones: under saturation, frames coalesce instead of each waiting for a whole sweep.
- * First in, first out: what waits longest runs first, whichever flow it belongs to.
+ * Time-sliced: a check phase runs what was deferred with `first`, then at most `slice` callbacks (in
+ * order), then yields, so that the change stream's next batch is read while a big sweep is still under
+ * way. The hub fans new frames out with `first`: subscribers the sweep has not reached yet then find
+ * them queued and write them in the same socket write as the earlier ones, so under saturation frames
+ * coalesce instead of each waiting for a whole sweep. First in, first out: what waits longest runs
+ * first, whichever flow it belongs to.
  */
 export function checkPhaseScheduler(slice = SLICE): Schedule {
   let queue: Array<() => void> = [];
   let head = 0;
+  let urgent: Array<() => void> = [];
+  let armed = false;
   const run = () => {
+    armed = false;
+    if (urgent.length > 0) {
+      const now = urgent;
+      urgent = [];
+      for (const fn of now) fn();
+    }
     // What is deferred while this runs goes after it: it runs in a later check phase.
     const end = Math.min(queue.length, head + slice);
     while (head < end) {
@@ -104,16 +115,26 @@ export function checkPhaseScheduler(slice = SLICE): Schedule {
       queue[head++] = noop; // let it be collected
       fn();
     }
-    if (head < queue.length) {
-      setImmediate(run);
-    } else {
+    if (head === queue.length) {
       queue = [];
       head = 0;
     }
+    if (head < queue.length || urgent.length > 0) arm();
   };
-  return (fn) => {
-    if (queue.push(fn) - head === 1) setImmediate(run);
+  const arm = () => {
+    if (armed) return;
+    armed = true;
+    setImmediate(run);
   };
+  const schedule = (fn: () => void) => {
+    queue.push(fn);
+    arm();
+  };
+  const first = (fn: () => void) => {
+    urgent.push(fn);
+    arm();
+  };
+  return Object.assign(schedule, { first });
 }
 
 const noop = () => {};
@@ -123,11 +144,10 @@ const immediately: Schedule = (fn) => void setImmediate(fn);
 export class SubscriberQueue implements Subscriber {
   readonly maxBytes: number;
   readonly #schedule: Schedule;
+  // One entry per write (a frame, or a hub batch of frames): chunk, token (the last one of a batch), size.
   #chunks: Chunk[] = [];
   #tokens: (string | undefined)[] = [];
   #sizes: number[] = [];
-  #batches: (FrameBatch | undefined)[] = [];
-  #indexes: number[] = [];
   // What take() returns, reused: valid until the next take().
   #out: Chunk[] = [];
   #bytes = 0;
@@ -167,16 +187,28 @@ export class SubscriberQueue implements Subscriber {
     return this.#bytes;
   }
 
-  write(chunk: Chunk, token?: string, bytes = Buffer.byteLength(chunk), type?: string, batch?: FrameBatch, index = -1): void {
+  write(chunk: Chunk, token?: string, bytes = Buffer.byteLength(chunk), type?: string): void {
     if (this.closed) return;
     if (type !== undefined && this.#types !== undefined && !this.#types.has(type)) return;
     if (token !== undefined && this.#backlogEnd !== undefined && comparePositions(token, this.#backlogEnd) <= 0) return;
+    this.#push(chunk, token, bytes);
+  }
+
+  writeBatch(chunk: Buffer, bytes: number, count: number, firstToken: string, lastToken: string): boolean {
+    if (this.closed) return true;
+    if (this.#types !== undefined || this.#paused) return false;
+    if (this.#backlogEnd !== undefined && comparePositions(firstToken, this.#backlogEnd) <= 0) return false;
+    // One by one, the first frame would be taken and the rest would overflow: keep that outcome.
+    if (count > 1 && this.#chunks.length === 0 && bytes > this.maxBytes) return false;
+    this.#push(chunk, lastToken, bytes);
+    return true;
+  }
+
+  #push(chunk: Chunk, token: string | undefined, bytes: number): void {
     const behind = this.#chunks.length > 0;
     this.#chunks.push(chunk);
     this.#tokens.push(token);
     this.#sizes.push(bytes);
-    this.#batches.push(batch);
-    this.#indexes.push(index);
     this.#bytes += bytes;
     if (this.#bytes > this.maxBytes && behind) {
       this.close("overflow");
@@ -202,8 +234,6 @@ export class SubscriberQueue implements Subscriber {
     this.#chunks = [];
     this.#tokens = [];
     this.#sizes = [];
-    this.#batches = [];
-    this.#indexes = [];
     this.#out = [];
     this.#bytes = 0;
     this.#onClose?.(reason);
@@ -220,12 +250,11 @@ export class SubscriberQueue implements Subscriber {
     }
     const mark = this.#backlogEnd;
     if (mark !== undefined) {
+      // Paused, the hub wrote frame by frame (writeBatch refuses): every entry is one frame with its token.
       const keep = this.#tokens.map((token) => token === undefined || comparePositions(token, mark) > 0);
       this.#chunks = this.#chunks.filter((_, i) => keep[i]);
       this.#tokens = this.#tokens.filter((_, i) => keep[i]);
       this.#sizes = this.#sizes.filter((_, i) => keep[i]);
-      this.#batches = this.#batches.filter((_, i) => keep[i]);
-      this.#indexes = this.#indexes.filter((_, i) => keep[i]);
       this.#bytes = this.#sizes.reduce((sum, n) => sum + n, 0);
     }
     this.#paused = false;
@@ -234,12 +263,20 @@ export class SubscriberQueue implements Subscriber {
 
   /**
    * Everything pending, as the chunks to write in one go (corked: one writev), or null when
-   * nothing may be sent now (empty, paused or closed). A whole batch becomes its one shared
-   * joined Buffer. The array is reused: it is valid until the next take(). Without a promise:
-   * the connection drives its own writes (sse-stream.ts).
+   * nothing may be sent now (empty, paused or closed). The array is reused: it is valid until the
+   * next take(). Without a promise: the connection drives its own writes (sse-stream.ts).
    */
   take(): readonly Chunk[] | null {
-    return this.closed || this.#paused || this.#chunks.length === 0 ? null : this.#take();
+    if (this.closed || this.#paused || this.#chunks.length === 0) return null;
+    // Swapped, not copied: the steady state allocates nothing here.
+    const out = this.#chunks;
+    this.#chunks = this.#out;
+    this.#out = out;
+    this.#chunks.length = 0;
+    this.#tokens.length = 0;
+    this.#sizes.length = 0;
+    this.#bytes = 0;
+    return out;
   }
 
   /**
@@ -249,32 +286,6 @@ export class SubscriberQueue implements Subscriber {
   onReadable(listener: () => void): void {
     this.#listener = listener;
     this.#wake();
-  }
-
-  #take(): Chunk[] {
-    const chunks = this.#chunks;
-    const batches = this.#batches;
-    const indexes = this.#indexes;
-    const out = this.#out;
-    out.length = 0;
-    for (let i = 0; i < chunks.length;) {
-      const batch = batches[i];
-      if (batch !== undefined && indexes[i] === 0 && holdsWhole(batches, indexes, i, batch)) {
-        out.push((batch.joined ??= joinBatch(batch)));
-        i += batch.count;
-      } else {
-        out.push(chunks[i]!);
-        i++;
-      }
-    }
-    // Emptied in place: the steady state allocates nothing here.
-    chunks.length = 0;
-    this.#tokens.length = 0;
-    this.#sizes.length = 0;
-    batches.length = 0;
-    indexes.length = 0;
-    this.#bytes = 0;
-    return out;
   }
 
   // Deferred so that all frames written in this tick leave in one chunk.
@@ -290,20 +301,4 @@ export class SubscriberQueue implements Subscriber {
     if (this.closed || this.#paused || this.#chunks.length === 0) return;
     this.#listener?.();
   };
-}
-
-/** Whether entries from `start` on are frames 0 … count-1 of `batch`, in order. */
-function holdsWhole(batches: readonly (FrameBatch | undefined)[], indexes: readonly number[], start: number, batch: FrameBatch): boolean {
-  const count = batch.count;
-  if (start + count > batches.length) return false;
-  for (let k = 1; k < count; k++) if (batches[start + k] !== batch || indexes[start + k] !== k) return false;
-  return true;
-}
-
-/** Joins a batch's frames once; the batch is sealed from then on (the hub opens a new one). */
-function joinBatch(batch: FrameBatch): Buffer {
-  const joined = batch.count === 1 ? batch.frames[0]! : Buffer.concat(batch.frames);
-  // The joined copy replaces the frames for the batch; subscribers holding single frames keep their own references.
-  batch.frames = [];
-  return joined;
 }

@@ -30,6 +30,7 @@ describe("FlowHub", () => {
     h.subscribe("b", flowB);
     const frame = ["id: 1\n", "data: {}\n\n"].join(""); // built at runtime: one heap string
     h.publish({ flowId: "a", frame, token: tok(1) });
+    h.flush(); // the hub fans out in the next check phase; now, here
     const first = flowA[0]!.chunks[0];
     expect(Buffer.isBuffer(first) && first.toString()).toBe(frame);
     for (const s of flowA) {
@@ -72,10 +73,13 @@ describe("FlowHub", () => {
     h.subscribe("a", fast);
     const frame = "x".repeat(40);
     h.publish({ flowId: "a", frame, token: tok(1) });
+    h.flush();
     expect(text(fast.take())).toBe(frame); // the fast one reads; the slow one never does
     h.publish({ flowId: "a", frame, token: tok(2) });
+    h.flush();
     expect(text(fast.take())).toBe(frame);
-    h.publish({ flowId: "a", frame, token: tok(3) }); // slow now holds 120 bytes > 100
+    h.publish({ flowId: "a", frame, token: tok(3) });
+    h.flush(); // slow now holds 120 bytes > 100
     expect(slow.closeReason).toBe("overflow");
     expect(slow.pendingBytes).toBe(0);
     expect(h.subscriberCount("a")).toBe(1);
@@ -90,6 +94,7 @@ describe("FlowHub", () => {
     h.subscribe("a", gone);
     gone.close("client-gone");
     h.publish({ flowId: "a", frame: "f", token: tok(1) });
+    h.flush();
     expect(gone.chunks).toEqual([]);
     expect(h.stats).toMatchObject({ subscribers: 0, dropped: 0 });
   });
@@ -126,6 +131,7 @@ describe("FlowHub", () => {
     mine.forEach((s) => h.subscribe("busy", s));
     others.forEach((s) => h.subscribe("quiet", s));
     for (let n = 1; n <= 10; n++) h.publish({ flowId: "busy", frame: `frame ${n}`, token: tok(n) });
+    h.flush();
     expect(mine.every((s) => s.chunks.length === 10)).toBe(true);
     expect(others.every((s) => s.chunks.length === 0)).toBe(true);
     expect(h.stats.delivered).toBe(5000);

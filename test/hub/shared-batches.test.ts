@@ -1,7 +1,7 @@
 /**
- * Frames encoded once and shared: consecutive frames of one flow, until a subscriber takes them, are one batch,
- * joined once and written as the same Buffer by every subscriber that holds all of it; and the
- * time-sliced scheduler that lets a long sweep coalesce what arrives while it runs.
+ * Frames encoded once and shared: the frames a flow publishes before the hub's next fan-out are one batch,
+ * encoded once and written as the same Buffer to every subscriber that wants all of it (the others get
+ * slices of it); and the time-sliced scheduler that lets a long sweep coalesce what arrives while it runs.
  */
 import { describe, expect, it } from "vitest";
 import { FlowHub } from "../../src/hub/flow-hub";
@@ -13,18 +13,22 @@ import { seededRandom, testSeed } from "../support/random";
 const tok = (n: number) => `82${String(n).padStart(8, "0")}`;
 const frame = (flowId: string, n: number) => `id: ${n}\nevent: E\ndata: {"flowId":"${flowId}","n":${n}}\n\n`;
 
-/** A scheduler the test runs by hand: `step()` is one check phase of at most `slice` callbacks. */
+/** A scheduler the test runs by hand: `step()` is one check phase: what came `first`, then at most `slice` callbacks. */
 function manualScheduler(slice = Infinity): { schedule: Schedule; step: () => number; drain: () => void } {
   const queue: Array<() => void> = [];
+  const urgent: Array<() => void> = [];
   const step = () => {
+    const now = urgent.splice(0);
+    for (const fn of now) fn();
     const batch = queue.splice(0, Math.min(queue.length, slice));
     for (const fn of batch) fn();
-    return batch.length;
+    return now.length + batch.length;
   };
   const drain = () => {
     while (step() > 0) continue;
   };
-  return { schedule: (fn) => void queue.push(fn), step, drain };
+  const schedule = Object.assign((fn: () => void) => void queue.push(fn), { first: (fn: () => void) => void urgent.push(fn) });
+  return { schedule, step, drain };
 }
 
 function setup(slice = Infinity) {
@@ -45,14 +49,18 @@ function setup(slice = Infinity) {
 }
 
 describe("shared batches", () => {
-  it("a flow's frames leave as ONE Buffer shared by every subscriber that holds them all", () => {
-    const { sched, queue, publish } = setup();
+  it("a flow's frames of one tick leave as ONE Buffer shared by every subscriber, one queue entry each", () => {
+    const { hub, sched, queue, publish } = setup();
     const qs = Array.from({ length: 5 }, () => queue("a"));
     const other = queue("b");
     publish("a");
     publish("a");
     publish("b");
     publish("a");
+    // Nothing is written to the queues until the fan-out (the next check phase).
+    for (const q of qs) expect(q.pendingBytes).toBe(0);
+    sched.step();
+    expect(hub.stats.delivered).toBe(3 * 5 + 1);
     const taken = qs.map((q) => q.take()!);
     for (const t of taken) expect(t).toHaveLength(1);
     const shared = taken[0]![0]!;
@@ -60,26 +68,35 @@ describe("shared batches", () => {
     for (const t of taken) expect(Object.is(t[0], shared)).toBe(true);
     expect(shared.toString()).toBe(frame("a", 1) + frame("a", 2) + frame("a", 4));
     expect(text(other.take())).toBe(frame("b", 3));
-    // Joining sealed the batch: a frame published now starts a new one, even in the same tick.
+    // A frame published after the fan-out is the next batch.
     publish("a");
+    sched.step();
     expect(text(qs[0]!.take())).toBe(frame("a", 5));
     sched.drain();
   });
 
-  it("a subscriber that holds only part of a batch (joined late, narrowed, paused) gets its own frames, still shared bytes", () => {
-    const { queue, publish } = setup();
+  it("a subscriber that wants only part of a batch (narrowed, paused) gets its frames one by one, as slices of the shared bytes; a late one only what followed it", () => {
+    const { sched, queue, publish } = setup();
     const full = queue("a");
     const narrowed = queue("a", { types: ["E"] });
     const paused = queue("a", { paused: true });
     publish("a");
-    const late = queue("a");
+    const late = queue("a"); // fans out the pending frame first: it is not the late one's
     publish("a", "OTHER");
     publish("a");
-    expect(text(full.take())).toBe(frame("a", 1) + frame("a", 2) + frame("a", 3));
+    sched.step();
+    const whole = [...full.take()!];
+    expect(whole).toHaveLength(2); // two batches: [1] and [2, 3]
+    expect(text(whole)).toBe(frame("a", 1) + frame("a", 2) + frame("a", 3));
     expect(full.take()).toBeNull();
-    const mine = narrowed.take()!;
+    const mine = [...narrowed.take()!];
     expect(mine).toHaveLength(2);
     expect(text(mine)).toBe(frame("a", 1) + frame("a", 3));
+    // Frame 3 is a view into the batch Buffer every whole subscriber writes, not a copy.
+    const batch = whole[1] as Buffer;
+    const three = mine[1] as Buffer;
+    expect(three.buffer).toBe(batch.buffer);
+    expect(three.byteOffset).toBe(batch.byteOffset + Buffer.byteLength(frame("a", 2)));
     expect(text(late.take())).toBe(frame("a", 2) + frame("a", 3));
     expect(paused.take()).toBeNull();
     paused.release(tok(2)); // its backlog delivered up to 2
@@ -190,12 +207,12 @@ describe("time-sliced check phases", () => {
       }),
     );
     publish("hot");
-    sched.step(); // the batch closer and the first two subscribers
-    publish("hot"); // arrives mid-sweep
+    sched.step(); // the fan-out, then the first three subscribers
+    publish("hot"); // arrives mid-sweep: its fan-out runs ahead of the rest of the sweep
     sched.drain();
     const texts = writes.map((w) => w.map((b) => b.toString()));
-    // The first two wrote twice; the rest wrote both events at once.
-    for (const i of [0, 1]) expect(texts[i]).toEqual([frame("hot", 1), frame("hot", 2)]);
-    for (const i of [2, 3, 4, 5, 6, 7, 8]) expect(texts[i]).toEqual([frame("hot", 1) + frame("hot", 2)]);
+    // The first three wrote twice; the rest wrote both events at once.
+    for (const i of [0, 1, 2]) expect(texts[i]).toEqual([frame("hot", 1), frame("hot", 2)]);
+    for (const i of [3, 4, 5, 6, 7, 8]) expect(texts[i]).toEqual([frame("hot", 1) + frame("hot", 2)]);
   });
 });
