@@ -11,7 +11,7 @@
  * artifacts/bench/results.json. Options: --mongo-url URL, --out FILE, --cpu-prof, --only a,b,
  * --seconds N (writes per fan-out run; default 5).
  */
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
@@ -508,6 +508,8 @@ async function main(): Promise<void> {
     runs: [],
   };
   const save = () => writeFileSync(`${ART}results.json`, JSON.stringify(results, null, 2));
+  // A profile summary covers this run's profiles only.
+  if (opts["cpu-prof"]) rmSync(`${ART}prof`, { recursive: true, force: true });
   buildServers();
   const backend = await startBackend("sim-flowsync");
   log(`backend ${backend.url}; workers hold ≤ ${WORKER_MAX} connections each (fd limit ${fdLimit()})`);
