@@ -1,5 +1,5 @@
 /** Process plumbing for the benchmark: start/stop children, read their CPU and memory, talk to workers. */
-import { fork, spawn, type ChildProcess } from "node:child_process";
+import { execSync, fork, spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, readFileSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { createInterface } from "node:readline";
@@ -8,6 +8,22 @@ import type { WorkerRequest, WorkerStats } from "./loadgen";
 
 export const root = fileURLToPath(new URL("../../", import.meta.url));
 const CLK_TCK = 100; // getconf CLK_TCK on Linux/x86-64
+
+// Every server runs as built JavaScript, as users deploy flowsync (`npm run build`, the Dockerfile): a
+// TypeScript loader in the process costs memory per connection (tsx keeps function names with a
+// property on every closure: 2 KB per idle connection, scripts/bench/heap-per-connection.ts).
+export const BIN = `${root}artifacts/bench/dist/`;
+
+/** Builds flowsync (scripts/build.ts) and the bench's own servers into BIN. */
+export function buildServers(): void {
+  execSync(`node --import tsx scripts/build.ts --outdir ${BIN}`, { cwd: root, stdio: "inherit" });
+  for (const name of ["raw-server", "naive-server"]) {
+    execSync(
+      `npx esbuild scripts/bench/${name}.ts --bundle --platform=node --format=esm --target=node20 --packages=external --log-level=warning --outfile=${BIN}${name}.js`,
+      { cwd: root, stdio: "inherit" },
+    );
+  }
+}
 
 export interface Usage {
   /** CPU seconds (user + system) since the process started. */

@@ -35,18 +35,34 @@ function label(n: Node): string {
   return file ? `${name} (${file}:${n.callFrame.lineNumber + 1})` : name;
 }
 
-export function summarizeProfile(dir: string, files: string[], top = 25): ProfileSummary {
+/**
+ * Only the samples taken between `fromUs` and `toUs` after the earliest of the profiles started (e.g. to
+ * leave start-up out). The profiles of one process's threads share one clock.
+ */
+export interface ProfileWindow {
+  fromUs: number;
+  toUs: number;
+}
+
+export function summarizeProfile(dir: string, files: string[], top = 25, window?: ProfileWindow): ProfileSummary {
   const self = new Map<string, number>();
   const inclusive = new Map<string, number>();
   let total = 0;
   let idle = 0;
-  for (const f of files) {
-    const p = JSON.parse(readFileSync(path.join(dir, f), "utf8")) as Profile;
+  const profiles = files.map((f) => JSON.parse(readFileSync(path.join(dir, f), "utf8")) as Profile);
+  const origin = Math.min(...profiles.map((p) => p.startTime));
+  for (const p of profiles) {
     const byId = new Map(p.nodes.map((n) => [n.id, n]));
     const parent = new Map<number, number>();
     for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
     const hits = new Map<number, number>();
-    p.samples.forEach((id, i) => hits.set(id, (hits.get(id) ?? 0) + (p.timeDeltas[i] ?? 0)));
+    let at = p.startTime - origin;
+    p.samples.forEach((id, i) => {
+      const delta = p.timeDeltas[i] ?? 0;
+      at += delta;
+      if (window && (at < window.fromUs || at > window.toUs)) return;
+      hits.set(id, (hits.get(id) ?? 0) + delta);
+    });
     for (const [id, us] of hits) {
       const node = byId.get(id)!;
       total += us;
@@ -66,22 +82,23 @@ export function summarizeProfile(dir: string, files: string[], top = 25): Profil
   }
   const busy = total - idle;
   const pc = (us: number) => `${((100 * us) / busy).toFixed(1)} %`;
+  const ms = (us: number) => `${(us / 1000).toFixed(1)} ms`;
   const rows = [...self]
     .filter(([n]) => !n.startsWith("(idle)"))
     .sort((a, b) => b[1] - a[1])
     .slice(0, top);
   const text = [
-    `${files.length} profile(s), ${(total / 1e6).toFixed(1)} s sampled, ${(busy / 1e6).toFixed(1)} s busy (percentages are of busy time).`,
+    `${files.length} profile(s), ${(total / 1e6).toFixed(1)} s sampled, ${(busy / 1e6).toFixed(window ? 3 : 1)} s busy (percentages are of busy time).`,
     "",
-    "| self time | function |",
-    "| ---: | --- |",
-    ...rows.map(([n, us]) => `| ${pc(us)} | \`${n}\` |`),
+    "| self time | | function |",
+    "| ---: | ---: | --- |",
+    ...rows.map(([n, us]) => `| ${pc(us)} | ${ms(us)} | \`${n}\` |`),
     "",
     "Inclusive time of hot-path functions (a function counted once per sample, wherever it sits on the stack):",
     "",
-    "| inclusive | function |",
-    "| ---: | --- |",
-    ...HOT.filter((h) => inclusive.has(h)).map((h) => `| ${pc(inclusive.get(h)!)} | \`${h}\` |`),
+    "| inclusive | | function |",
+    "| ---: | ---: | --- |",
+    ...HOT.filter((h) => inclusive.has(h)).map((h) => `| ${pc(inclusive.get(h)!)} | ${ms(inclusive.get(h)!)} | \`${h}\` |`),
   ].join("\n");
   return { text };
 }

@@ -20,7 +20,7 @@ import { parseArgs } from "node:util";
 import { execSync } from "node:child_process";
 import { MongoClient, type ChangeStream, type Db } from "mongodb";
 import { initDatabase, targetsFromFilters } from "../../mongo-init/init";
-import { fdLimit, freePort, machineBusy, percentile, resetPeakRss, root, startNode, usage, Worker, type Child } from "./procs";
+import { BIN, buildServers, fdLimit, freePort, machineBusy, percentile, resetPeakRss, root, startNode, usage, Worker, type Child } from "./procs";
 import { summarizeProfile } from "./profile";
 import { renderReport, type Results, type Run } from "./report";
 import { squashError } from "../../src/errors";
@@ -46,20 +46,6 @@ const CONNECT_BUDGET_MS = 30_000; // opening the subscribers: longer is "hopeles
 const PROBES = 200;
 const ART = `${root}artifacts/bench/`;
 mkdirSync(ART, { recursive: true });
-
-// Every server runs as built JavaScript, as users deploy flowsync (`npm run build`, the Dockerfile): a
-// TypeScript loader in the process costs memory per connection (tsx keeps function names with a
-// property on every closure: 2 KB per idle connection, scripts/bench/heap-per-connection.ts).
-const BIN = `${ART}dist/`;
-function buildServers(): void {
-  execSync(`node --import tsx scripts/build.ts --outdir ${BIN}`, { cwd: root, stdio: "inherit" });
-  for (const name of ["raw-server", "naive-server"]) {
-    execSync(
-      `npx esbuild scripts/bench/${name}.ts --bundle --platform=node --format=esm --target=node20 --packages=external --log-level=warning --outfile=${BIN}${name}.js`,
-      { cwd: root, stdio: "inherit" },
-    );
-  }
-}
 
 const now = () => performance.timeOrigin + performance.now();
 const started = Date.now();
