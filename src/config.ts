@@ -40,6 +40,8 @@ const schema = z.object({
   SHUTDOWN_GRACE_MS: int(0).default(5000),
   MONGO_MONITOR_STUCK_MS: int(1000).optional(),
   SIM_OPLOG_SIZE: int(1).default(100_000),
+  // Not prom-client's 10 ms: each sample wakes the process, which costs more than a small fan-out's deliveries (docs/configuration.md).
+  METRICS_EVENT_LOOP_MS: int(1, 60_000).default(100),
   // Limits (src/http/limits.ts); 0 = no limit.
   MAX_SUBSCRIBERS: int(0).default(50_000),
   MAX_SUBSCRIBERS_PER_FLOW: int(0).default(0),
@@ -127,6 +129,8 @@ export interface Config {
   /** A driver heartbeat open this long means a wedged monitor (src/mongo/client-health.ts); undefined = derived. */
   monitorStuckMs: number | undefined;
   simOplogSize: number;
+  /** How often the event-loop delay behind `nodejs_eventloop_lag_*` is sampled (prom-client's eventLoopMonitoringPrecision). */
+  metricsEventLoopMs: number;
   maxSubscribers: number;
   maxSubscribersPerFlow: number;
   maxStreamsPerIp: number;
@@ -184,6 +188,7 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     monitorStuckMs: e.MONGO_MONITOR_STUCK_MS,
     simOplogSize: e.SIM_OPLOG_SIZE,
+    metricsEventLoopMs: e.METRICS_EVENT_LOOP_MS,
     maxSubscribers: e.MAX_SUBSCRIBERS,
     maxSubscribersPerFlow: e.MAX_SUBSCRIBERS_PER_FLOW,
     maxStreamsPerIp: e.MAX_STREAMS_PER_IP,
@@ -233,6 +238,7 @@ const HELP: { readonly [K in keyof typeof schema.shape]: string } = {
   SHUTDOWN_GRACE_MS: "how long shutdown waits for connections to close",
   MONGO_MONITOR_STUCK_MS: "a driver heartbeat open this long counts as a wedged monitor (default: derived)",
   SIM_OPLOG_SIZE: "oplog entries the embedded simulator keeps",
+  METRICS_EVENT_LOOP_MS: "sampling interval of the event-loop delay in nodejs_eventloop_lag_* (each sample includes it)",
   MAX_SUBSCRIBERS: "subscribers per process (0: no limit)",
   MAX_SUBSCRIBERS_PER_FLOW: "subscribers of one flow per process (0: no limit)",
   MAX_STREAMS_PER_IP: "open streams per client address (0: no limit)",

@@ -147,7 +147,10 @@ export async function startFlowsync(config: Readonly<Config>, logger: Logger): P
       logger: logger.child({ component: "subscriptions" }),
     });
 
-    const metrics = createMetrics({ hub, feed, subscriptions, watcher: live, catchUps, presence, snapshot: snapshotCounters });
+    const metrics = createMetrics(
+      { hub, feed, subscriptions, watcher: live, catchUps, presence, snapshot: snapshotCounters },
+      { eventLoopSampleMs: config.metricsEventLoopMs },
+    );
     const limits = new StreamLimits({
       maxSubscribers: config.maxSubscribers,
       maxSubscribersPerFlow: config.maxSubscribersPerFlow,

@@ -43,7 +43,17 @@ export interface Metrics {
   trackServer(server: http.Server): void;
 }
 
-export function createMetrics(s: MetricSources, { processMetrics = true } = {}): Metrics {
+export interface MetricsOptions {
+  /** prom-client's default process metrics (`process_*`, `nodejs_*`). */
+  processMetrics?: boolean;
+  /**
+   * How often the event-loop delay histogram (`nodejs_eventloop_lag_*`) takes a sample. Every sample wakes the
+   * process: at prom-client's 10 ms that is 100 wake-ups a second, most of an idle instance's CPU.
+   */
+  eventLoopSampleMs?: number;
+}
+
+export function createMetrics(s: MetricSources, { processMetrics = true, eventLoopSampleMs = 100 }: MetricsOptions = {}): Metrics {
   const registry = new Registry();
   const registers = [registry];
   const now = s.now ?? Date.now;
@@ -194,7 +204,7 @@ export function createMetrics(s: MetricSources, { processMetrics = true } = {}):
     set(total);
   });
 
-  if (processMetrics) collectDefaultMetrics({ register: registry });
+  if (processMetrics) collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: eventLoopSampleMs });
 
   return {
     registry,

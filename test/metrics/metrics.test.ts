@@ -131,6 +131,26 @@ describe("GET /metrics", () => {
     expect(clusterSecondsOfToken("nonsense")).toBeUndefined();
   });
 
+  it("samples the event-loop delay every METRICS_EVENT_LOOP_MS (default 100 ms), not every 10 ms", async () => {
+    // A sample is the time between two ticks of a repeating timer, which never fires early: at 100 ms none is
+    // below 50 ms, where prom-client's own 10 ms gives ~10 ms. No upper bound: a busy machine only adds to it.
+    // A scrape resets the histogram and its next tick starts a new interval, so scrapes are spaced ever wider
+    // until one finds a sample (the spacing is no bound on anything).
+    const minSample = async (read: () => Promise<string>) => {
+      for (let gapMs = 100; ; gapMs *= 2) {
+        const min = Number(/^nodejs_eventloop_lag_min_seconds (\S+)$/m.exec(await read())?.[1]);
+        if (min < 1e6) return min; // an empty histogram reports 9.2e9 s
+        if (gapMs > 60_000) throw new Error("no event-loop sample");
+        await new Promise((r) => setTimeout(r, gapMs));
+      }
+    };
+    const instance = await minSample(async () => (await scrape()).text);
+    expect(instance).toBeGreaterThanOrEqual(0.05);
+    const sources = { hub: t.fs.hub, feed: t.fs.feed, subscriptions: t.fs.subscriptions, catchUps: { active: 0, queued: 0 }, watcher: t.fs.watcher };
+    const slow = createMetrics(sources, { eventLoopSampleMs: 300 });
+    expect(await minSample(() => slow.text())).toBeGreaterThanOrEqual(0.15);
+  });
+
   it("counts a RESET broadcast after a stream restart once per subscriber, apart from published events", async () => {
     const hub = new FlowHub({ replay: new ReplayBuffer({ capacity: 10 }) });
     const queues = [new SubscriberQueue({ maxBytes: 1 << 20 }), new SubscriberQueue({ maxBytes: 1 << 20 }), new SubscriberQueue({ maxBytes: 1 << 20 })];
