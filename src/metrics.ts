@@ -211,12 +211,14 @@ export function createMetrics(s: MetricSources, { processMetrics = true, eventLo
     contentType: registry.contentType,
     text: () => registry.metrics(),
     trackServer(server) {
+      // One listener for every socket (`this` is the socket), not a closure and a `once` wrapper per connection.
+      function onClose(this: Socket): void {
+        if (!open.delete(this)) return;
+        closedBytes += this.bytesWritten;
+      }
       server.on("connection", (socket: Socket) => {
         open.add(socket);
-        socket.once("close", () => {
-          open.delete(socket);
-          closedBytes += socket.bytesWritten;
-        });
+        socket.on("close", onClose);
       });
     },
   };

@@ -1,8 +1,22 @@
 /**
  * The Koa application: routes, JSON errors, and the SSE endpoint. It knows the
  * hub only through `Subscriptions` and readiness through a function.
+ *
+ * An event stream lasts as long as its subscriber, so whatever its request leaves
+ * behind is paid per idle subscriber. Koa's own request handling registers
+ * `onFinished(res, …)` for every request, whose listeners (on the response and the
+ * socket, with a closure over the context) stay until the response ends: for a
+ * stream, Koa's context, request and response stayed alive with every connection
+ * (heap snapshots: BENCHMARKS.md's notes). So `GET …/subscribe/:flowId` is answered
+ * beside Koa's handler (`LeanStreamsApp`): the same middleware functions in the
+ * same order (JSON errors, the percent-encoding check, CORS, the route) on a
+ * context made by Koa, an error answered as Koa answers a JSON body, and nothing
+ * of the context kept once the stream is open. Every other request, and any
+ * request the shortcut does not recognise exactly (HEAD, another spelling of the
+ * path), goes through Koa as before.
  */
 import { randomUUID } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import Router from "@koa/router";
 import Koa from "koa";
 import type { Logger } from "pino";
@@ -48,15 +62,14 @@ export interface AppOptions extends SseOptions {
 }
 
 export function createApp(o: AppOptions): Koa {
-  const app = new Koa({ proxy: o.trustProxy ?? false });
   const heartbeats = o.heartbeats ?? new Heartbeats();
   const router = new Router();
   // Subscribe and snapshot: the token must grant the flow (401 / 403), when auth is on.
   const authorize = (ctx: Koa.Context, flowId: string): Promise<Grant> | undefined =>
     o.auth?.authorize({ authorization: ctx.get("Authorization") || undefined, cookie: ctx.cookies.get(o.auth.cookie), query: ctx.query.access_token }, flowId);
 
-  router.get(`${o.basePath}/subscribe/:flowId`, async (ctx) => {
-    const flowId = validFlowId(ctx.params.flowId);
+  const subscribe = async (ctx: Koa.Context, flowIdParam: string | undefined): Promise<void> => {
+    const flowId = validFlowId(flowIdParam);
     const grant = await authorize(ctx, flowId);
     const types = eventTypes(ctx.query.types);
     // `?presence=0`: watch without being listed (the inspector); PRESENCE frames still come unless `types` leaves them out.
@@ -85,24 +98,25 @@ export function createApp(o: AppOptions): Koa {
     const release = o.limits?.admit(ctx.ip, flowId);
     o.logger.debug({ flowId, cursor: lastEventId }, "subscriber connected");
     const { presence } = o;
-    let leave: (() => void) | undefined;
+    // What the connection keeps until it ends: only these two (not this scope, which holds the SNAPSHOT frame and the grant).
+    const ends: Ends = { release, leave: undefined };
     const open = (onClose: (reason: CloseReason) => void) => {
       if (!presence) return o.subscriptions.open(flowId, { lastEventId, types, first, onClose });
       // One synchronous step: listed, registered and given the list now, so every later change follows as a frame.
-      if (listed) leave = presence.join(flowId, identity(grant));
+      if (listed) ends.leave = presence.join(flowId, identity(grant));
       const current = !types || types.has(PRESENCE) ? presence.initialFrame(flowId) : "";
       return o.subscriptions.open(flowId, { lastEventId, types, first: first === undefined && current === "" ? undefined : (first ?? "") + current, onClose });
     };
     streamSubscription(ctx, open, {
-      ...o,
+      retryMs: o.retryMs,
+      heartbeatMs: o.heartbeatMs,
       heartbeats,
       expiresAt: grant?.expiresAt,
-      onEnd: () => {
-        leave?.();
-        release?.();
-      },
+      logger: o.logger,
+      onEnd: endOf(ends),
     });
-  });
+  };
+  router.get(`${o.basePath}/subscribe/:flowId`, (ctx) => subscribe(ctx, ctx.params.flowId));
 
   router.get(`${o.basePath}/flows/:flowId/snapshot`, async (ctx) => {
     const flowId = validFlowId(ctx.params.flowId);
@@ -146,17 +160,15 @@ export function createApp(o: AppOptions): Koa {
   // The inspector page at `/` (src/http/inspector.ts).
   mountInspector(router, { basePath: o.basePath, logger: o.logger });
 
-  app.use(errorsAsJson(o.logger));
-  app.use(async (ctx, next) => {
-    // The router would quietly keep a badly escaped segment as it is ("%ZZ" as a flowId).
-    try {
-      decodeURIComponent(ctx.path);
-    } catch {
-      throw new FlowsyncError("E_BAD_REQUEST", "the URL path has invalid percent-encoding");
-    }
-    await next();
-  });
-  if (o.corsOrigins && o.corsOrigins.length > 0) app.use(cors(o.corsOrigins));
+  const errors = errorsAsJson(o.logger);
+  const corsOrigins = o.corsOrigins && o.corsOrigins.length > 0 ? cors(o.corsOrigins) : undefined;
+  // The stream route's own path (LeanStreamsApp): the middleware below, in this order, then the route.
+  const stream = (ctx: Koa.Context, flowId: string) =>
+    errors(ctx, () => wellEncoded(ctx, () => (corsOrigins ? corsOrigins(ctx, () => subscribe(ctx, flowId)) : subscribe(ctx, flowId))));
+  const app = new LeanStreamsApp(o.trustProxy ?? false, `${o.basePath}/subscribe/`, stream);
+  app.use(errors);
+  app.use(wellEncoded);
+  if (corsOrigins) app.use(corsOrigins);
   app.use(router.routes());
   app.use(router.allowedMethods({ throw: false }));
   app.use((ctx) => {
@@ -168,6 +180,95 @@ export function createApp(o: AppOptions): Koa {
     o.logger.error({ err, path: ctx?.path }, "request failed");
   });
   return app;
+}
+
+/**
+ * Koa, except that a GET of an event stream (`<prefix><flowId>`, spelled exactly so) is answered by
+ * `stream` on a context of Koa's making, without Koa's per-request `onFinished` (see the module comment).
+ * `stream` must leave the context either streaming (`ctx.respond = false`) or with a JSON body.
+ */
+class LeanStreamsApp extends Koa {
+  readonly #prefix: string;
+  readonly #stream: (ctx: Koa.Context, flowId: string) => Promise<void>;
+
+  constructor(proxy: boolean, prefix: string, stream: (ctx: Koa.Context, flowId: string) => Promise<void>) {
+    super({ proxy });
+    this.#prefix = prefix;
+    this.#stream = stream;
+  }
+
+  override callback(): ReturnType<Koa["callback"]> {
+    const koa = super.callback();
+    return (req, res) => {
+      const segment = req.method === "GET" ? streamSegment(req.url, this.#prefix) : undefined;
+      if (segment === undefined) return koa(req, res);
+      // Only HTTP/1 servers call this app (src/http/server.ts).
+      const ctx = this.createContext(req as IncomingMessage, res as ServerResponse);
+      // As Koa's handleRequest: a request nothing answers is a 404.
+      ctx.res.statusCode = 404;
+      return this.#stream(ctx, decodeSegment(segment)).then(
+        () => respondJson(ctx),
+        (err: unknown) => ctx.onerror(err as Error),
+      );
+    };
+  }
+}
+
+/** The flowId segment of `url` if it is `<prefix><segment>[?query]`, one segment, exactly so; else undefined. */
+function streamSegment(url: string | undefined, prefix: string): string | undefined {
+  if (url === undefined || !url.startsWith(prefix)) return undefined;
+  const q = url.indexOf("?", prefix.length);
+  const segment = url.slice(prefix.length, q < 0 ? undefined : q);
+  return segment === "" || segment.includes("/") || segment.includes("#") ? undefined : segment;
+}
+
+/** As the router decodes a parameter (a bad escape stays as it is; `wellEncoded` refuses it first). */
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
+/** What Koa's respond does with a JSON body (an error answer): the rest of the stream route writes its own response. */
+function respondJson(ctx: Koa.Context): void {
+  if (ctx.respond === false) return;
+  const res = ctx.res;
+  if (!ctx.writable) {
+    res.end();
+    return;
+  }
+  if (typeof ctx.body !== "object" || ctx.body === null) {
+    ctx.onerror(new Error("the stream route left no JSON answer"));
+    return;
+  }
+  const body = JSON.stringify(ctx.body);
+  if (!res.headersSent) ctx.length = Buffer.byteLength(body);
+  res.end(body);
+}
+
+interface Ends {
+  release: (() => void) | undefined;
+  leave: (() => void) | undefined;
+}
+
+/** A stream's end: off the presence list, its admission slot released (a closure over nothing else). */
+function endOf(ends: Ends): () => void {
+  return () => {
+    ends.leave?.();
+    ends.release?.();
+  };
+}
+
+/** The router would quietly keep a badly escaped segment as it is ("%ZZ" as a flowId). */
+async function wellEncoded(ctx: Koa.Context, next: () => Promise<unknown>): Promise<void> {
+  try {
+    decodeURIComponent(ctx.path);
+  } catch {
+    throw new FlowsyncError("E_BAD_REQUEST", "the URL path has invalid percent-encoding");
+  }
+  await next();
 }
 
 function validFlowId(flowId: string | undefined): string {

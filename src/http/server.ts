@@ -35,11 +35,12 @@ export async function listen(handler: http.RequestListener, { port, host, graceM
   // While closing, an SSE response ends a moment after its stream was ended (the last chunk is
   // written), and only then is its keep-alive connection idle. Close each one as soon as it is:
   // otherwise server.close() waits out the keep-alive timeout or the whole grace period.
-  server.on("request", (_req: http.IncomingMessage, res: http.ServerResponse) =>
-    res.once("finish", () => {
-      if (closing) setImmediate(() => server.closeIdleConnections());
-    }),
-  );
+  // One listener for every response, not a closure and a `once` wrapper each (an SSE response lives as long as its subscriber).
+  const closeIdle = () => server.closeIdleConnections();
+  const onFinish = () => {
+    if (closing) setImmediate(closeIdle);
+  };
+  server.on("request", (_req: http.IncomingMessage, res: http.ServerResponse) => res.on("finish", onFinish));
   prepare?.(server);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);

@@ -117,7 +117,8 @@ class SseConnection implements HeartbeatMember {
     this.#heartbeatMs = heartbeatMs;
     this.#onEnd = onEnd;
     this.#logger = logger;
-    res.once("close", this.#onOver);
+    // `on`, not `once`: `close` comes once anyway, #onOver is idempotent, and `once` costs a wrapper per connection.
+    res.on("close", this.#onOver);
   }
 
   start(subscription: Subscription, { retryMs, expiresAt }: StreamOptions): void {

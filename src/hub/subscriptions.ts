@@ -15,7 +15,7 @@
  */
 import type { ChangeStreamDocument } from "mongodb";
 import type { Logger } from "pino";
-import { restartReason, squashError } from "../errors";
+import { FlowsyncError, restartReason, squashError } from "../errors";
 import { decodeCursor, encodeCursor } from "../events/cursor";
 import type { ResetReason } from "../events/schemas";
 import { idOnly } from "../events/sse-frame";
@@ -73,6 +73,49 @@ export interface Subscription {
   close(): void;
 }
 
+/** What a subscription's backlog is made of; dropped once the backlog starts (a replay's frames with it). */
+interface BacklogPlan {
+  resume: Resume;
+  liveToken: string | undefined;
+  first: string | undefined;
+  types: ReadonlySet<string> | undefined;
+}
+
+/** A subscription as the connection holds it while it is open: its queue and its way off the hub. */
+class OpenSubscription implements Subscription {
+  readonly flowId: string;
+  readonly queue: SubscriberQueue;
+  readonly #unsubscribe: () => void;
+  #plan: BacklogPlan | undefined;
+  readonly #read: (sub: Subscription, plan: BacklogPlan, signal: AbortSignal) => AsyncGenerator<string>;
+
+  constructor(
+    flowId: string,
+    queue: SubscriberQueue,
+    unsubscribe: () => void,
+    plan: BacklogPlan,
+    read: (sub: Subscription, plan: BacklogPlan, signal: AbortSignal) => AsyncGenerator<string>,
+  ) {
+    this.flowId = flowId;
+    this.queue = queue;
+    this.#unsubscribe = unsubscribe;
+    this.#plan = plan;
+    this.#read = read;
+  }
+
+  backlog(signal: AbortSignal): AsyncGenerator<string> {
+    const plan = this.#plan;
+    if (plan === undefined) throw new FlowsyncError("E_INTERNAL", "a subscription's backlog is read once");
+    this.#plan = undefined;
+    return this.#read(this, plan, signal);
+  }
+
+  close(): void {
+    this.#unsubscribe();
+    this.queue.close("client-gone");
+  }
+}
+
 /** How a subscription resumes: from nothing, with a RESET, from the replay buffer, or from MongoDB. */
 type Resume =
   | { kind: "none" }
@@ -96,12 +139,12 @@ export class Subscriptions {
     // Synchronously with the resume decision: no change can be published in between.
     const liveToken = position()?._data;
     const unsubscribe = hub.subscribe(flowId, queue);
-    const close = () => {
-      unsubscribe();
-      queue.close("client-gone");
-    };
-    return { flowId, queue, close, backlog: (signal) => this.#backlog(flowId, queue, resume, liveToken, first, types, signal) };
+    return new OpenSubscription(flowId, queue, unsubscribe, { resume, liveToken, first, types }, this.#readBacklog);
   }
+
+  // One function for all subscriptions (not a closure each): a subscription lives as long as its connection.
+  readonly #readBacklog = (sub: Subscription, plan: BacklogPlan, signal: AbortSignal): AsyncGenerator<string> =>
+    this.#backlog(sub.flowId, sub.queue, plan.resume, plan.liveToken, plan.first, plan.types, signal);
 
   #resume(flowId: string, lastEventId: string | undefined, types: ReadonlySet<string> | undefined): Resume {
     if (lastEventId === undefined) return { kind: "none" };
