@@ -206,10 +206,10 @@ class LeanStreamsApp extends Koa {
       const ctx = this.createContext(req as IncomingMessage, res as ServerResponse);
       // As Koa's handleRequest: a request nothing answers is a 404.
       ctx.res.statusCode = 404;
-      return this.#stream(ctx, decodeSegment(segment)).then(
-        () => respondJson(ctx),
-        (err: unknown) => ctx.onerror(err as Error),
-      );
+      // As Koa: an error the middleware did not answer (or one of the answer itself) goes to ctx.onerror.
+      return this.#stream(ctx, decodeSegment(segment))
+        .then(() => respondJson(ctx))
+        .catch((err: unknown) => ctx.onerror(err as Error));
     };
   }
 }
