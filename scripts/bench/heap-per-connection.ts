@@ -221,7 +221,7 @@ const requests: http.ClientRequest[] = [];
 try {
   await sleep(1000);
   const a = await snapshot(fs.pid, "before");
-  const rss0 = usage(fs.pid).rssKB;
+  const { rssKB: rss0, cpu: cpu0 } = usage(fs.pid);
   await Promise.all(
     Array.from(
       { length: N },
@@ -235,6 +235,8 @@ try {
         }),
     ),
   );
+  // The server's CPU for opening the connections (handshakes), before the idle wait.
+  const cpu1 = usage(fs.pid).cpu;
   await sleep(2000);
   const rss1 = usage(fs.pid).rssKB;
   const b = await snapshot(fs.pid, "after");
@@ -245,7 +247,7 @@ try {
   rows.sort((x, y) => y.size - x.size);
   const total = rows.reduce((n, r) => n + r.size, 0);
   console.log(
-    `\n${N} idle connections: heap +${(total / 1024).toFixed(2)} KB per connection (self sizes), RSS +${((rss1 - rss0) / N).toFixed(1)} KB per connection\n`,
+    `\n${N} idle connections: heap +${(total / 1024).toFixed(2)} KB per connection (self sizes), RSS +${((rss1 - rss0) / N).toFixed(1)} KB per connection, server CPU ${(((cpu1 - cpu0) * 1e6) / N).toFixed(0)} µs per connection opened\n`,
   );
   console.log("| bytes per connection | objects per connection | kind |\n| ---: | ---: | --- |");
   for (const r of rows.slice(0, 30)) console.log(`| ${r.size.toFixed(0)} | ${r.count.toFixed(2)} | \`${r.k}\` |`);
