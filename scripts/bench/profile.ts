@@ -26,7 +26,32 @@ export interface ProfileSummary {
 }
 
 /** Functions whose inclusive time shows where the hot path spends it. */
-const HOT = ["handle", "publish", "#fanOut", "write", "formatEvent", "stringify", "mapChange", "next", "#take", "writeOrBuffer", "writev", "writeGeneric"];
+const HOT = [
+  "handle",
+  "publish",
+  "#fanOut",
+  "write",
+  "formatEvent",
+  "stringify",
+  "mapChange",
+  "next",
+  "#take",
+  "writeOrBuffer",
+  "writev",
+  "writeGeneric",
+  // catch-up: flowsync's replay and the simulator's getMore
+  "replayOf",
+  "#catchUp",
+  "catchUpChanges",
+  "deserialize",
+  "getMore",
+  "read",
+  "applyPipeline",
+  "copyDeep",
+  "valueKey",
+  "serialize",
+  "encodeOpMsg",
+];
 
 function label(n: Node): string {
   const name = n.callFrame.functionName || "(anonymous)";
@@ -37,11 +62,14 @@ function label(n: Node): string {
 
 /**
  * Only the samples taken between `fromUs` and `toUs` after the earliest of the profiles started (e.g. to
- * leave start-up out). The profiles of one process's threads share one clock.
+ * leave start-up out). The profiles of one process's threads share one clock. `monotonic`: the two are
+ * instants of the monotonic clock instead (µs; V8 stamps samples with it, as `process.hrtime` reads it, on
+ * Linux), so that another process can cut out the phase it timed.
  */
 export interface ProfileWindow {
   fromUs: number;
   toUs: number;
+  monotonic?: boolean;
 }
 
 export function summarizeProfile(dir: string, files: string[], top = 25, window?: ProfileWindow): ProfileSummary {
@@ -56,7 +84,7 @@ export function summarizeProfile(dir: string, files: string[], top = 25, window?
     const parent = new Map<number, number>();
     for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
     const hits = new Map<number, number>();
-    let at = p.startTime - origin;
+    let at = window?.monotonic ? p.startTime : p.startTime - origin;
     p.samples.forEach((id, i) => {
       const delta = p.timeDeltas[i] ?? 0;
       at += delta;

@@ -46,6 +46,8 @@ interface Backlog {
   /** CPU of the backend process meanwhile (the simulator); NaN with --mongo-url. */
   backendCpuSec: number;
   served: number;
+  /** When it was read, in µs of the monotonic clock (to cut this phase out of --cpu-prof profiles). */
+  window?: [number, number];
 }
 
 export interface Results {
@@ -58,6 +60,10 @@ export interface Results {
   runs: Run[];
   catchUp?: { behind: number; memory: Backlog; mongodb: Backlog };
   profile?: ProfileSummary;
+  /** --cpu-prof of the backend process (the simulator). */
+  backendProfile?: ProfileSummary;
+  /** --cpu-prof of both processes, only the samples taken during the catch-up from MongoDB. */
+  catchUpProfile?: { server: ProfileSummary; backend?: ProfileSummary };
 }
 
 export const NOTES_MARKER = "<!-- Everything below this line is kept when `npm run bench` rewrites the file. -->";
@@ -188,7 +194,11 @@ ${
 Time = from the request to the ${int(cu.behind)}th event, read by one \`fetch\` client. flowsync ran with \`REPLAY_BUFFER_SIZE=${cu.behind}\`; one more write elsewhere then pushed the oldest of them out of memory, so the same cursor had to be served from MongoDB.`
     : "not run"
 }
-${r.profile ? `\n## CPU profile of flowsync during this run (\`--cpu-prof\`)\n\n${r.profile.text}\n` : ""}
+${r.profile ? `\n## CPU profile of flowsync during this run (\`--cpu-prof\`)\n\n${r.profile.text}\n` : ""}${r.backendProfile ? `\n## CPU profile of the backend (simulator) during this run (\`--cpu-prof\`)\n\n${r.backendProfile.text}\n` : ""}${
+    r.catchUpProfile
+      ? `\n## CPU profiles of the catch-up from MongoDB alone (\`--cpu-prof\`, samples taken while it ran)\n\nflowsync:\n\n${r.catchUpProfile.server.text}\n${r.catchUpProfile.backend ? `\nbackend (simulator):\n\n${r.catchUpProfile.backend.text}\n` : ""}`
+      : ""
+  }
 ${NOTES_MARKER}
 
 ${notes}`;

@@ -46,6 +46,11 @@ const CONNECT_BUDGET_MS = 30_000; // opening the subscribers: longer is "hopeles
 const PROBES = 200;
 const ART = `${root}artifacts/bench/`;
 mkdirSync(ART, { recursive: true });
+// --cpu-prof: flowsync's profiles and the backend's (the simulator) in separate folders.
+const PROF = { server: `${ART}prof`, backend: `${ART}prof-backend` };
+const profArgs = (dir: string) => (opts["cpu-prof"] ? ["--cpu-prof", "--cpu-prof-dir", dir] : []);
+/** The monotonic clock in µs: the one V8 stamps profile samples with (Linux), to cut a phase out of a profile. */
+const monoUs = () => Number(process.hrtime.bigint() / 1000n);
 
 const now = () => performance.timeOrigin + performance.now();
 const started = Date.now();
@@ -72,6 +77,7 @@ async function startBackend(label: string): Promise<Backend> {
   } else {
     const sim = await startNode("scripts/mongo-sim.ts", {
       args: ["--port", "0", "--oplog-size", "2000000"],
+      nodeArgs: profArgs(PROF.backend),
       log: `${ART}${label}.log`,
       ready: /^mongodb:\/\//,
     });
@@ -118,7 +124,7 @@ interface Server {
 async function startFlowsync(backend: Backend, extraEnv: Record<string, string> = {}): Promise<Server> {
   const port = await freePort();
   const child = await startNode(`${BIN}main.js`, {
-    nodeArgs: opts["cpu-prof"] ? ["--cpu-prof", "--cpu-prof-dir", `${ART}prof`] : [],
+    nodeArgs: profArgs(PROF.server),
     env: { MONGO_URL: backend.url, MONGO_DB: DB, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "info", FILTERS_DIR: `${BIN}filters`, ...extraEnv },
     log: `${ART}flowsync.log`,
     ready: /"flowsync listening"/,
@@ -448,7 +454,9 @@ async function catchUp(backend: Backend, server: Server, behind: number): Promis
   await sleep(500);
   const u1 = usage(server.child.pid);
   const bk2 = backendCpu();
+  const t0 = monoUs();
   const mongo = await readBacklog(url, cursor, behind);
+  const window: [number, number] = [t0, monoUs()];
   const u2 = usage(server.child.pid);
   const bk3 = backendCpu();
   const m2 = await scrape(server);
@@ -456,7 +464,7 @@ async function catchUp(backend: Backend, server: Server, behind: number): Promis
   return {
     behind,
     memory: { ...memory, cpuSec: u1.cpu - u0.cpu, backendCpuSec: bk1 - bk0, served: replayed(m1, "memory") - replayed(m0, "memory") },
-    mongodb: { ...mongo, cpuSec: u2.cpu - u1.cpu, backendCpuSec: bk3 - bk2, served: replayed(m2, "mongodb") - replayed(m1, "mongodb") },
+    mongodb: { ...mongo, cpuSec: u2.cpu - u1.cpu, backendCpuSec: bk3 - bk2, served: replayed(m2, "mongodb") - replayed(m1, "mongodb"), window },
   };
 }
 
@@ -495,7 +503,7 @@ async function main(): Promise<void> {
   };
   const save = () => writeFileSync(`${ART}results.json`, JSON.stringify(results, null, 2));
   // A profile summary covers this run's profiles only.
-  if (opts["cpu-prof"]) rmSync(`${ART}prof`, { recursive: true, force: true });
+  if (opts["cpu-prof"]) for (const dir of Object.values(PROF)) rmSync(dir, { recursive: true, force: true });
   buildServers();
   const backend = await startBackend("sim-flowsync");
   log(`backend ${backend.url}; workers hold ≤ ${WORKER_MAX} connections each (fd limit ${fdLimit()})`);
@@ -528,11 +536,19 @@ async function main(): Promise<void> {
     await fs.child.stop();
     await backend.stop();
   }
-  if (opts["cpu-prof"])
-    results.profile = summarizeProfile(
-      `${ART}prof`,
-      readdirSync(`${ART}prof`).filter((f) => f.endsWith(".cpuprofile")),
-    );
+  if (opts["cpu-prof"]) {
+    const profiles = (dir: string) => readdirSync(dir).filter((f) => f.endsWith(".cpuprofile"));
+    results.profile = summarizeProfile(PROF.server, profiles(PROF.server));
+    if (!opts["mongo-url"]) results.backendProfile = summarizeProfile(PROF.backend, profiles(PROF.backend));
+    const times = results.catchUp?.mongodb.window;
+    if (times) {
+      const window = { fromUs: times[0], toUs: times[1], monotonic: true };
+      results.catchUpProfile = {
+        server: summarizeProfile(PROF.server, profiles(PROF.server), 25, window),
+        backend: opts["mongo-url"] ? undefined : summarizeProfile(PROF.backend, profiles(PROF.backend), 25, window),
+      };
+    }
+  }
 
   // The floors: one change stream + bare res.write fan-out (raw: each event; batch: each tick's burst as one
   // pre-built Buffer), each run on a fresh backend.
