@@ -76,7 +76,9 @@ export class ChangeStreamReader {
   /** Exclusive lower bound: the token of the last event (or high-water mark) consumed. */
   position: string;
   invalidated = false;
-  private readonly pipeline: Aggregator | undefined;
+  /** The follow-on stages, compiled on the first event and kept for the cursor's life (see compilePipeline). */
+  private pipeline: ((event: Document) => Document | undefined) | undefined;
+  private readonly stages: Document[];
   /**
    * An event token the stream resumes after (resumeAfter/startAfter) that has not been seen
    * yet. As mongod's DocumentSourceChangeStreamEnsureResumeTokenPresent, the stream must meet
@@ -92,7 +94,7 @@ export class ChangeStreamReader {
     private readonly store: Store,
   ) {
     this.position = start;
-    this.pipeline = stages.length > 0 ? new Aggregator(stages) : undefined;
+    this.stages = stages;
     if (decodeToken({ _data: start })?.kind === "event") this.mustFind = start;
   }
 
@@ -149,12 +151,14 @@ export class ChangeStreamReader {
   }
 
   private applyPipeline(event: Document): Document | undefined {
-    if (!this.pipeline) return event;
+    if (this.stages.length === 0) return event;
+    // Compiled on the first event, as before (a bad stage fails the read that meets the first event).
+    this.pipeline ??= compilePipeline(this.stages);
     // The event holds stored documents and images (fullDocument, fullDocumentBeforeChange,
     // updatedFields): the stages edit what they are given, so they get a copy (immutable.ts).
-    const [result] = this.pipeline.run([copyDeep(event)]) as Document[];
+    const result = this.pipeline(copyDeep(event));
     if (!result) return undefined;
-    if (valueKey(result._id) !== valueKey(event._id)) {
+    if (!sameToken(result._id, event._id as { _data: string })) {
       fail(
         Codes.ChangeStreamFatalError,
         "Encountered an event whose _id field, which contains the resume token, was modified by the pipeline. Modifying the _id field of an event makes it impossible to resume the stream from that point. Only transformations that retain the unmodified _id field are allowed.",
@@ -174,7 +178,8 @@ export class ChangeStreamReader {
       clusterTime: e.ts,
       wallTime: e.wall,
     });
-    const invalidate: [string, () => Document] = [token(1, true), () => base(1, "invalidate", true)];
+    // Built only by the entries that end a stream (drop, rename, dropDatabase), not for every write.
+    const invalidate = (): [string, () => Document] => [token(1, true), () => base(1, "invalidate", true)];
 
     if (e.op === "noop") return [];
     if (e.op === "applyOps") return this.transactionEvents(e);
@@ -200,13 +205,13 @@ export class ChangeStreamReader {
       case "drop": {
         if (e.view) return [[token(0), () => ({ ...base(0, "drop"), ns })]];
         const drop: [string, () => Document] = [token(0), () => ({ ...base(0, "drop"), ...expanded, ns })];
-        return spec.level === "collection" ? [drop, invalidate] : [drop];
+        return spec.level === "collection" ? [drop, invalidate()] : [drop];
       }
       case "rename": {
         // The top-level `to` predates operationDescription (5.3+), which only expanded streams get.
         const description = spec.showExpandedEvents ? { operationDescription: e.operationDescription } : {};
         const rename: [string, () => Document] = [token(0), () => ({ ...base(0, "rename"), ...expanded, ns, to: e.to, ...description })];
-        return spec.level === "collection" ? [rename, invalidate] : [rename];
+        return spec.level === "collection" ? [rename, invalidate()] : [rename];
       }
       case "create":
         // A view's create event has no collectionUUID (views have none).
@@ -221,7 +226,7 @@ export class ChangeStreamReader {
         ];
       case "dropDatabase":
         if (spec.level === "collection") return [];
-        if (spec.level === "database") return [[token(0), () => ({ ...base(0, "dropDatabase"), ns: { db: e.db } })], invalidate];
+        if (spec.level === "database") return [[token(0), () => ({ ...base(0, "dropDatabase"), ns: { db: e.db } })], invalidate()];
         return [[token(0), () => ({ ...base(0, "dropDatabase"), ns: { db: e.db } })]];
     }
   }
@@ -288,6 +293,43 @@ export class ChangeStreamReader {
     }
     return event;
   }
+}
+
+/**
+ * The stages as one function of an event, compiled once: mingo compiles a pipeline each time it is
+ * run (a Query per $match, each condition deep-cloned; the projections), which cost more than
+ * evaluating it on one event. One lazy sequence over a source that holds at most the event being
+ * evaluated: every stage allowed in a change stream maps or filters one document at a time, so the
+ * sequence yields that event's result, or ends when a $match drops it. Stage state such as $$NOW is
+ * then fixed for the cursor's life, as mongod fixes it for a change stream when the aggregate opens.
+ */
+function compilePipeline(stages: Document[]): (event: Document) => Document | undefined {
+  let pending: Document | undefined;
+  const source = (): { done: boolean; value: Document | undefined } => {
+    if (pending === undefined) return { done: true, value: undefined };
+    const value = pending;
+    pending = undefined;
+    return { done: false, value };
+  };
+  const results = new Aggregator(stages).stream(source);
+  return (event) => {
+    pending = event;
+    try {
+      const step = results.next();
+      return step.done ? undefined : (step.value as Document | undefined);
+    } finally {
+      pending = undefined;
+    }
+  };
+}
+
+/** Whether a pipeline's output `_id` is still the event's resume token (valueKey only when it is not plainly so). */
+function sameToken(id: unknown, token: { _data: string }): boolean {
+  if (id !== null && typeof id === "object" && Object.getPrototypeOf(id) === Object.prototype) {
+    const keys = Object.keys(id);
+    if (keys.length === 1 && keys[0] === "_data" && (id as { _data: unknown })._data === token._data) return true;
+  }
+  return valueKey(id) === valueKey(token);
 }
 
 /** 47 is not in mongod's NonResumableChangeStreamError class (only 280 and 286 are), so no label. */
