@@ -26,8 +26,19 @@ import type { FlowHub } from "./flow-hub";
 import type { Limiter } from "./limiter";
 import { SubscriberQueue, type CloseReason } from "./subscriber-queue";
 
-/** Reads the changes after `from` up to `lastToken` (inclusive) and returns the token it ended at; see watch/catch-up.ts. */
-export type CatchUp = (from: CatchUpStart, lastToken: string, flowId: string, signal: AbortSignal) => AsyncGenerator<ChangeStreamDocument, string | undefined>;
+/**
+ * Reads the changes after `from` up to `lastToken` (inclusive), in batches of those that arrived together, and
+ * returns the token it ended at; see watch/catch-up.ts.
+ */
+export type CatchUp = (
+  from: CatchUpStart,
+  lastToken: string,
+  flowId: string,
+  signal: AbortSignal,
+) => AsyncGenerator<readonly ChangeStreamDocument[], string | undefined>;
+
+/** A replay leaves in chunks of about this many characters: a 10,000-event replay is a few hundred socket writes, not 10,000. */
+const CHUNK_CHARS = 65_536;
 
 export interface OpenOptions {
   /** The client's cursor, if it sent one (the caller applies "header wins over query"). */
@@ -184,11 +195,10 @@ export class Subscriptions {
       yield this.#reset(flowId, resume.reason, liveToken);
     } else if (resume.kind === "memory") {
       this.counters.replayedFromMemory++;
-      // In chunks of up to ~64 KB: a 10,000-event replay is a few hundred socket writes, not 10,000.
       let chunk = "";
       for (const frame of resume.frames) {
         chunk += frame;
-        if (chunk.length >= 65_536) {
+        if (chunk.length >= CHUNK_CHARS) {
           yield chunk;
           chunk = "";
         }
@@ -224,24 +234,50 @@ export class Subscriptions {
     const releaseSlot = await limiter.acquire(signal).catch(() => undefined);
     if (!releaseSlot) return {}; // aborted while queued: the caller stops anyway
     const changes = catchUp(from, liveToken, flowId, signal);
+    // The frames of what was read so far, not yet yielded: written as one chunk per batch of changes (or per
+    // CHUNK_CHARS), and always before the catch-up ends, however it ends.
+    let chunk = "";
     try {
       for (;;) {
         const step = await changes.next();
-        if (step.done) return { endToken: step.value };
-        // dropDatabase (or the like) ended the history this cursor belongs to: nothing after it can be replayed.
-        if (step.value.operationType === "invalidate") return "stream-invalidated";
-        const { entries, repeatable } = feed.replayOf(step.value);
-        // A start inside a change re-reads that change: its events up to the cursor were delivered, counted by
-        // index. Read again without its pre-image (expired since, or images off), its events may not be the ones
-        // delivered: the rest cannot be told exactly, so the subscriber starts over from a snapshot.
-        if (position !== undefined && !repeatable && entries.some((e) => comparePositions(e.token, position) === 0)) return "history-lost";
-        for (const entry of entries) {
-          if (position !== undefined && comparePositions(entry.token, position) <= 0) continue;
-          if (entry.flowId === flowId && (!types || (entry.type !== undefined && types.has(entry.type)))) yield entry.frame;
+        if (step.done) {
+          if (chunk !== "") yield chunk;
+          return { endToken: step.value };
         }
+        let outcome: ResetReason | undefined;
+        for (const change of step.value) {
+          // dropDatabase (or the like) ended the history this cursor belongs to: nothing after it can be replayed.
+          if (change.operationType === "invalidate") {
+            outcome = "stream-invalidated";
+            break;
+          }
+          const { entries, repeatable } = feed.replayOf(change);
+          // A start inside a change re-reads that change: its events up to the cursor were delivered, counted by
+          // index. Read again without its pre-image (expired since, or images off), its events may not be the ones
+          // delivered: the rest cannot be told exactly, so the subscriber starts over from a snapshot.
+          if (position !== undefined && !repeatable && entries.some((e) => comparePositions(e.token, position) === 0)) {
+            outcome = "history-lost";
+            break;
+          }
+          for (const entry of entries) {
+            if (position !== undefined && comparePositions(entry.token, position) <= 0) continue;
+            if (entry.flowId === flowId && (!types || (entry.type !== undefined && types.has(entry.type)))) chunk += entry.frame;
+          }
+          if (chunk.length >= CHUNK_CHARS) {
+            yield chunk;
+            chunk = "";
+          }
+        }
+        if (chunk !== "") {
+          yield chunk;
+          chunk = "";
+        }
+        if (outcome !== undefined) return outcome;
       }
     } catch (err) {
       if (signal.aborted) return {};
+      // What was replayed before the failure still goes out ahead of the RESET (or the failure), as it did frame by frame.
+      if (chunk !== "") yield chunk;
       logger.warn({ err, flowId, from }, "catch-up stream failed");
       const reason = restartReason(err);
       if (reason) return reason;

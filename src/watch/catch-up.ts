@@ -9,7 +9,7 @@
  */
 import { Timestamp, type ChangeStreamDocument, type Db, type Document } from "mongodb";
 import type { ClusterTime, ResumeToken } from "../token";
-import { FlowsyncError } from "../errors";
+import { FlowsyncError, squashError } from "../errors";
 import { ClosableChangeStream } from "./closable-stream";
 
 /**
@@ -29,8 +29,24 @@ export interface CatchUpOptions {
   maxAwaitTimeMS?: number;
 }
 
-/** Yields the changes; returns the token the stream ended at, if it got one. */
-export async function* catchUpChanges(o: CatchUpOptions): AsyncGenerator<ChangeStreamDocument, string | undefined> {
+/**
+ * Most changes in one yielded batch: a driver batch can hold thousands, and each taken out is a
+ * full JS object, so the batches stay small enough for a slow subscriber's socket to bound.
+ */
+const MAX_BATCH = 500;
+
+/**
+ * Changes per getMore: small enough that the server reads the next batch while we map and write
+ * this one (see `ahead`), large enough that round trips stay few.
+ */
+const GETMORE_BATCH = 1000;
+
+/**
+ * Yields the changes in batches: those that arrived together, as the driver already holds them
+ * (taking them costs no round trip), so that the caller turns a batch into one write, not one per
+ * change. Returns the token the stream ended at, if it got one.
+ */
+export async function* catchUpChanges(o: CatchUpOptions): AsyncGenerator<ChangeStreamDocument[], string | undefined> {
   const from = o.from;
   const start =
     "token" in from
@@ -47,26 +63,57 @@ export async function* catchUpChanges(o: CatchUpOptions): AsyncGenerator<ChangeS
       fullDocument: "updateLookup",
       fullDocumentBeforeChange: "whenAvailable",
       maxAwaitTimeMS: o.maxAwaitTimeMS ?? 200,
+      batchSize: GETMORE_BATCH,
     }),
   );
   const stop = () => void stream.close();
   o.signal.addEventListener("abort", stop, { once: true });
   let endToken: string | undefined;
+  /**
+   * The next tryNext, sent before the batch taken is yielded when the driver holds no more: its getMore
+   * then runs on the server while the caller maps and writes this batch. The same calls in the same order,
+   * one at a time, only earlier; a failure surfaces when it is awaited (and is ignored if nobody does).
+   */
+  let ahead: Promise<ChangeStreamDocument | null> | undefined;
   try {
     while (!o.signal.aborted) {
-      const change = await stream.tryNext();
+      let change = await (ahead ?? stream.tryNext());
+      ahead = undefined;
       if (change) {
-        const token = (change._id as ResumeToken)._data;
-        if (firstToken !== undefined && token < firstToken) continue;
-        // resumeAfter fails when its token is not in the history (280); a start at a cluster time does not, so
-        // check it here: the first change at or after the cursor's must be that very change.
-        if (firstToken !== undefined && endToken === undefined && token !== firstToken) {
-          throw new FlowsyncError("E_CURSOR_CHANGE_MISSING", `catch-up: the change of cursor token ${firstToken} is not in the history (found ${token} first)`);
+        const batch: ChangeStreamDocument[] = [];
+        for (;;) {
+          const token = (change._id as ResumeToken)._data;
+          if (firstToken === undefined || token >= firstToken) {
+            // resumeAfter fails when its token is not in the history (280); a start at a cluster time does not, so
+            // check it here: the first change at or after the cursor's must be that very change.
+            if (firstToken !== undefined && endToken === undefined && token !== firstToken) {
+              throw new FlowsyncError(
+                "E_CURSOR_CHANGE_MISSING",
+                `catch-up: the change of cursor token ${firstToken} is not in the history (found ${token} first)`,
+              );
+            }
+            if (token > o.lastToken) {
+              if (batch.length > 0) yield batch;
+              return endToken;
+            }
+            endToken = token;
+            batch.push(change);
+            if (token === o.lastToken) {
+              yield batch;
+              return endToken;
+            }
+          }
+          if (batch.length >= MAX_BATCH || o.signal.aborted) break;
+          if (stream.bufferedCount() === 0) {
+            ahead = stream.tryNext();
+            ahead.catch(squashError);
+            break;
+          }
+          const buffered = await stream.tryNext();
+          if (!buffered) break;
+          change = buffered;
         }
-        if (token > o.lastToken) return endToken;
-        endToken = token;
-        yield change;
-        if (token === o.lastToken) return endToken;
+        if (batch.length > 0) yield batch;
       } else {
         endToken = stream.resumeToken?._data ?? endToken;
         if (endToken !== undefined && endToken >= o.lastToken) return endToken;

@@ -45,6 +45,11 @@ export class ClosableChangeStream {
     return this.#stream.closed;
   }
 
+  /** How many changes the driver holds already: that many tryNext() calls need no round trip. */
+  bufferedCount(): number {
+    return this.#stream.bufferedCount();
+  }
+
   /** The next change, or null after an empty batch. One call at a time. */
   tryNext(): Promise<ChangeStreamDocument | null> {
     const next = this.#stream.tryNext();
