@@ -11,7 +11,8 @@
  *   100 events to 10,000 subscribers costs 10,000 queue writes, not a million,
  *   and memory grows with the backlog, not with subscribers × backlog. A
  *   subscriber that wants only some of the frames (`?types=`, paused for its
- *   backlog, or inside it) gets them one by one, as slices of the same Buffer.
+ *   backlog, or inside it) gets them one by one, as the frame strings the replay
+ *   buffer holds anyway: what it keeps is exactly what it counts against its limit.
  * - The fan-out runs ahead of the queues' wake-ups (`Schedule.first`): in a long
  *   sweep cut into slices, subscribers not reached yet find a new batch already
  *   queued behind the earlier one and write both at once. Everything that
@@ -240,7 +241,7 @@ export class FlowHub {
 
   /**
    * Writes the flow's pending batch to its subscribers: as one Buffer to each that takes it whole, frame
-   * by frame (slices of that Buffer) to the others.
+   * by frame to the others.
    */
   #fanOut(flowId: string): void {
     const batch = this.#pending.get(flowId);
@@ -254,7 +255,7 @@ export class FlowHub {
     const firstToken = tokens[0]!;
     const lastToken = tokens[count - 1]!;
     let whole = 0;
-    let slices: Buffer[] | undefined;
+    let sizes: number[] | undefined;
     let took: number[] | undefined;
     for (const subscriber of set) {
       if (subscriber.closed) {
@@ -270,11 +271,12 @@ export class FlowHub {
         }
         continue;
       }
-      slices ??= sliceFrames(joined, frames);
+      sizes ??= frames.map((frame) => Buffer.byteLength(frame));
       took ??= new Array<number>(count).fill(0);
       for (let i = 0; i < count; i++) {
-        const slice = slices[i]!;
-        subscriber.write(slice, tokens[i], slice.length, types[i]);
+        // The frame's own string (the replay buffer holds it already), not a slice of the batch: a slice
+        // would keep the whole batch alive for a subscriber that holds a few of its frames, unbounded by its limit.
+        subscriber.write(frames[i]!, tokens[i], sizes[i], types[i]);
         if (subscriber.closed) {
           this.#dropped++;
           this.#remove(flowId, subscriber);
@@ -326,14 +328,3 @@ export class FlowHub {
   }
 }
 
-/** Each frame's bytes within `joined` (the frames joined in order), without a copy. */
-function sliceFrames(joined: Buffer, frames: readonly string[]): Buffer[] {
-  const slices: Buffer[] = [];
-  let at = 0;
-  for (const frame of frames) {
-    const end = at + Buffer.byteLength(frame);
-    slices.push(joined.subarray(at, end));
-    at = end;
-  }
-  return slices;
-}

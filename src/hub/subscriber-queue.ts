@@ -250,7 +250,9 @@ export class SubscriberQueue implements Subscriber {
     }
     const mark = this.#backlogEnd;
     if (mark !== undefined) {
-      // Paused, the hub wrote frame by frame (writeBatch refuses): every entry is one frame with its token.
+      // Paused, the hub wrote frame by frame (writeBatch refuses): every entry is one frame with its token. An
+      // unpaused queue (no backlog: release(liveToken) right after open) may hold a batch entry, kept or dropped by
+      // its last token; it then holds frames published after it subscribed, none of which anything else delivered.
       const keep = this.#tokens.map((token) => token === undefined || comparePositions(token, mark) > 0);
       this.#chunks = this.#chunks.filter((_, i) => keep[i]);
       this.#tokens = this.#tokens.filter((_, i) => keep[i]);

@@ -13,6 +13,10 @@ class Recorder implements Subscriber {
   write(chunk: Chunk) {
     this.chunks.push(chunk);
   }
+  writeBatch(chunk: Buffer) {
+    this.chunks.push(chunk);
+    return true;
+  }
   close(reason: CloseReason) {
     this.closedWith = reason;
   }
@@ -132,7 +136,8 @@ describe("FlowHub", () => {
     others.forEach((s) => h.subscribe("quiet", s));
     for (let n = 1; n <= 10; n++) h.publish({ flowId: "busy", frame: `frame ${n}`, token: tok(n) });
     h.flush();
-    expect(mine.every((s) => s.chunks.length === 10)).toBe(true);
+    const all = Array.from({ length: 10 }, (_, i) => `frame ${i + 1}`).join("");
+    expect(mine.every((s) => s.chunks.length === 1 && text(s.chunks) === all)).toBe(true);
     expect(others.every((s) => s.chunks.length === 0)).toBe(true);
     expect(h.stats.delivered).toBe(5000);
   });
