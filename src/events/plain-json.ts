@@ -131,11 +131,17 @@ export function toPlainJson(value: unknown, depth = 0): Json {
   if (obj instanceof RegExp) return String(obj);
   if (obj instanceof Uint8Array) return base64(obj);
   if (isTagged(obj)) return convertTagged(obj, depth);
-  const entries: [string, Json][] = [];
-  for (const [key, item] of Object.entries(obj)) {
-    if (item !== undefined) entries.push([key, toPlainJson(item, depth + 1)]);
+  // Built in place rather than through Object.entries/fromEntries: this runs for every document of every
+  // change, and the intermediate pairs were most of its garbage.
+  const out: { [key: string]: Json } = {};
+  for (const key of Object.keys(obj)) {
+    const item = (obj as Record<string, unknown>)[key];
+    if (item === undefined) continue;
+    // An own "__proto__" key stays a plain property (as Object.fromEntries defines it), never the prototype.
+    if (key === "__proto__") Object.defineProperty(out, key, { value: toPlainJson(item, depth + 1), enumerable: true, writable: true, configurable: true });
+    else out[key] = toPlainJson(item, depth + 1);
   }
-  return Object.fromEntries(entries);
+  return out;
 }
 
 /** A document `_id` as the event's `id` string (see schemas.ts). */
