@@ -298,29 +298,110 @@ export class ChangeStreamReader {
 /**
  * The stages as one function of an event, compiled once: mingo compiles a pipeline each time it is
  * run (a Query per $match, each condition deep-cloned; the projections), which cost more than
- * evaluating it on one event. One lazy sequence over a source that holds at most the event being
- * evaluated: every stage allowed in a change stream maps or filters one document at a time, so the
- * sequence yields that event's result, or ends when a $match drops it. Stage state such as $$NOW is
- * then fixed for the cursor's life, as mongod fixes it for a change stream when the aggregate opens.
+ * evaluating it on one event. Stage state such as $$NOW is then fixed for the cursor's life, as
+ * mongod fixes it for a change stream when the aggregate opens.
+ *
+ * A `$unset` of plain paths is a part of its own, skipped for an event that holds none of them (most
+ * events of a stream that redacts private fields): mingo's $unset copies the event and walks every
+ * path even then, and the result is the event as it was.
  */
 function compilePipeline(stages: Document[]): (event: Document) => Document | undefined {
-  let pending: Document | undefined;
-  const source = (): { done: boolean; value: Document | undefined } => {
-    if (pending === undefined) return { done: true, value: undefined };
-    const value = pending;
-    pending = undefined;
-    return { done: false, value };
+  const parts: Array<{ run: (doc: unknown) => unknown; unset?: string[][] }> = [];
+  let run: Document[] = [];
+  const flush = () => {
+    if (run.length > 0) parts.push({ run: compileStages(run) });
+    run = [];
+  };
+  for (const stage of stages) {
+    const unset = unsetPaths(stage);
+    if (!unset) {
+      run.push(stage);
+      continue;
+    }
+    flush();
+    parts.push({ run: compileStages([stage]), unset });
+  }
+  flush();
+  return (event) => {
+    let doc: unknown = event;
+    for (const part of parts) {
+      if (part.unset && isPlain(doc) && !part.unset.some((path) => mayRemove(doc as Document, path))) continue;
+      doc = part.run(doc);
+      if (doc === DROPPED) return undefined;
+    }
+    return doc as Document | undefined;
+  };
+}
+
+/** A part's answer for an event one of its $match stages dropped. */
+const DROPPED = Symbol("dropped");
+
+/**
+ * One lazy sequence over a source that holds at most the document being evaluated: every stage
+ * allowed in a change stream maps or filters one document at a time, so the sequence yields that
+ * document's result (which a map may make undefined: it then flows on, as in one mingo run), or ends
+ * when a $match drops it.
+ */
+function compileStages(stages: Document[]): (doc: unknown) => unknown {
+  let pending: unknown;
+  let has = false;
+  const source = (): { done: boolean; value: unknown } => {
+    if (!has) return { done: true, value: undefined };
+    has = false;
+    return { done: false, value: pending };
   };
   const results = new Aggregator(stages).stream(source);
-  return (event) => {
-    pending = event;
+  return (doc) => {
+    pending = doc;
+    has = true;
     try {
       const step = results.next();
-      return step.done ? undefined : (step.value as Document | undefined);
+      return step.done ? DROPPED : step.value;
     } finally {
+      has = false;
       pending = undefined;
     }
   };
+}
+
+/**
+ * The paths of `{$unset: path | [paths]}` as segments, or undefined for a stage that is not one, or
+ * whose paths mingo might read otherwise than segment by segment (empty segments, `__proto__`).
+ */
+function unsetPaths(stage: Document): string[][] | undefined {
+  if (Object.keys(stage).length !== 1) return undefined;
+  const spec = stage.$unset as unknown;
+  const list = typeof spec === "string" ? [spec] : Array.isArray(spec) ? spec : undefined;
+  if (!list || list.length === 0) return undefined;
+  const paths: string[][] = [];
+  for (const path of list) {
+    if (typeof path !== "string") return undefined;
+    const segments = path.split(".");
+    if (segments.some((s) => s === "" || s === "__proto__")) return undefined;
+    paths.push(segments);
+  }
+  return paths;
+}
+
+function isPlain(value: unknown): value is Document {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+/**
+ * Whether removing `path` could change `doc`. mingo's walk stops at a missing or falsy value and
+ * deletes only an own key; an array or any other value on the way is left to mingo (true).
+ */
+function mayRemove(doc: Document, path: string[]): boolean {
+  let cur: Document = doc;
+  for (let k = 0; k < path.length - 1; k++) {
+    const next: unknown = cur[path[k]!];
+    if (!next) return false;
+    if (!isPlain(next)) return true;
+    cur = next;
+  }
+  return Object.hasOwn(cur, path[path.length - 1]!);
 }
 
 /** Whether a pipeline's output `_id` is still the event's resume token (valueKey only when it is not plainly so). */
