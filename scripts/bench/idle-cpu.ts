@@ -2,9 +2,12 @@
  * What an idle server costs: flowsync (built, defaults) and the floor (raw-server.ts) side by side on
  * ONE simulator, no subscriber, no write. Prints each process's CPU seconds over the window, the
  * ratio, and the machine's load average; with --count, what each one sent to MongoDB (commands per
- * name, bytes both ways), counted by a TCP proxy in this process.
+ * name, bytes both ways), counted by a TCP proxy in this process. With --subscribers N, both get N
+ * subscribers of one flow and --rate writes a second to it (the bench's hot-N loads, measured side by
+ * side over a longer window, after the warm-up of --settle): CPU per delivery of each.
  *
- *   npx tsx scripts/bench/idle-cpu.ts [--seconds 20] [--build] [--count] [--cpu-prof] [--env NAME=VALUE]…
+ *   npx tsx scripts/bench/idle-cpu.ts [--seconds 20] [--settle 5] [--subscribers N [--rate 10]] [--build] [--count]
+ *                                     [--cpu-prof] [--env NAME=VALUE]… [--dist DIR] [--node-arg=OPTION]…
  *
  * --build      rebuild artifacts/bench/dist first (as `npm run bench` does); done anyway when it is missing
  * --count      both servers reach the simulator through a counting proxy (`directConnection=true`: the
@@ -15,6 +18,7 @@
  * --node-arg   an extra node option for flowsync (e.g. --trace-gc), repeatable
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import http from "node:http";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -30,6 +34,8 @@ const { values: opts } = parseArgs({
   options: {
     seconds: { type: "string", default: "20" },
     settle: { type: "string", default: "5" },
+    subscribers: { type: "string", default: "0" },
+    rate: { type: "string", default: "10" },
     build: { type: "boolean", default: false },
     count: { type: "boolean", default: false },
     "cpu-prof": { type: "boolean", default: false },
@@ -40,7 +46,10 @@ const { values: opts } = parseArgs({
 });
 const seconds = Number(opts.seconds);
 const settle = Number(opts.settle);
+const subscribers = Number(opts.subscribers);
+const rate = subscribers > 0 ? Number(opts.rate) : 0;
 if (!(seconds > 0) || !(settle >= 0)) throw new Error("--seconds must be > 0 and --settle ≥ 0");
+if (!Number.isInteger(subscribers) || subscribers < 0 || !(rate >= 0)) throw new Error("--subscribers must be an integer ≥ 0 and --rate ≥ 0");
 const extraEnv = Object.fromEntries(
   opts.env.map((kv) => {
     const at = kv.indexOf("=");
@@ -156,6 +165,26 @@ function threadsUsed(a: ReturnType<typeof threads>, b: ReturnType<typeof threads
     .join(", ");
 }
 
+/** One SSE connection that counts the events (`data:` lines) it receives. */
+function subscribe(url: string, counter: { events: number }, open: http.ClientRequest[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { agent: false }, (res) => {
+      if (res.statusCode !== 200) return reject(new Error(`${url}: HTTP ${res.statusCode}`));
+      res.setEncoding("utf8");
+      let rest = "";
+      res.on("data", (chunk: string) => {
+        const lines = (rest + chunk).split("\n");
+        rest = lines.pop()!;
+        for (const line of lines) if (line.startsWith("data: ")) counter.events++;
+      });
+      res.on("error", () => {});
+      resolve();
+    });
+    req.on("error", reject);
+    open.push(req);
+  });
+}
+
 function load(): string {
   return os
     .loadavg()
@@ -215,6 +244,37 @@ async function main(): Promise<void> {
     });
     children.push(raw);
 
+    const received = { flowsync: { events: 0 }, raw: { events: 0 } };
+    const requests: http.ClientRequest[] = [];
+    const flowsyncUrl = (JSON.parse(flowsync.line) as { url: string }).url;
+    const rawUrl = raw.line.replace(/^raw listening /, "").trim();
+    for (let i = 0; i < subscribers; i++) {
+      await subscribe(`${flowsyncUrl}/api/creative-flowboard/subscribe/idle-hot`, received.flowsync, requests);
+      await subscribe(`${rawUrl}/subscribe/idle-hot`, received.raw, requests);
+    }
+    const writer = rate > 0 ? await new MongoClient(sim.line.trim()).connect() : undefined;
+    let seq = 0;
+    let stopping = false;
+    const writes =
+      writer &&
+      setInterval(() => {
+        seq++;
+        writer
+          .db(DB)
+          .collection("nodes")
+          .insertOne({
+            flowId: "idle-hot",
+            seq,
+            type: "llm",
+            position: { x: seq % 800, y: 40 },
+            data: { model: "small", prompt: "Summarize the previous node's output in one line." },
+          })
+          .catch((err: unknown) => {
+            // One still in flight when the writer closes is expected; any other failure is reported.
+            if (!stopping) console.error("write failed:", err);
+          });
+      }, 1000 / rate);
+
     // Start-up work (connecting, the first aggregate, JIT) is not idle cost.
     await sleep(settle * 1000);
     const loadBefore = load();
@@ -226,8 +286,10 @@ async function main(): Promise<void> {
     const ft0 = threads(flowsync.pid);
     const rt0 = threads(raw.pid);
     const t0 = snapshot(traffic);
+    const e0 = { flowsync: received.flowsync.events, raw: received.raw.events };
     const windowStart = performance.now();
     await sleep(seconds * 1000);
+    const e1 = { flowsync: received.flowsync.events, raw: received.raw.events };
     const f1 = usage(flowsync.pid);
     const r1 = usage(raw.pid);
     const s1 = usage(sim.pid);
@@ -240,11 +302,21 @@ async function main(): Promise<void> {
     const fs = f1.cpu - f0.cpu;
     const rs = r1.cpu - r0.cpu;
     const pct = (cpu: number) => `${((100 * cpu) / seconds).toFixed(2)} %`;
-    console.log(`idle ${seconds} s, no subscriber; load average before ${loadBefore}, after ${load()}`);
+    console.log(
+      `${subscribers > 0 ? `${subscribers} subscriber(s) of one flow, ${rate} writes/s,` : "idle, no subscriber,"} ${seconds} s after ${settle} s of warm-up; load average before ${loadBefore}, after ${load()}`,
+    );
     console.log(`flowsync  CPU ${fs.toFixed(2)} s (${pct(fs)} of a core), RSS ${(f1.rssKB / 1024).toFixed(0)} MB`);
     console.log(`raw floor CPU ${rs.toFixed(2)} s (${pct(rs)} of a core), RSS ${(r1.rssKB / 1024).toFixed(0)} MB`);
     const woke = (a: ReturnType<typeof wakeups>, b: ReturnType<typeof wakeups>) =>
       `main thread woken ${((b.switches - a.switches) / seconds).toFixed(1)}/s, user ${(b.user - a.user).toFixed(2)} s + system ${(b.system - a.system).toFixed(2)} s`;
+    if (subscribers > 0) {
+      const df = e1.flowsync - e0.flowsync;
+      const dr = e1.raw - e0.raw;
+      const per = (cpu: number, n: number) => (n > 0 ? ((cpu * 1e6) / n).toFixed(0) : "–");
+      console.log(
+        `per delivery: flowsync ${per(fs, df)} µs (${df} deliveries), floor ${per(rs, dr)} µs (${dr}); ratio ${df > 0 && dr > 0 && rs > 0 ? (fs / df / (rs / dr)).toFixed(2) : "–"}×`,
+      );
+    }
     console.log(`flowsync  ${woke(fw0, fw1)}`);
     console.log(`raw floor ${woke(rw0, rw1)}`);
     console.log(`flowsync  threads: ${threadsUsed(ft0, ft1)}`);
@@ -264,6 +336,10 @@ async function main(): Promise<void> {
         );
       }
     }
+    clearInterval(writes);
+    stopping = true;
+    for (const req of requests) req.destroy();
+    await writer?.close();
     await flowsync.stop();
     await raw.stop();
     if (opts["cpu-prof"]) {
