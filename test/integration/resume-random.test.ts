@@ -183,7 +183,10 @@ async function embeddedScenario(replayBufferSize: number, seed: number) {
     // Mostly right after an event that is not the last of its change (its cursor is a sub-position).
     const inner = got.flatMap((g, i) => (/-\d+-\d+-\d+$/.test(g.id) ? [i + 1] : []));
     const cut = rand();
-    const keep = final || got.length === 0 || cut >= 0.6 ? got.length : inner.length > 0 && cut < 0.4 ? inner[int(inner.length)]! : int(got.length + 1);
+    const cutAt = final || got.length === 0 || cut >= 0.6 ? got.length : inner.length > 0 && cut < 0.4 ? inner[int(inner.length)]! : int(got.length + 1);
+    // A client that kept nothing yet has no cursor: it would reconnect "live from now" and rightly miss what came
+    // meanwhile. It keeps at least its first event, so that every reconnect is a resume.
+    const keep = received.length === 0 ? Math.max(cutAt, Math.min(1, got.length)) : cutAt;
     received.push(...got.slice(0, keep));
     const last = received[received.length - 1];
     if (last) lastId = last.id;
@@ -195,6 +198,8 @@ async function embeddedScenario(replayBufferSize: number, seed: number) {
     let n = 0;
     const node = () => ({ id: `n${++n}`, position: { x: int(800), y: int(600) }, credentials: { apiKey: "S3CRET" } });
     await wf.insertOne({ _id: flowId, name: "r", nodes: [node(), node(), node()], edges: [] });
+    // The same reason: the first disconnect must come after the resumer has a cursor.
+    await current!.until((c) => c.events().length > 0, 20_000, "the resumer's first event");
     for (let round = 0; round < 80; round++) {
       const doc = (await wf.findOne({ _id: flowId }))!;
       const ids = (doc.nodes as Array<{ id: string }>).map((x) => x.id);
