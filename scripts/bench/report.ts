@@ -32,6 +32,8 @@ export interface Run {
   backendCpuPct?: number;
   loadCpuPct?: number;
   serverCpuUsPerDelivery?: number;
+  /** Bytes the subscribers read per event (frames, heartbeats, chunk framing), from the load generator's count. */
+  bytesPerDelivery?: number;
   otherCpuPct?: number;
   rssKB?: number;
   peakRssKB?: number;
@@ -176,7 +178,7 @@ ${ratios(r, "hot20").join("\n")}
 
 ${fanOutTable([...runs("trickle-max"), ...runs("burst")])}
 
-- *trickle*: ${trickle ? `${int(trickle.rate)} single inserts/s for ${trickle.written ? (trickle.written / trickle.rate).toFixed(0) : "?"} s` : "not run"}; *burst*: ${burst ? `${burst.batch}-document \`insertMany\` batches, ${burst.rate}/s` : "not run"}. deliveries/s = events counted by all connections ÷ (last write → last delivery).
+- *trickle*: ${trickle ? `${int(trickle.rate)} single inserts/s for ${trickle.written ? (trickle.written / trickle.rate).toFixed(0) : "?"} s` : "not run"}; *burst*: ${burst ? `${burst.batch}-document \`insertMany\` batches, ${burst.rate}/s` : "not run"}. deliveries/s = events counted by all connections ÷ (last write → last delivery).${bytesLine([...runs("trickle-max"), ...runs("burst")])}
 
 ## Idle subscribers and memory
 
@@ -287,4 +289,10 @@ function targetRows(r: Results): Target[] {
     ]);
   }
   return rows;
+}
+
+/** Bytes read per delivery in each run that measured them (the load generator parses every byte). */
+function bytesLine(list: Run[]): string {
+  const parts = list.filter((x) => x.bytesPerDelivery !== undefined).map((x) => `${x.design} ${x.kind} ${Math.round(x.bytesPerDelivery!)} B`);
+  return parts.length > 0 ? ` Bytes the subscribers read per delivery (chunk framing and heartbeats included): ${parts.join(", ")}.` : "";
 }

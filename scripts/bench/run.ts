@@ -321,15 +321,18 @@ async function fanOut(backend: Backend, server: Server, load: Load): Promise<Run
   const l0 = opened.used.map((w) => usage(w.proc.pid!));
   const self0 = process.cpuUsage();
   const busy0 = machineBusy();
+  const bytes0 = (await Promise.all(opened.used.map((w) => w.stats()))).reduce((n, s) => n + s.bytes, 0);
   const tStart = now();
   const { written, expected, writeMs } = await write(backend, load, flowIds);
   // Drain: until every delivery arrived, or DRAIN_MS after the last write.
   let delivered = 0;
+  let bytes = 0;
   let tEnd = now();
   const deadline = now() + (load.drainMs ?? DRAIN_MS);
   for (;;) {
     const stats = await Promise.all(opened.used.map((w) => w.stats()));
     delivered = stats.reduce((n, s) => n + s.events, 0);
+    bytes = stats.reduce((n, s) => n + s.bytes, 0) - bytes0;
     tEnd = now();
     if (delivered >= expected || tEnd > deadline) break;
     await sleep(50);
@@ -359,6 +362,8 @@ async function fanOut(backend: Backend, server: Server, load: Load): Promise<Run
     writeMs,
     seconds,
     deliveriesPerSec: delivered / seconds,
+    // What the subscribers had to read per event: their side of the machine's work grows with it.
+    bytesPerDelivery: delivered > 0 ? bytes / delivered : undefined,
     e2e: { p50: percentile(e2e, 50), p99: percentile(e2e, 99), max: e2e.at(-1) ?? Number.NaN, n: e2e.length },
     added: { p50: percentile(added, 50), p99: percentile(added, 99), max: added.at(-1) ?? Number.NaN, n: added.length },
     serverCpuPct: ((u1.cpu - u0.cpu) / seconds) * 100,
