@@ -112,4 +112,30 @@ describe("change stream pipelines", () => {
       72,
     );
   });
+
+  it("$$NOW is the time the stream opened, the same in every stage and every event; a $match outside $expr compares the plain string", async () => {
+    const c = fresh();
+    const opened = Date.now();
+    const stream = await openStream(c, [
+      { $match: { $and: [{ $expr: { $lte: ["$$NOW", "$$NOW"] } }, { $or: [{ "fullDocument.s": "$$NOW" }, { "fullDocument._id": 2 }] }] } },
+      { $project: { _id: 1, fullDocument: 1, p: "$$NOW", lit: { $literal: "$$NOW" } } },
+      { $addFields: { a: "$$NOW" } },
+    ]);
+    await c.insertOne({ _id: 1, s: "$$NOW" });
+    await c.insertOne({ _id: 3, s: "x" });
+    const [first] = await nextEvents(stream, 1);
+    await new Promise((r) => setTimeout(r, 20)); // the clock moves on between the two events
+    await c.insertOne({ _id: 2 });
+    const [second] = await nextEvents(stream, 1);
+    for (const e of [first!, second!]) {
+      expect(e.p).toBeInstanceOf(Date);
+      expect(e.a).toEqual(e.p);
+      expect(e.lit).toBe("$$NOW");
+    }
+    expect(second!.p).toEqual(first!.p);
+    expect((first!.p as Date).getTime()).toBeGreaterThanOrEqual(opened - 1000);
+    expect(first!.fullDocument).toEqual({ _id: 1, s: "$$NOW" });
+    expect(second!.fullDocument).toEqual({ _id: 2 });
+    await stream.close();
+  });
 });

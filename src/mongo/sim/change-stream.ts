@@ -94,7 +94,8 @@ export class ChangeStreamReader {
     private readonly store: Store,
   ) {
     this.position = start;
-    this.stages = stages;
+    // $$NOW is the time the aggregate opened, for every event and every stage (see withNow).
+    this.stages = withNow(stages, new Date());
     if (decodeToken({ _data: start })?.kind === "event") this.mustFind = start;
   }
 
@@ -298,8 +299,8 @@ export class ChangeStreamReader {
 /**
  * The stages as one function of an event, compiled once: mingo compiles a pipeline each time it is
  * run (a Query per $match, each condition deep-cloned; the projections), which cost more than
- * evaluating it on one event. Stage state such as $$NOW is then fixed for the cursor's life, as
- * mongod fixes it for a change stream when the aggregate opens.
+ * evaluating it on one event. $$NOW is not left to mingo (its stages would read the clock at different
+ * moments, some once per cursor, some per event): the reader replaced it by the opening time (withNow).
  *
  * A `$unset` of plain paths is a part of its own, skipped for an event that holds none of them (most
  * events of a stream that redacts private fields): mingo's $unset copies the event and walks every
@@ -331,6 +332,37 @@ function compilePipeline(stages: Document[]): (event: Document) => Document | un
     }
     return doc as Document | undefined;
   };
+}
+
+/**
+ * The stages with every `$$NOW` in an expression replaced by `now` as a literal: mongod sets NOW once
+ * when the aggregate runs, the same in all stages and, for a change stream, for every event of the
+ * cursor. Only expressions: a `$match` outside `$expr` compares with "$$NOW" as a plain string, and a
+ * `$literal` is left as written.
+ */
+function withNow(stages: Document[], now: Date): Document[] {
+  const replace = (value: unknown): unknown => {
+    if (value === "$$NOW") return { $literal: now };
+    if (Array.isArray(value)) return value.map(replace);
+    if (value === null || typeof value !== "object" || Object.getPrototypeOf(value) !== Object.prototype) return value;
+    const out: Document = {};
+    for (const [key, inner] of Object.entries(value)) out[key] = key === "$literal" ? inner : replace(inner);
+    return out;
+  };
+  const inMatch = (query: unknown): unknown => {
+    if (Array.isArray(query)) return query.map(inMatch);
+    if (query === null || typeof query !== "object" || Object.getPrototypeOf(query) !== Object.prototype) return query;
+    const out: Document = {};
+    for (const [key, inner] of Object.entries(query))
+      out[key] = key === "$expr" ? replace(inner) : key === "$and" || key === "$or" || key === "$nor" ? inMatch(inner) : inner;
+    return out;
+  };
+  if (!JSON.stringify(stages).includes("$$NOW")) return stages;
+  return stages.map((stage) => {
+    const [name] = Object.keys(stage);
+    if (name === undefined) return stage;
+    return { [name]: name === "$match" ? inMatch(stage[name]) : replace(stage[name]) };
+  });
 }
 
 /** A part's answer for an event one of its $match stages dropped. */
