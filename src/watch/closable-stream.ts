@@ -9,7 +9,16 @@
  * A subscriber leaving mid catch-up, or a shutdown while the watcher (re)opens,
  * does exactly that. So `close()` first lets an opening aggregate settle (a
  * change-stream aggregate answers at once, it never waits for changes), then
- * closes. A getMore in flight needs no such care: `killCursors` interrupts it.
+ * closes.
+ *
+ * A getMore in flight is let settle too (it answers within maxAwaitTimeMS). A
+ * close during it sends `killCursors` on another pooled connection, and when the
+ * getMore's reply comes in while that connection is still being checked out or
+ * established, the driver's cursor, seeing itself closed, ends its implicit
+ * session first: `killCursors` then fails client-side ("expired session"),
+ * silently, and the server cursor stays. A subscriber leaving right after the
+ * last batch of its catch-up (the next getMore is already sent, see catch-up.ts)
+ * or a shutdown (the watcher always has a getMore out) hits it under load.
  */
 import type { ChangeStream, ChangeStreamDocument } from "mongodb";
 import type { ResumeToken } from "../token";
@@ -22,6 +31,8 @@ export class ClosableChangeStream {
   readonly #stream: ChangeStream;
   /** The first tryNext (it sends the aggregate): how the aggregate answered, once it settles. */
   #opening: Promise<Opened> | undefined;
+  /** The last tryNext, settled either way: close() waits for it (see above). */
+  #inFlight: Promise<unknown> | undefined;
   #closed: Promise<void> | undefined;
   /** Resolves when the aggregate answered with an empty first batch (the driver then emits its postBatchResumeToken). */
   readonly #emptyFirstBatch: Promise<Opened>;
@@ -42,7 +53,7 @@ export class ClosableChangeStream {
    * (then tryNext() returns null at once, forever: a loop on it would spin).
    */
   get closed(): boolean {
-    return this.#stream.closed;
+    return this.#closed !== undefined || this.#stream.closed;
   }
 
   /** How many changes the driver holds already: that many tryNext() calls need no round trip. */
@@ -50,9 +61,12 @@ export class ClosableChangeStream {
     return this.#stream.bufferedCount();
   }
 
-  /** The next change, or null after an empty batch. One call at a time. */
+  /** The next change, or null after an empty batch; null at once after close(). One call at a time. */
   tryNext(): Promise<ChangeStreamDocument | null> {
+    // A getMore sent once close() waits would be in flight when it closes.
+    if (this.#closed) return Promise.resolve(null);
     const next = this.#stream.tryNext();
+    this.#inFlight = next.then(squashError, squashError);
     this.#opening ??= next.then(
       (change): Opened => (change ? "changes" : "empty"),
       (): Opened => "failed",
@@ -71,13 +85,14 @@ export class ClosableChangeStream {
   }
 
   /**
-   * Idempotent; resolves once the server cursor is released. Never throws.
+   * Idempotent; resolves once the server cursor is released, after the tryNext in
+   * flight (if any) has answered. Never throws.
    * One driver close only: a second, concurrent one ends the session under the
    * first one's killCursors, which then silently does not happen.
    */
   close(): Promise<void> {
     this.#closed ??= (async () => {
-      await this.#opening;
+      await this.#inFlight;
       await this.#stream.close().catch(squashError);
     })();
     return this.#closed;
