@@ -27,6 +27,13 @@ import { FlowsyncError, squashError } from "../errors";
 /** How the opening aggregate answered: with an empty first batch, with changes, or not at all. */
 export type Opened = "empty" | "changes" | "failed";
 
+/**
+ * A getMore answers within its maxAwaitTimeMS (1 s at most here) unless the connection hangs: a
+ * black-holed socket would otherwise hold close(), and with it a shutdown, for good. Past this, close()
+ * sends killCursors regardless (the race above then may leave the cursor to the server's timeout).
+ */
+const SETTLE_MS = 5_000;
+
 export class ClosableChangeStream {
   readonly #stream: ChangeStream;
   /** The first tryNext (it sends the aggregate): how the aggregate answered, once it settles. */
@@ -37,8 +44,12 @@ export class ClosableChangeStream {
   /** Resolves when the aggregate answered with an empty first batch (the driver then emits its postBatchResumeToken). */
   readonly #emptyFirstBatch: Promise<Opened>;
 
-  constructor(stream: ChangeStream) {
+  readonly #settleMs: number;
+
+  /** `settleMs`: how long close() waits for a tryNext in flight before it closes anyway (see close). */
+  constructor(stream: ChangeStream, { settleMs = SETTLE_MS }: { settleMs?: number } = {}) {
     this.#stream = stream;
+    this.#settleMs = settleMs;
     // The first such event is the aggregate's: a startAfter/resumeAfter token is set before we can listen.
     this.#emptyFirstBatch = new Promise((resolve) => stream.once("resumeTokenChanged", () => resolve("empty")));
   }
@@ -92,7 +103,13 @@ export class ClosableChangeStream {
    */
   close(): Promise<void> {
     this.#closed ??= (async () => {
-      await this.#inFlight;
+      let timer: NodeJS.Timeout | undefined;
+      const settled = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, this.#settleMs);
+        timer.unref();
+      });
+      await Promise.race([this.#inFlight, settled]);
+      clearTimeout(timer);
       await this.#stream.close().catch(squashError);
     })();
     return this.#closed;
