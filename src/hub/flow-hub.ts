@@ -27,7 +27,7 @@
  * (in practice a SubscriberQueue owned by one SSE connection).
  */
 import type { ReplayBuffer, ReplayEntry } from "./replay-buffer";
-import { checkPhaseScheduler, type Chunk, type CloseReason, type Schedule, type Subscriber } from "./subscriber-queue";
+import { checkPhaseScheduler, type CloseReason, type Schedule, type Subscriber } from "./subscriber-queue";
 
 /** A batch stops growing at this many frames (a long burst is then several shared batches). */
 const BATCH_MAX_FRAMES = 512;
@@ -262,7 +262,7 @@ export class FlowHub {
         this.#remove(flowId, subscriber);
         continue;
       }
-      if (subscriber.writeBatch?.(joined, joined.length, count, firstToken, lastToken)) {
+      if (subscriber.writeBatch?.(joined, count, firstToken, lastToken)) {
         if (subscriber.closed) {
           this.#dropped++;
           this.#remove(flowId, subscriber);
@@ -295,8 +295,8 @@ export class FlowHub {
   }
 
   /** Writes one frame to each open subscriber of the set; returns how many took it. */
-  #writeEach(flowId: string, set: Set<Subscriber>, frame: Chunk, token: string | undefined, type: string | undefined): number {
-    const bytes = typeof frame === "string" ? Buffer.byteLength(frame) : frame.length;
+  #writeEach(flowId: string, set: Set<Subscriber>, frame: string, token: string | undefined, type: string | undefined): number {
+    const bytes = Buffer.byteLength(frame);
     let delivered = 0;
     // Deleting the current element while iterating a Set is safe in JS.
     for (const subscriber of set) {

@@ -42,11 +42,11 @@ export interface Subscriber {
   write(chunk: Chunk, token?: string, bytes?: number, type?: string): void;
   /**
    * Queues consecutive frames of one flow as ONE shared Buffer (`count` frames from `firstToken` to
-   * `lastToken`, `bytes` long), if this subscriber wants every one of them as they are; returns false,
+   * `lastToken`), if this subscriber wants every one of them as they are; returns false,
    * having changed nothing, when the hub must write them one by one instead. Optional: without it the
    * hub always writes frame by frame.
    */
-  writeBatch?(chunk: Buffer, bytes: number, count: number, firstToken: string, lastToken: string): boolean;
+  writeBatch?(chunk: Buffer, count: number, firstToken: string, lastToken: string): boolean;
   close(reason: CloseReason): void;
   readonly closed: boolean;
 }
@@ -194,13 +194,13 @@ export class SubscriberQueue implements Subscriber {
     this.#push(chunk, token, bytes);
   }
 
-  writeBatch(chunk: Buffer, bytes: number, count: number, firstToken: string, lastToken: string): boolean {
+  writeBatch(chunk: Buffer, count: number, firstToken: string, lastToken: string): boolean {
     if (this.closed) return true;
     if (this.#types !== undefined || this.#paused) return false;
     if (this.#backlogEnd !== undefined && comparePositions(firstToken, this.#backlogEnd) <= 0) return false;
     // One by one, the first frame would be taken and the rest would overflow: keep that outcome.
-    if (count > 1 && this.#chunks.length === 0 && bytes > this.maxBytes) return false;
-    this.#push(chunk, lastToken, bytes);
+    if (count > 1 && this.#chunks.length === 0 && chunk.length > this.maxBytes) return false;
+    this.#push(chunk, lastToken, chunk.length);
     return true;
   }
 
