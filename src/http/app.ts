@@ -160,15 +160,12 @@ export function createApp(o: AppOptions): Koa {
   // The inspector page at `/` (src/http/inspector.ts).
   mountInspector(router, { basePath: o.basePath, logger: o.logger });
 
-  const errors = errorsAsJson(o.logger);
-  const corsOrigins = o.corsOrigins && o.corsOrigins.length > 0 ? cors(o.corsOrigins) : undefined;
-  // The stream route's own path (LeanStreamsApp): the middleware below, in this order, then the route.
-  const stream = (ctx: Koa.Context, flowId: string) =>
-    errors(ctx, () => wellEncoded(ctx, () => (corsOrigins ? corsOrigins(ctx, () => subscribe(ctx, flowId)) : subscribe(ctx, flowId))));
+  // Ahead of every route, in this order; the stream route's own path (LeanStreamsApp) runs the same list, then the route.
+  const front: Koa.Middleware[] = [errorsAsJson(o.logger), wellEncoded];
+  if (o.corsOrigins && o.corsOrigins.length > 0) front.push(cors(o.corsOrigins));
+  const stream = (ctx: Koa.Context, flowId: string) => inOrder(front, ctx, () => subscribe(ctx, flowId));
   const app = new LeanStreamsApp(o.trustProxy ?? false, `${o.basePath}/subscribe/`, stream);
-  app.use(errors);
-  app.use(wellEncoded);
-  if (corsOrigins) app.use(corsOrigins);
+  for (const middleware of front) app.use(middleware);
   app.use(router.routes());
   app.use(router.allowedMethods({ throw: false }));
   app.use((ctx) => {
@@ -259,6 +256,16 @@ function endOf(ends: Ends): () => void {
     ends.leave?.();
     ends.release?.();
   };
+}
+
+/** Runs `middleware` on `ctx` as Koa would (each one's `next` is the rest), then `last`. */
+async function inOrder(middleware: readonly Koa.Middleware[], ctx: Koa.Context, last: () => Promise<void>): Promise<void> {
+  const step = async (i: number): Promise<void> => {
+    const m = middleware[i];
+    if (m === undefined) return last();
+    await m(ctx, () => step(i + 1));
+  };
+  return step(0);
 }
 
 /** The router would quietly keep a badly escaped segment as it is ("%ZZ" as a flowId). */
