@@ -278,26 +278,22 @@ async function main(): Promise<void> {
     // Start-up work (connecting, the first aggregate, JIT) is not idle cost.
     await sleep(settle * 1000);
     const loadBefore = load();
-    const f0 = usage(flowsync.pid);
-    const r0 = usage(raw.pid);
-    const s0 = usage(sim.pid);
-    const fw0 = wakeups(flowsync.pid);
-    const rw0 = wakeups(raw.pid);
-    const ft0 = threads(flowsync.pid);
-    const rt0 = threads(raw.pid);
-    const t0 = snapshot(traffic);
-    const e0 = { flowsync: received.flowsync.events, raw: received.raw.events };
+    // Everything read at both ends of the window, the same way.
+    const readings = () => ({
+      f: usage(flowsync.pid),
+      r: usage(raw.pid),
+      s: usage(sim.pid),
+      fw: wakeups(flowsync.pid),
+      rw: wakeups(raw.pid),
+      ft: threads(flowsync.pid),
+      rt: threads(raw.pid),
+      t: snapshot(traffic),
+      e: { flowsync: received.flowsync.events, raw: received.raw.events },
+    });
+    const { f: f0, r: r0, s: s0, fw: fw0, rw: rw0, ft: ft0, rt: rt0, t: t0, e: e0 } = readings();
     const windowStart = performance.now();
     await sleep(seconds * 1000);
-    const e1 = { flowsync: received.flowsync.events, raw: received.raw.events };
-    const f1 = usage(flowsync.pid);
-    const r1 = usage(raw.pid);
-    const s1 = usage(sim.pid);
-    const fw1 = wakeups(flowsync.pid);
-    const rw1 = wakeups(raw.pid);
-    const ft1 = threads(flowsync.pid);
-    const rt1 = threads(raw.pid);
-    const t1 = snapshot(traffic);
+    const { f: f1, r: r1, s: s1, fw: fw1, rw: rw1, ft: ft1, rt: rt1, t: t1, e: e1 } = readings();
 
     const fs = f1.cpu - f0.cpu;
     const rs = r1.cpu - r0.cpu;
